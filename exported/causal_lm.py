@@ -1,0 +1,109 @@
+"""Causal LM generation over an exported decoder with KV cache (optimum's text-generation-with-past layout)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import onnxruntime as ort
+
+from .generation import CancelToken, Generation, GenerationConfig, RowDecoder, StopWatch, choose_tokens
+from .model_files import ModelFiles
+from .sessions import RuntimeOptions
+
+Past = list  # list of np.ndarray or ort.OrtValue, in the session's past_key_values input order
+
+
+class CausalLM:
+    def __init__(self, directory: str | Path, options: RuntimeOptions | None = None, verify: bool = True):
+        self.files = ModelFiles(directory, "causal-lm", options, verify)
+        self.manifest = self.files.manifest
+        self.tokenizer = self.files.tokenizer
+        self.session = self.files.sessions["decoder"]
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        self.past_names = [n for n in inputs if n.startswith("past_key_values.")]
+        self.present_names = ["present" + n[len("past_key_values") :] for n in self.past_names]
+        self.output_names = ["logits", *self.present_names]
+        shape = inputs[self.past_names[0]].shape  # [batch, kv_heads, past_len, head_dim]
+        self.kv_heads, self.head_dim = int(shape[1]), int(shape[3])
+        self.has_position_ids = "position_ids" in inputs
+        self.eos_ids = {i for i in [self.manifest.token_id("eos")] if i is not None}
+        pad = self.manifest.token_id("pad")
+        self.pad_id = pad if pad is not None else (self.manifest.token_id("eos") or 0)
+        self.device = "cuda" if self.files.on_cuda else "cpu"
+
+    @property
+    def providers(self) -> list[str]:
+        return self.files.providers
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text).ids
+
+    def empty_past(self, batch: int) -> Past:
+        return [np.zeros((batch, self.kv_heads, 0, self.head_dim), np.float32) for _ in self.past_names]
+
+    def forward(
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, position_ids: np.ndarray, past: Past
+    ) -> tuple[np.ndarray, Past]:
+        """One decoder call: logits [batch, seq, vocab] and the new past (present) key/values."""
+        feed: dict[str, object] = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if self.has_position_ids:
+            feed["position_ids"] = position_ids
+        feed.update(zip(self.past_names, past))
+        if not self.files.io_binding:
+            outs = self.session.run(self.output_names, feed)
+            return outs[0], outs[1:]
+        # IO binding: key/values stay on the device between steps; only logits come back to the host.
+        binding = self.session.io_binding()
+        for name, value in feed.items():
+            if isinstance(value, ort.OrtValue):
+                binding.bind_ortvalue_input(name, value)
+            else:
+                binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        binding.bind_output("logits", "cpu")
+        for name in self.present_names:
+            binding.bind_output(name, self.device)
+        self.session.run_with_iobinding(binding)
+        outs = binding.get_outputs()
+        return outs[0].numpy(), list(outs[1:])
+
+    def generate(
+        self, prompts: str | Sequence[str], config: GenerationConfig | None = None, cancel: CancelToken | None = None
+    ) -> list[Generation]:
+        """Complete each prompt; prompts of different lengths run as one left-padded batch."""
+        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        return self.generate_ids([self.encode(p) for p in prompts], config, cancel)
+
+    def generate_ids(
+        self, prompts: Sequence[Sequence[int]], config: GenerationConfig | None = None, cancel: CancelToken | None = None
+    ) -> list[Generation]:
+        config = config or GenerationConfig()
+        watch = StopWatch(config, cancel)
+        rows = [RowDecoder(self.tokenizer, len(p), config, self.eos_ids) for p in prompts]
+        if config.max_new_tokens <= 0 or not prompts:
+            return [r.result(0.0, "length") for r in rows]
+        if reason := watch.interrupted():
+            return [r.result(watch.elapsed(), reason) for r in rows]
+        width = max(len(p) for p in prompts)
+        ids = np.full((len(prompts), width), self.pad_id, np.int64)
+        mask = np.zeros((len(prompts), width), np.int64)
+        for i, p in enumerate(prompts):
+            if len(p):
+                ids[i, width - len(p) :] = p
+                mask[i, width - len(p) :] = 1
+        positions = np.maximum(mask.cumsum(axis=1) - 1, 0)
+        rng = np.random.default_rng(config.seed)
+        logits, past = self.forward(ids, mask, positions, self.empty_past(len(prompts)))
+        reason = None
+        while True:
+            tokens = choose_tokens(logits[:, -1, :], config, rng)
+            for row, token in zip(rows, tokens):
+                row.push(int(token), watch.elapsed())
+            if all(r.done for r in rows) or (reason := watch.interrupted()):
+                break
+            tokens = np.where([r.done for r in rows], self.pad_id, tokens)
+            mask = np.concatenate([mask, np.ones((len(rows), 1), np.int64)], axis=1)
+            positions = positions[:, -1:] + 1
+            logits, past = self.forward(tokens[:, None].astype(np.int64), mask, positions, past)
+        total = watch.elapsed()
+        return [r.result(total, reason) for r in rows]

@@ -1,0 +1,60 @@
+"""Sentence/code embeddings from an exported encoder whose graph already pools and L2-normalises."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .model_files import ModelFiles
+from .sessions import RuntimeOptions
+
+
+class Embedder:
+    def __init__(self, directory: str | Path, options: RuntimeOptions | None = None, verify: bool = True):
+        self.files = ModelFiles(directory, "embedding", options, verify)
+        self.manifest = self.files.manifest
+        self.tokenizer = self.files.tokenizer
+        self.session = self.files.sessions["encoder"]
+        self.input_names = {i.name for i in self.session.get_inputs()}
+        self.dim = int(self.manifest.config["dim"])
+        self.max_length = self.manifest.max_length
+        pad = self.manifest.token_id("pad")
+        self.pad_id = pad if pad is not None else 0
+
+    @property
+    def providers(self) -> list[str]:
+        return self.files.providers
+
+    def embed(
+        self,
+        texts: Sequence[str],
+        batch_size: int = 32,
+        max_length: int | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """[len(texts), dim] float32, unit length. Texts longer than max_length tokens are truncated.
+
+        Texts are sorted by token length before batching so each batch pads little (the order of the
+        result is the order of `texts`)."""
+        limit = min(max_length or self.max_length, self.max_length)
+        # The tokenizer truncates before adding special tokens, so a cut input still ends the way the model expects.
+        self.tokenizer.enable_truncation(limit)
+        encs = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+        out = np.zeros((len(encs), self.dim), np.float32)
+        order = np.argsort([len(e) for e in encs], kind="stable")
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            width = max(1, max(len(encs[i]) for i in idx))
+            ids = np.full((len(idx), width), self.pad_id, np.int64)
+            mask = np.zeros((len(idx), width), np.int64)
+            for row, i in enumerate(idx):
+                ids[row, : len(encs[i])] = encs[i]
+                mask[row, : len(encs[i])] = 1
+            feed = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self.input_names:
+                feed["token_type_ids"] = np.zeros_like(ids)
+            out[idx] = self.session.run(["embedding"], feed)[0]
+            if progress:
+                progress(len(idx))
+        return out

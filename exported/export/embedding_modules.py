@@ -1,0 +1,101 @@
+"""Embedding models as single torch modules whose output is the final unit-length vector, ready for ONNX."""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ExportError
+
+
+class SentenceEmbedder(nn.Module):
+    """sentence-transformers BERT-style model: encoder -> mean (or CLS) pooling -> L2 normalise."""
+
+    def __init__(self, encoder: nn.Module, pooling: str = "mean"):
+        super().__init__()
+        self.encoder = encoder
+        self.pooling = pooling
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        h = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)[0]
+        if self.pooling == "cls":
+            pooled = h[:, 0]
+        else:
+            m = attention_mask.unsqueeze(-1).to(h.dtype)
+            pooled = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
+        return F.normalize(pooled, p=2, dim=-1)
+
+
+class CodeT5pEmbedder(nn.Module):
+    """The codet5p-110m-embedding architecture (its hub repo ships it as custom code): a T5 encoder, the first
+    token's hidden state, Linear(d_model -> embed_dim), L2 normalise. Parameter names match the checkpoint."""
+
+    def __init__(self, config):
+        super().__init__()
+        from transformers.models.t5.modeling_t5 import T5Stack
+
+        self.shared = nn.Embedding(config.vocab_size, config.d_model)
+        enc_config = copy.deepcopy(config)
+        enc_config.use_cache = False
+        enc_config.is_encoder_decoder = False
+        enc_config.is_decoder = False
+        self.encoder = T5Stack(enc_config, self.shared)
+        self.proj = nn.Linear(config.d_model, config.embed_dim)
+
+    def forward(self, input_ids, attention_mask):
+        h = self.encoder(input_ids=input_ids, attention_mask=attention_mask, return_dict=True).last_hidden_state
+        return F.normalize(self.proj(h[:, 0, :]), p=2, dim=-1)
+
+
+def is_codet5p_embedding(config: dict) -> bool:
+    return config.get("model_type") == "codet5p_embedding" or "CodeT5pEmbeddingModel" in config.get(
+        "architectures", []
+    )
+
+
+def load_codet5p_embedding(src: Path, config: dict) -> CodeT5pEmbedder:
+    from transformers import T5Config
+
+    fields = {k: v for k, v in config.items() if k not in ("model_type", "architectures", "auto_map")}
+    t5 = T5Config(**fields)
+    t5.embed_dim = int(config.get("embed_dim", 256))
+    model = CodeT5pEmbedder(t5)
+    state = load_state_dict(src)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if k != "encoder.embed_tokens.weight"]  # tied to shared.weight
+    if missing or unexpected:
+        raise ExportError(f"{src} does not match the codet5p embedding architecture: missing {missing[:5]}, "
+                          f"unexpected {unexpected[:5]}")
+    return model.eval()
+
+
+def load_sentence_embedder(src: Path) -> SentenceEmbedder:
+    from transformers import AutoModel
+
+    pooling = "mean"
+    pool_cfg = src / "1_Pooling" / "config.json"
+    if pool_cfg.is_file():
+        cfg = json.loads(pool_cfg.read_text())
+        if cfg.get("pooling_mode_cls_token") and not cfg.get("pooling_mode_mean_tokens"):
+            pooling = "cls"
+    encoder = AutoModel.from_pretrained(src, dtype=torch.float32, attn_implementation="eager")
+    return SentenceEmbedder(encoder, pooling).eval()
+
+
+def load_state_dict(src: Path) -> dict[str, torch.Tensor]:
+    files = sorted(src.glob("*.safetensors"))
+    if files:
+        from safetensors.torch import load_file
+
+        state: dict[str, torch.Tensor] = {}
+        for f in files:
+            state.update(load_file(str(f)))
+        return state
+    state = {}
+    for f in sorted(src.glob("pytorch_model*.bin")):
+        state.update(torch.load(f, map_location="cpu", weights_only=True))
+    return state

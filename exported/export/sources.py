@@ -1,0 +1,60 @@
+"""Checking a local checkpoint before export, and turning a GGUF file into a Hugging Face directory."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import ExportError
+
+WEIGHTS = ("*.safetensors", "pytorch_model*.bin")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "spiece.model", "vocab.json", "vocab.txt")
+
+
+def find_gguf(src: Path) -> Path | None:
+    """The GGUF file to load: SRC itself, or the single .gguf in a directory without config.json."""
+    if src.is_file() and src.suffix == ".gguf":
+        return src
+    if src.is_dir() and not (src / "config.json").exists():
+        ggufs = sorted(src.glob("*.gguf"))
+        if len(ggufs) > 1:
+            raise ExportError(f"{src} holds several .gguf files; pass the one to export: {[g.name for g in ggufs]}")
+        return ggufs[0] if ggufs else None
+    return None
+
+
+def check_source(src: Path) -> dict:
+    """Raise a clear ExportError unless src is a local checkpoint directory with config, weights and tokenizer."""
+    if not src.exists():
+        raise ExportError(
+            f"{src} does not exist. plusls never downloads: pass a local checkpoint directory "
+            "(config.json, weights, tokenizer files) or a .gguf file"
+        )
+    if not src.is_dir():
+        raise ExportError(f"{src} is a file; pass a checkpoint directory or a .gguf file")
+    missing = []
+    if not (src / "config.json").is_file():
+        missing.append("config.json")
+    if not any(any(src.glob(p)) for p in WEIGHTS):
+        missing.append("weights (*.safetensors or pytorch_model.bin)")
+    if not any((src / t).is_file() for t in TOKENIZER_FILES):
+        missing.append("tokenizer files (tokenizer.json, tokenizer.model, vocab.json + merges.txt or vocab.txt)")
+    if missing:
+        raise ExportError(f"{src} is not a complete checkpoint: missing {', '.join(missing)}")
+    try:
+        return json.loads((src / "config.json").read_text())
+    except json.JSONDecodeError as e:
+        raise ExportError(f"{src / 'config.json'} is not valid JSON: {e}") from e
+
+
+def materialize_gguf(gguf: Path, out: Path) -> None:
+    """Dequantize a GGUF checkpoint to an fp32 Hugging Face directory (transformers reads GGUF with `gguf`)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+        tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    except Exception as e:
+        raise ExportError(f"cannot load {gguf} as a causal LM ({e}); is the `gguf` package installed?") from e
+    model.save_pretrained(out)
+    tokenizer.save_pretrained(out)

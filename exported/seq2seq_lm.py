@@ -1,0 +1,84 @@
+"""Encoder-decoder generation: the encoder runs once, the merged decoder steps with its past key/values."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .generation import CancelToken, Generation, GenerationConfig, RowDecoder, StopWatch, choose_tokens
+from .model_files import ModelFiles
+from .sessions import RuntimeOptions
+
+
+class Seq2SeqLM:
+    def __init__(self, directory: str | Path, options: RuntimeOptions | None = None, verify: bool = True):
+        self.files = ModelFiles(directory, "seq2seq", options, verify)
+        self.manifest = self.files.manifest
+        self.tokenizer = self.files.tokenizer
+        self.encoder = self.files.sessions["encoder"]
+        self.decoder = self.files.sessions["decoder"]
+        inputs = {i.name: i for i in self.decoder.get_inputs()}
+        self.past_names = [n for n in inputs if n.startswith("past_key_values.")]
+        self.present_names = ["present" + n[len("past_key_values") :] for n in self.past_names]
+        shape = inputs[self.past_names[0]].shape  # [batch, heads, len, head_dim]
+        self.heads, self.head_dim = int(shape[1]), int(shape[3])
+        self.start_id = int(self.manifest.config["decoder_start_token_id"])
+        self.eos_ids = {i for i in [self.manifest.token_id("eos")] if i is not None}
+        pad = self.manifest.token_id("pad")
+        self.pad_id = pad if pad is not None else 0
+        self.tokenizer.enable_truncation(self.manifest.max_length)  # cuts before the closing </s> is added
+
+    @property
+    def providers(self) -> list[str]:
+        return self.files.providers
+
+    def encode_batch(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        encs = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+        width = max(1, max(len(e) for e in encs))
+        ids = np.full((len(encs), width), self.pad_id, np.int64)
+        mask = np.zeros((len(encs), width), np.int64)
+        for i, e in enumerate(encs):
+            ids[i, : len(e)] = e
+            mask[i, : len(e)] = 1
+        return ids, mask
+
+    def generate(
+        self, texts: str | Sequence[str], config: GenerationConfig | None = None, cancel: CancelToken | None = None
+    ) -> list[Generation]:
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        config = config or GenerationConfig()
+        watch = StopWatch(config, cancel)
+        ids, mask = self.encode_batch(texts) if texts else (None, None)
+        rows = [RowDecoder(self.tokenizer, int(m.sum()), config, self.eos_ids) for m in (mask if texts else [])]
+        if not texts or config.max_new_tokens <= 0:
+            return [r.result(0.0, "length") for r in rows]
+        if reason := watch.interrupted():
+            return [r.result(watch.elapsed(), reason) for r in rows]
+        hidden = self.encoder.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        batch = len(texts)
+        feed = {
+            "encoder_attention_mask": mask,
+            "encoder_hidden_states": hidden,
+            "input_ids": np.full((batch, 1), self.start_id, np.int64),
+            "use_cache_branch": np.array([False]),
+        }
+        for name in self.past_names:  # the first step computes the cross-attention keys itself
+            feed[name] = np.zeros((batch, self.heads, 0, self.head_dim), np.float32)
+        rng = np.random.default_rng(config.seed)
+        reason = None
+        while True:
+            outs = self.decoder.run(["logits", *self.present_names], feed)
+            tokens = choose_tokens(outs[0][:, -1, :], config, rng)
+            for row, token in zip(rows, tokens):
+                row.push(int(token), watch.elapsed())
+            if all(r.done for r in rows) or (reason := watch.interrupted()):
+                break
+            for name, value in zip(self.past_names, outs[1:]):
+                # Cross-attention key/values come from the first step and stay as they are.
+                if ".decoder." in name or not feed["use_cache_branch"][0]:
+                    feed[name] = value
+            feed["use_cache_branch"] = np.array([True])
+            feed["input_ids"] = np.where([r.done for r in rows], self.pad_id, tokens)[:, None].astype(np.int64)
+        total = watch.elapsed()
+        return [r.result(total, reason) for r in rows]

@@ -1,0 +1,120 @@
+"""Tiny random checkpoints of every architecture plusls exports, built locally (no download)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+CORPUS = [
+    "def add(a, b):\n    return a + b\n",
+    "def read_file(path):\n    with open(path) as f:\n        return f.read()\n",
+    "class Stack:\n    def push(self, item):\n        self.items.append(item)\n",
+    "for i in range(10):\n    print(i)\n",
+    "import os\nimport sys\n\nprint(sys.argv)\n",
+    "how to sort a list in python",
+    "return the sum of two numbers",
+] * 20
+FIM = ["<fim_prefix>", "<fim_suffix>", "<fim_middle>"]
+
+
+def bpe_tokenizer(specials: list[str], vocab_size: int = 320, **named):
+    """A byte-level BPE tokenizer trained on CORPUS, wrapped as a transformers fast tokenizer."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, **named)
+
+
+def wordpiece_tokenizer():
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.train_from_iterator(CORPUS, trainers.WordPieceTrainer(vocab_size=200, special_tokens=specials))
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]", model_max_length=64)
+
+
+def causal_tokenizer(fim: bool = False):
+    specials = ["<|endoftext|>", *(FIM if fim else [])]
+    return bpe_tokenizer(specials, bos_token="<|endoftext|>", eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+
+
+def build(arch: str, out: Path) -> Path:
+    """Write a tiny random checkpoint of `arch` to `out` (config, safetensors, tokenizer) and return out."""
+    import torch
+    import transformers as tf
+
+    torch.manual_seed(0)
+    out.mkdir(parents=True, exist_ok=True)
+    if arch in ("gpt2", "codegen", "llama", "qwen2"):
+        tok = causal_tokenizer(fim=arch == "gpt2")
+        v = len(tok)
+        config = {
+            "gpt2": lambda: tf.GPT2Config(vocab_size=v, n_embd=32, n_layer=2, n_head=4, n_positions=128,
+                                          bos_token_id=0, eos_token_id=0),
+            "codegen": lambda: tf.CodeGenConfig(vocab_size=v, n_embd=32, n_layer=2, n_head=4, n_positions=128,
+                                                rotary_dim=4, bos_token_id=0, eos_token_id=0),
+            "llama": lambda: tf.LlamaConfig(vocab_size=v, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                                            bos_token_id=0, eos_token_id=0, pad_token_id=0),
+            "qwen2": lambda: tf.Qwen2Config(vocab_size=v, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                            num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
+                                            bos_token_id=0, eos_token_id=0, use_sliding_window=False),
+        }[arch]()
+        tf.AutoModelForCausalLM.from_config(config).save_pretrained(out)
+        tok.save_pretrained(out)
+    elif arch == "t5":
+        tok = bpe_tokenizer(["<pad>", "</s>", "<unk>"], pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
+        from tokenizers import processors
+
+        tok.backend_tokenizer.post_processor = processors.TemplateProcessing(
+            single="$A </s>", special_tokens=[("</s>", 1)])
+        config = tf.T5Config(vocab_size=len(tok), d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+                             decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+        tf.T5ForConditionalGeneration(config).save_pretrained(out)
+        tok.save_pretrained(out)
+    elif arch == "bert":
+        tok = wordpiece_tokenizer()
+        config = tf.BertConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                               intermediate_size=64, max_position_embeddings=64)
+        tf.BertModel(config).save_pretrained(out)
+        tok.save_pretrained(out)
+        (out / "modules.json").write_text(json.dumps([
+            {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+            {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"},
+            {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"}]))
+        (out / "1_Pooling").mkdir(exist_ok=True)
+        (out / "1_Pooling" / "config.json").write_text(json.dumps(
+            {"word_embedding_dimension": 32, "pooling_mode_mean_tokens": True, "pooling_mode_cls_token": False}))
+        (out / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 48}))
+    elif arch == "codet5p-embedding":
+        from plusls.exported.export.embedding_modules import CodeT5pEmbedder
+        from safetensors.torch import save_file
+
+        tok = bpe_tokenizer(["<pad>", "</s>", "<unk>", "<s>"], pad_token="<pad>", eos_token="</s>",
+                            unk_token="<unk>", bos_token="<s>")
+        cfg = {"model_type": "codet5p_embedding", "architectures": ["CodeT5pEmbeddingModel"],
+               "auto_map": {"AutoModel": "modeling_codet5p_embedding.CodeT5pEmbeddingModel"},
+               "vocab_size": len(tok), "d_model": 32, "d_kv": 8, "d_ff": 64, "num_layers": 2, "num_heads": 4,
+               "embed_dim": 16, "pad_token_id": 0, "eos_token_id": 1}
+        t5 = tf.T5Config(**{k: v for k, v in cfg.items() if k not in ("model_type", "architectures", "auto_map")})
+        t5.embed_dim = 16
+        model = CodeT5pEmbedder(t5)
+        state = {k: v.contiguous() for k, v in model.state_dict().items() if k != "encoder.embed_tokens.weight"}
+        save_file(state, str(out / "model.safetensors"))
+        (out / "config.json").write_text(json.dumps(cfg))
+        tok.save_pretrained(out)
+    else:
+        raise ValueError(arch)
+    return out
