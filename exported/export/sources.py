@@ -56,5 +56,34 @@ def materialize_gguf(gguf: Path, out: Path) -> None:
         tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
     except Exception as e:
         raise ExportError(f"cannot load {gguf} as a causal LM ({e}); is the `gguf` package installed?") from e
+    _apply_gguf_special_tokens(gguf, model, tokenizer)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+
+
+def _gguf_fields(gguf: Path) -> dict:
+    from gguf import GGUFReader
+
+    fields = {}
+    for key, f in GGUFReader(gguf).fields.items():
+        if key.startswith("tokenizer.ggml.") and key.endswith(("_token_id", "add_bos_token", "add_eos_token")):
+            fields[key.removeprefix("tokenizer.ggml.")] = f.parts[f.data[0]].tolist()[0]
+    return fields
+
+
+def _apply_gguf_special_tokens(gguf: Path, model, tokenizer) -> None:
+    """Take BOS/EOS/PAD and add-BOS from the GGUF metadata itself: transformers' conversion (4.57) gets them
+    wrong for SmolLM2 (EOS <|im_start|> instead of <|im_end|>, and a BOS added to every prompt)."""
+    fields = _gguf_fields(gguf)
+    for name in ("bos", "eos", "unknown", "padding"):
+        token_id = fields.get(f"{name}_token_id")
+        if token_id is None:
+            continue
+        attr = {"unknown": "unk", "padding": "pad"}.get(name, name)
+        setattr(tokenizer, f"{attr}_token", tokenizer.convert_ids_to_tokens(int(token_id)))
+        setattr(model.config, f"{attr}_token_id", int(token_id))
+        if model.generation_config is not None and attr != "unk":
+            setattr(model.generation_config, f"{attr}_token_id", int(token_id))
+    for flag in ("add_bos_token", "add_eos_token"):
+        if flag in fields and hasattr(tokenizer, flag):
+            setattr(tokenizer, flag, bool(fields[flag]))  # also rebuilds the fast tokenizer's post-processor

@@ -1,0 +1,59 @@
+"""`plusls demo`, the main job on the embedded defaults: export them once, rank code by a query, complete code,
+print the doctor report. Later features (index, serve) extend this job."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from plusls.exported import CausalLM, Embedder, GenerationConfig, RuntimeOptions
+from plusls.exported.defaults import COMPLETER, EMBEDDER, ensure_default
+from plusls.exported.doctor import collect, format_report
+
+SNIPPETS = {
+    "read_text": "def read_text(path):\n    with open(path, encoding='utf-8') as f:\n        return f.read()",
+    "fibonacci": "def fib(n):\n    a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a",
+    "http_get": "import urllib.request\n\ndef fetch(url):\n    return urllib.request.urlopen(url).read()",
+    "sort_users": "def sort_users(users):\n    return sorted(users, key=lambda u: u.age)",
+    "parse_json": "import json\n\ndef load_config(path):\n    return json.load(open(path))",
+}
+QUERY = "read the contents of a text file"
+PROMPTS = [
+    'def is_palindrome(s: str) -> bool:\n    """Return True if s reads the same backwards."""\n',
+    "def mean(values):\n    total = 0\n    for v in values:\n",
+]
+STOPS = ("\ndef ", "\nclass ", "\nif __name__", "\n#", "```", "\n\n\n")
+
+
+def _log(msg: str) -> None:
+    print(f"plusls: {msg}", file=sys.stderr, flush=True)
+
+
+def run_demo(models_dir: Path) -> None:
+    options = RuntimeOptions.from_env()
+    t = time.perf_counter()
+    embed_dir = ensure_default(EMBEDDER, models_dir, _log)
+    lm_dir = ensure_default(COMPLETER, models_dir, _log)
+    print(f"default models ready in {time.perf_counter() - t:.1f}s: {embed_dir}, {lm_dir}\n")
+
+    embedder = Embedder(embed_dir, options)
+    vectors = embedder.embed(list(SNIPPETS.values()))
+    query = embedder.embed([QUERY])[0]
+    scores = vectors @ query
+    print(f"search (all-MiniLM-L6-v2 on {', '.join(embedder.providers)}): {QUERY!r}")
+    for rank, i in enumerate(scores.argsort()[::-1], 1):
+        print(f"  {rank}. {list(SNIPPETS)[i]:<12} {scores[i]:.3f}")
+
+    lm = CausalLM(lm_dir, options)
+    print(f"\ncompletion (SmolLM2-135M-Instruct on {', '.join(lm.providers)}, greedy):")
+    config = GenerationConfig(max_new_tokens=48, stop=STOPS)
+    for prompt in PROMPTS:
+        # A code fence keeps the instruct model writing code instead of prose.
+        g = lm.generate("```python\n" + prompt, config)[0]
+        print("  " + "-" * 60)
+        print("".join(f"  | {line}\n" for line in prompt.rstrip("\n").split("\n")), end="")
+        print("".join(f"  + {line}\n" for line in g.text.rstrip().split("\n")), end="")
+        print(f"  ({len(g.token_ids)} tokens, {g.finish_reason}; prompt {g.prompt_tokens} tokens, first token "
+              f"{g.first_token_s * 1000:.0f} ms, {g.tokens_per_s:.1f} tokens/s)")
+    print("\nplusls doctor:")
+    print(format_report(collect(models_dir, options)))
