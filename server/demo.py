@@ -18,11 +18,12 @@ SNIPPETS = {
     "parse_json": "import json\n\ndef load_config(path):\n    return json.load(open(path))",
 }
 QUERY = "read the contents of a text file"
-PROMPTS = [
-    'def is_palindrome(s: str) -> bool:\n    """Return True if s reads the same backwards."""\n',
-    "def mean(values):\n    total = 0\n    for v in values:\n",
+PROMPTS = [  # completions start mid-statement, as they do in an editor
+    'def is_palindrome(s: str) -> bool:\n    """Return True if s reads the same backwards."""\n    return',
+    "def mean(values):\n    total = 0\n    for v in values:\n        total +=",
+    "import os\n\ndef list_python_files(folder):\n    return [f for f in os.listdir(folder) if",
 ]
-STOPS = ("\ndef ", "\nclass ", "\nif __name__", "\n#", "```", "\n\n\n")
+STOPS = ("\n\n", "\ndef ", "\nclass ", "```")
 
 
 def _log(msg: str) -> None:
