@@ -21,6 +21,8 @@ from . import parity
 from .sources import check_source, find_gguf, materialize_gguf
 
 PARITY_LIMIT = 1e-3  # max |logit diff| (or |embedding diff|) fp32 ONNX vs PyTorch
+INT8_MIN_AGREEMENT = 0.9  # top-1 agreement of int8 logits with PyTorch's, below which --int8 is refused
+INT8_MIN_COSINE = 0.98  # the same for embeddings
 FIM_NAMES = [  # (prefix, suffix, middle) spellings in use; read from the tokenizer, never assumed
     ("<fim_prefix>", "<fim_suffix>", "<fim_middle>"),
     ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"),
@@ -244,16 +246,19 @@ def _check_parity(src: Path, config: dict, work: Path, manifest: Manifest, int8:
         return
     from .quantize import quantize_dir
 
-    log("quantizing to int8 (dynamic, per-channel weights)")
+    log("quantizing weights to int8")
     quantize_dir(work, manifest)
     manifest.files = checksum_files(work)
     manifest.write(work)
     _, q = _compare(kind, model, _runtime(kind, work), config)
-    if kind == "embedding":
-        manifest.parity["int8_min_cosine"] = float(parity.cosine(ref, q).min())
-    else:
-        manifest.parity["int8_top1_agreement"] = parity.top1_agreement(ref, q)
     manifest.parity["int8_max_abs_diff"] = float(np.abs(ref - q).max())
+    if kind == "embedding":
+        score, limit, what = float(parity.cosine(ref, q).min()), INT8_MIN_COSINE, "int8_min_cosine"
+    else:
+        score, limit, what = parity.top1_agreement(ref, q), INT8_MIN_AGREEMENT, "int8_top1_agreement"
+    manifest.parity[what] = score
+    if score < limit:
+        raise ExportError(f"int8 loses too much quality: {what} {score:.3f} < {limit}; export without --int8")
 
 
 def _replace_dir(new: Path, out: Path) -> None:

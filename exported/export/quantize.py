@@ -1,21 +1,76 @@
-"""int8 dynamic quantization of an exported model directory's ONNX files (weights int8, activations at run time)."""
+"""int8 weight-only quantization of an exported model directory's ONNX files.
+
+Measured here on SmolLM2-135M (2-core AVX2 CPU, bench/ and export parity): onnxruntime's quantize_dynamic
+(int8 weights and per-tensor uint8 activations) gave top-1 agreement 0.0 with PyTorch (0.66 with reduce_range):
+Llama-style models carry activation outliers (down_proj inputs) that per-tensor activation scales destroy, and it
+was no faster. MatMulNBits with 8-bit blocks of 32 weights and accuracy_level 4 (int8 compute) agreed on 41/41
+positions and cut the decode step from 41 ms to 30 ms, so that is what --int8 writes."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
+import numpy as np
+
+from ..errors import ExportError
 from ..manifest import ONNX_FILES, Manifest
+
+BITS, BLOCK, ACCURACY_LEVEL = 8, 32, 4
 
 
 def quantize_dir(work: Path, manifest: Manifest) -> None:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
     for name in ONNX_FILES[manifest.kind].values():
-        src = work / name
+        path = work / name
+        model = onnx.load(str(path))
+        gemm_to_matmul(model.graph)
+        quantizer = MatMulNBitsQuantizer(model, block_size=BLOCK, is_symmetric=True, bits=BITS,
+                                         accuracy_level=ACCURACY_LEVEL)
+        quantizer.process()
+        if not any(_count(g, "MatMulNBits") for g in _graphs(quantizer.model.model.graph)):
+            raise ExportError(f"{name} has no MatMul weights to quantize; export it without --int8")
         tmp = work / f"{name}.int8"
-        quantize_dynamic(src, tmp, weight_type=QuantType.QInt8, per_channel=True, op_types_to_quantize=["MatMul", "Gemm"])
-        os.replace(tmp, src)
+        quantizer.model.save_model_to_file(str(tmp), use_external_data_format=False)
+        tmp.replace(path)
         data = work / f"{name}_data"
         if data.exists():
             data.unlink()
-    manifest.quantization = "int8-dynamic (MatMul/Gemm weights, per-channel)"
+    manifest.quantization = f"int8 weight-only (MatMulNBits, {BITS}-bit blocks of {BLOCK}, accuracy_level {ACCURACY_LEVEL})"
+
+
+def gemm_to_matmul(graph) -> None:
+    """Rewrite Gemm(A, W, C) with a constant W as MatMul + Add (GPT-2's Conv1D exports as Gemm), so the
+    MatMulNBits quantizer, which only reads MatMul, sees those weights too."""
+    from onnx import helper, numpy_helper
+
+    inits = {i.name: i for i in graph.initializer}
+    nodes = []
+    for node in graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        plain = attrs.get("alpha", 1.0) == 1.0 and attrs.get("beta", 1.0) == 1.0 and not attrs.get("transA", 0)
+        if node.op_type != "Gemm" or not plain or node.input[1] not in inits:
+            nodes.append(node)
+            continue
+        if attrs.get("transB", 0):
+            w = inits[node.input[1]]
+            w.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(numpy_helper.to_array(w).T), w.name))
+        has_bias = len(node.input) > 2 and node.input[2]
+        product = node.output[0] + "/matmul" if has_bias else node.output[0]
+        nodes.append(helper.make_node("MatMul", node.input[:2], [product], name=node.name + "/MatMul"))
+        if has_bias:
+            nodes.append(helper.make_node("Add", [product, node.input[2]], node.output, name=node.name + "/Add"))
+    del graph.node[:]
+    graph.node.extend(nodes)
+
+
+def _graphs(graph):
+    yield graph
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.g is not None and attr.g.node:
+                yield from _graphs(attr.g)
+
+
+def _count(graph, op: str) -> int:
+    return sum(n.op_type == op for n in graph.node)
