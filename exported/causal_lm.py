@@ -30,6 +30,9 @@ class CausalLM:
         self.eos_ids = {i for i in [self.manifest.token_id("eos")] if i is not None}
         pad = self.manifest.token_id("pad")
         self.pad_id = pad if pad is not None else (self.manifest.token_id("eos") or 0)
+        # An empty prompt (an empty file) starts from BOS, or the end-of-text token that separates documents.
+        start = self.manifest.token_id("bos")
+        self.start_ids = [start if start is not None else self.pad_id]
         self.device = "cuda" if self.files.on_cuda else "cpu"
 
     @property
@@ -84,13 +87,13 @@ class CausalLM:
             return [r.result(0.0, "length") for r in rows]
         if reason := watch.interrupted():
             return [r.result(watch.elapsed(), reason) for r in rows]
+        prompts = [list(p) or self.start_ids for p in prompts]
         width = max(len(p) for p in prompts)
         ids = np.full((len(prompts), width), self.pad_id, np.int64)
         mask = np.zeros((len(prompts), width), np.int64)
         for i, p in enumerate(prompts):
-            if len(p):
-                ids[i, width - len(p) :] = p
-                mask[i, width - len(p) :] = 1
+            ids[i, width - len(p) :] = p
+            mask[i, width - len(p) :] = 1
         positions = np.maximum(mask.cumsum(axis=1) - 1, 0)
         rng = np.random.default_rng(config.seed)
         logits, past = self.forward(ids, mask, positions, self.empty_past(len(prompts)))

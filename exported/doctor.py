@@ -7,8 +7,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from .errors import ModelDirError
-from .manifest import read_manifest
-from .sessions import RuntimeOptions, available_providers, resolve_providers
+from .manifest import ONNX_FILES, read_manifest
+from .sessions import RuntimeOptions, available_providers, make_session, resolve_providers
 
 PACKAGES = ["plusls", "onnxruntime", "onnxruntime-gpu", "tokenizers", "numpy", "torch", "transformers", "optimum",
             "optimum-onnx", "onnx"]
@@ -41,11 +41,16 @@ def collect(models_dir: Path, options: RuntimeOptions) -> dict:
     for d in sorted(p for p in models_dir.glob("*") if p.is_dir() and not p.name.startswith(".")):
         try:
             m = read_manifest(d, verify=True)
+            # Open one session: the providers a session really got, not the ones asked for.
+            used = make_session(d / next(iter(ONNX_FILES[m.kind].values())), options).get_providers()
             report["models"].append({"dir": str(d), "kind": m.kind, "architecture": m.architecture,
-                                     "quantization": m.quantization, "parity": m.parity, "ok": True})
+                                     "quantization": m.quantization, "parity": m.parity, "providers": used,
+                                     "ok": True})
+            report["providers_used"] = used
         except ModelDirError as e:
             report["models"].append({"dir": str(d), "ok": False, "error": str(e)})
     return report
+
 
 
 def format_report(r: dict) -> str:
@@ -61,7 +66,8 @@ def format_report(r: dict) -> str:
     for m in r["models"]:
         if m["ok"]:
             lines.append(f"  {Path(m['dir']).name}: {m['kind']} {m['architecture']}"
-                         f"{' ' + m['quantization'] if m['quantization'] else ''}; parity {m['parity']}")
+                         f"{' ' + m['quantization'] if m['quantization'] else ''} on {m['providers'][0]}; "
+                         f"parity {m['parity']}")
         else:
             lines.append(f"  {Path(m['dir']).name}: BROKEN: {m['error']}")
     return "\n".join(lines)

@@ -6,7 +6,7 @@ from pathlib import Path
 from tokenizers import Tokenizer
 
 from .errors import ModelDirError
-from .manifest import Manifest, read_manifest
+from .manifest import ONNX_FILES, Manifest, read_manifest
 from .sessions import RuntimeOptions, make_session, uses_cuda
 
 
@@ -22,8 +22,7 @@ class ModelFiles:
         self.tokenizer = load_tokenizer(self.directory / "tokenizer.json")
         self.sessions = {
             role: make_session(self.directory / self.manifest.onnx_file(role), self.options)
-            for role in ("encoder", "decoder")
-            if role in _roles(self.manifest)
+            for role in ONNX_FILES[self.manifest.kind]
         }
 
     @property
@@ -38,12 +37,6 @@ class ModelFiles:
     @property
     def io_binding(self) -> bool:
         return self.on_cuda if self.options.io_binding is None else self.options.io_binding
-
-
-def _roles(manifest: Manifest) -> list[str]:
-    from .manifest import ONNX_FILES
-
-    return list(ONNX_FILES[manifest.kind])
 
 
 def load_tokenizer(path: Path) -> Tokenizer:

@@ -49,9 +49,11 @@ class Seq2SeqLM:
         texts = [texts] if isinstance(texts, str) else list(texts)
         config = config or GenerationConfig()
         watch = StopWatch(config, cancel)
-        ids, mask = self.encode_batch(texts) if texts else (None, None)
-        rows = [RowDecoder(self.tokenizer, int(m.sum()), config, self.eos_ids) for m in (mask if texts else [])]
-        if not texts or config.max_new_tokens <= 0:
+        if not texts:
+            return []
+        ids, mask = self.encode_batch(texts)
+        rows = [RowDecoder(self.tokenizer, int(m.sum()), config, self.eos_ids) for m in mask]
+        if config.max_new_tokens <= 0:
             return [r.result(0.0, "length") for r in rows]
         if reason := watch.interrupted():
             return [r.result(watch.elapsed(), reason) for r in rows]

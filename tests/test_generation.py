@@ -157,3 +157,12 @@ def test_deadline_ends_generation(exported):
     out = lm.generate(PROMPTS[0], GenerationConfig(max_new_tokens=1000, deadline_s=0.2, stop_on_eos=False))[0]
     assert out.finish_reason == "deadline"
     assert 1 <= len(out.token_ids) <= 11 and out.total_s < 1.0
+
+
+def test_empty_prompt_starts_from_the_document_start_token(exported):
+    lm = CausalLM(exported["llama"])
+    config = GenerationConfig(max_new_tokens=6, stop_on_eos=False)
+    out = lm.generate(["", "def add(a, b):"], config)
+    assert len(out[0].token_ids) == 6 and out[0].prompt_tokens == 0
+    assert out[0].token_ids == lm.generate_ids([[lm.manifest.token_id("bos")]], config)[0].token_ids
+    assert out[1].token_ids == lm.generate("def add(a, b):", config)[0].token_ids
