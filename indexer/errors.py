@@ -1,0 +1,6 @@
+"""Indexer errors the user sees."""
+from plusls.exported.errors import PluslsError
+
+
+class WorkspaceIndexError(PluslsError):
+    """The workspace path or the index on disk cannot be used; the message says how to fix it."""

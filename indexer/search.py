@@ -1,0 +1,109 @@
+"""Hybrid search: FAISS vector similarity and FTS5 BM25, fused with reciprocal rank fusion."""
+from __future__ import annotations
+
+import fnmatch
+import time
+from dataclasses import asdict, dataclass, field
+
+from .workspace_index import WorkspaceIndex
+
+RRF_K = 60  # the constant from Cormack et al.; ranks matter, raw scores of the two kinds are not comparable
+POOL = 50  # candidates taken from each ranking
+MODES = ("hybrid", "vector", "bm25")
+
+
+@dataclass
+class SearchResult:
+    path: str
+    start_line: int
+    end_line: int
+    qualname: str
+    kind: str
+    language: str
+    score: float
+    snippet: str
+    vector_rank: int | None = None
+    bm25_rank: int | None = None
+
+
+@dataclass
+class SearchResponse:
+    query: str
+    results: list[SearchResult]
+    chunks_total: int
+    chunks_embedded: int  # vector results cover only these while indexing is still running
+    timings_ms: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def search(index: WorkspaceIndex, query: str, k: int = 10, language: str | None = None,
+           path_glob: str | None = None, mode: str = "hybrid") -> SearchResponse:
+    if mode not in MODES:
+        raise ValueError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
+    timings: dict[str, float] = {}
+    filtered = bool(language or path_glob)
+    vector_hits: list[tuple[int, float]] = []
+    if mode != "bm25" and index.embedder is not None and index.vectors is not None and len(index.vectors):
+        t = time.perf_counter()
+        q = index.embedder.embed([query])[0]
+        timings["embed"] = _ms(t)
+        t = time.perf_counter()
+        with index.lock:
+            vector_hits = index.vectors.search(q, POOL * (8 if filtered else 1))
+        timings["vector"] = _ms(t)
+    bm25_hits: list[tuple[int, float]] = []
+    if mode != "vector":
+        where, params = [], []
+        if language:
+            where.append("AND chunks.language = ?")
+            params.append(language)
+        if path_glob:
+            where.append("AND chunks.path GLOB ?")
+            params.append(path_glob)
+        t = time.perf_counter()
+        with index.lock:
+            bm25_hits = index.store.bm25(query, POOL, " ".join(where), params)
+        timings["bm25"] = _ms(t)
+    t = time.perf_counter()
+    with index.lock:
+        rows = index.store.rows(list({i for i, _ in vector_hits} | {i for i, _ in bm25_hits}))
+        counts = index.store.counts()
+    if filtered:  # BM25 filtered in SQL; vectors are filtered here
+        vector_hits = [(i, s) for i, s in vector_hits if i in rows and _matches(rows[i], language, path_glob)]
+    fused: dict[int, float] = {}
+    vrank = {i: r for r, (i, _) in enumerate(vector_hits[:POOL], 1)}
+    brank = {i: r for r, (i, _) in enumerate(bm25_hits, 1)}
+    for ranks in (vrank, brank):
+        for i, r in ranks.items():
+            fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + r)
+    results, seen = [], set()
+    for i in sorted(fused, key=lambda i: -fused[i]):
+        row = rows.get(i)
+        if row is None:
+            continue
+        key = (row["path"], row["qualname"])  # windows of one long function: keep the best
+        if key in seen:
+            continue
+        seen.add(key)
+        results.append(SearchResult(row["path"], row["start_line"], row["end_line"], row["qualname"], row["kind"],
+                                    row["language"], round(fused[i], 6), _snippet(row["text"]), vrank.get(i),
+                                    brank.get(i)))
+        if len(results) == k:
+            break
+    timings["fuse"] = _ms(t)
+    return SearchResponse(query, results, counts["chunks"], counts["embedded"], timings)
+
+
+def _matches(row: dict, language: str | None, path_glob: str | None) -> bool:
+    return (not language or row["language"] == language) and (not path_glob or fnmatch.fnmatchcase(row["path"], path_glob))
+
+
+def _snippet(text: str, lines: int = 6) -> str:
+    out = text.split("\n")
+    return "\n".join(out[:lines]) + ("\n..." if len(out) > lines else "")
+
+
+def _ms(t: float) -> float:
+    return round((time.perf_counter() - t) * 1000, 3)
