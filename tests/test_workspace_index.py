@@ -1,0 +1,199 @@
+"""The workspace index on real SQLite, FAISS and tree-sitter: incremental, crash-safe, searchable."""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fixture_repo import make_repo
+
+from plusls.exported import Embedder
+from plusls.indexer.errors import WorkspaceIndexError
+from plusls.indexer.search import search
+from plusls.indexer.workspace_index import WorkspaceIndex
+
+
+class Counting:
+    """The real exported embedder, counting what it is asked to embed."""
+
+    def __init__(self, directory):
+        self.inner = Embedder(directory)
+        self.dim = self.inner.dim
+        self.texts: list[str] = []
+
+    def embed(self, texts, **kw):
+        self.texts.extend(texts)
+        return self.inner.embed(texts, **kw)
+
+
+@pytest.fixture
+def repo(tmp_path):
+    return make_repo(tmp_path / "ws")
+
+
+@pytest.fixture
+def embedder(exported):
+    return Counting(exported["bert"])
+
+
+def open_index(repo, embedder, tmp_path, model_id="tiny-bert", log=None):
+    return WorkspaceIndex(repo, embedder, model_id, tmp_path / "index", log=log or (lambda m: None))
+
+
+def consistent(index: WorkspaceIndex) -> bool:
+    return set(index.vectors.ids().tolist()) == index.store.embedded_ids()
+
+
+def test_first_index_covers_files_and_counts_skips(repo, embedder, tmp_path):
+    index = open_index(repo, embedder, tmp_path)
+    s = index.update()
+    paths = {r[0] for r in index.store.db.execute("SELECT DISTINCT path FROM chunks")}
+    assert {"src/files.py", "web/app.js", "web/types.ts", "server/main.go", "core/lib.rs", "java/Greeter.java",
+            "docs/notes.md", "src/generated_keep.py"} <= paths
+    assert not paths & {".env", "debug.log", "src/generated_api.py", "deploy/settings.py", "assets/logo.png"}
+    assert s.skipped == {"gitignored": 2, "secret": 4, "binary": 1, "non-utf8": 1, "too-large": 1}
+    counts = index.store.counts()
+    assert counts["chunks"] == counts["embedded"] == s.chunks_embedded == len(index.vectors)
+    assert consistent(index)
+
+
+def test_unchanged_files_are_not_reembedded_and_edits_touch_only_changed_chunks(repo, embedder, tmp_path):
+    index = open_index(repo, embedder, tmp_path)
+    index.update()
+    embedder.texts.clear()
+    again = index.update()
+    assert embedder.texts == [] and again.files_indexed == 0 and again.files_unchanged > 0
+    path = repo / "src/mathutil.py"
+    path.write_text(path.read_text().replace("return a\n", "return a  # done\n"))
+    s = index.update()
+    assert s.files_indexed == 1 and s.chunks_added == 1 and s.chunks_removed == 1
+    assert len(embedder.texts) == 1 and embedder.texts[0].startswith("fibonacci\n")  # is_prime kept its vector
+    assert consistent(index)
+
+
+def test_deleting_a_file_removes_its_chunks_and_vectors(repo, embedder, tmp_path):
+    index = open_index(repo, embedder, tmp_path)
+    index.update()
+    before = index.store.counts()["chunks"]
+    (repo / "web/app.js").unlink()
+    s = index.update()
+    assert s.files_removed == 1 and s.chunks_removed == 4
+    assert index.store.counts()["chunks"] == before - 4 == len(index.vectors)
+    assert not search(index, "fetchJson", mode="bm25").results or all(
+        r.path != "web/app.js" for r in search(index, "fetchJson").results)
+
+
+def test_reindex_one_saved_file(repo, embedder, tmp_path):
+    index = open_index(repo, embedder, tmp_path)
+    index.update()
+    (repo / "src/new.py").write_text("def parse_duration(text):\n    return int(text[:-1])\n")
+    s = index.reindex_file(repo / "src/new.py")
+    assert s.files_indexed == 1 and s.chunks_embedded == 1
+    assert search(index, "parse duration", mode="bm25").results[0].qualname == "parse_duration"
+    (repo / "src/.gitignore").write_text("new.py\n")  # now ignored: saving it removes it from the index
+    assert index.reindex_file(repo / "src/new.py").files_removed == 1
+    assert consistent(index)
+
+
+def test_model_change_rebuilds_vectors_and_says_so(repo, embedder, tmp_path):
+    open_index(repo, embedder, tmp_path).update()
+    messages: list[str] = []
+    embedder.texts.clear()
+    index = open_index(repo, embedder, tmp_path, model_id="another-model", log=messages.append)
+    assert any("embedding model changed from tiny-bert to another-model" in m for m in messages)
+    s = index.update()
+    assert s.files_indexed == 0 and s.chunks_embedded == index.store.counts()["chunks"] == len(embedder.texts)
+    assert s.rebuilt_reason and consistent(index)
+
+
+def test_corrupt_index_is_a_clear_error(repo, embedder, tmp_path):
+    index = open_index(repo, embedder, tmp_path)
+    index.update()
+    index.close()
+    (tmp_path / "index" / "vectors.faiss").write_bytes(b"garbage")
+    with pytest.raises(WorkspaceIndexError, match="corrupt.*--rebuild"):
+        open_index(repo, embedder, tmp_path)
+    with pytest.raises(WorkspaceIndexError, match="not a folder"):
+        open_index(tmp_path / "missing", embedder, tmp_path)
+
+
+def test_search_filters_and_bm25_before_vectors(repo, embedder, tmp_path):
+    index = open_index(repo, embedder, tmp_path)
+    index.update(embed=False)  # parsed, not embedded: BM25 answers already
+    r = search(index, "sort users by age")
+    assert r.chunks_embedded == 0 and r.results[0].qualname == "sortByAge"
+    index.embed_pending(index.update(embed=False), None)
+    assert all(x.language == "go" for x in search(index, "start server", language="go").results)
+    assert all(x.path.startswith("src/") for x in search(index, "value", path_glob="src/*").results)
+    hit = search(index, "fibonacci number").results[0]
+    assert (hit.path, hit.start_line, hit.end_line, hit.kind) == ("src/mathutil.py", 1, 6, "function")
+    assert hit.snippet.startswith("def fibonacci(n):")
+
+
+def test_open_repairs_each_kind_of_mismatch(repo, embedder, tmp_path):
+    index = open_index(repo, embedder, tmp_path)
+    index.update()
+    ids = sorted(index.store.embedded_ids())
+    index.vectors.remove([ids[0]])  # marked embedded, vector lost (crash before the FAISS write)
+    index.vectors.add(np.array([10**9]), np.ones((1, embedder.dim), np.float32))  # vector of a deleted chunk
+    index.vectors.save()
+    index.store.mark_embedded([ids[1]], 0)  # vector written, mark lost
+    index.close()
+    embedder.texts.clear()
+    index = open_index(repo, embedder, tmp_path)
+    assert index.repaired == {"orphan_vectors_removed": 1, "chunks_requeued": 1, "vectors_recovered": 1}
+    assert consistent(index)
+    index.update()
+    assert len(embedder.texts) == 1  # only the lost vector is embedded again
+    assert index.store.counts()["embedded"] == index.store.counts()["chunks"] == len(index.vectors)
+
+
+KILL_SCRIPT = """
+import sys, time
+sys.path.insert(0, {tests!r})
+import plusls.indexer.workspace_index as wi
+from plusls.exported import Embedder
+wi.SAVE_EVERY_S, wi.EMBED_GROUP = 0.05, 8
+class Slow:
+    def __init__(self):
+        self.inner = Embedder({model!r}); self.dim = self.inner.dim
+    def embed(self, texts, **kw):
+        time.sleep(0.02)
+        return self.inner.embed(texts, **kw)
+index = wi.WorkspaceIndex({repo!r}, Slow(), "tiny-bert", {index_dir!r}, log=lambda m: None)
+print("ready", flush=True)
+index.update()
+print("finished", flush=True)
+"""
+
+
+@pytest.mark.parametrize("delay", [0.3, 1.0, 2.0])
+def test_kill_9_during_indexing_then_reopen_completes(delay, repo, embedder, exported, tmp_path):
+    for i in range(150):  # enough chunks (1,200) that the kill lands mid-way
+        (repo / f"gen/m{i}.py").parent.mkdir(exist_ok=True)
+        (repo / f"gen/m{i}.py").write_text("".join(f"def f{i}_{j}(x):\n    return x + {j}\n\n" for j in range(8)))
+    script = KILL_SCRIPT.format(tests=str(Path(__file__).parent), model=str(exported["bert"]), repo=str(repo),
+                                index_dir=str(tmp_path / "index"))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(delay)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    index = open_index(repo, embedder, tmp_path)  # opens, repairs
+    assert consistent(index)
+    killed = index.store.counts()
+    assert killed["embedded"] < killed["chunks"] or killed["files"] < 150  # the kill landed mid-way
+    index.update()
+    counts = index.store.counts()
+    assert counts["files"] > 150 and counts["chunks"] == counts["embedded"] == len(index.vectors)
+    assert consistent(index)
+    assert index.store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert search(index, "f7_3", mode="bm25").results[0].qualname == "f7_3"
