@@ -31,7 +31,8 @@ def test_wheel_installs_only_under_plusls(tmp_path):
     assert {t for t in tops if not t.endswith(".dist-info")} == {"plusls"}
     names = zipfile.ZipFile(wheel).namelist()
     for sub in ("server", "indexer", "exported", "training"):
-        assert f"plusls/{sub}/__init__.py" in names
+        for init in (ROOT / sub).rglob("__init__.py"):  # every package, subpackages included
+            assert f"plusls/{init.relative_to(ROOT).as_posix()}" in names
     assert not any(n.startswith("plusls/tests") for n in names)
     entry = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "plusls = plusls.server.cli:main" in entry
