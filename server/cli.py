@@ -9,6 +9,7 @@ from pathlib import Path
 from plusls.exported.errors import PluslsError
 from plusls.exported.sessions import RuntimeOptions
 from plusls.server.paths import default_models_dir
+from plusls.training.evaluation.cli import add_eval_parser
 
 
 def _doctor(args: argparse.Namespace) -> int:
@@ -136,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     m = sub.add_parser("demo", parents=[models], help="export the embedded default models, embed, complete, doctor")
     m.set_defaults(func=_demo)
+    add_eval_parser(sub)
     return p
 
 

@@ -1,0 +1,180 @@
+"""What produces the completions: an exported model directory, or a named baseline (pseudo-model).
+
+Every generator answers a batch of Requests with Generated records that carry latency and token counts.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+from plusls.exported import GenerationConfig
+from plusls.exported.errors import ModelDirError
+
+from .errors import EvalError
+
+BASELINES = {
+    "baseline:reference": "returns the benchmark's own reference solution (checks the harness: expect 100%)",
+    "baseline:identifier-words": "summarize only: the function name split into words ('get_user_name' -> "
+                                 "'Get user name.')",
+}
+
+
+@dataclass
+class Request:
+    text: str = ""  # the prompt (or the code, for summarize)
+    ids: list[int] | None = None  # a prompt given as token ids (fill-in-the-middle)
+    reference: str | None = None  # what baseline:reference answers
+    stops: tuple[str, ...] = ()
+
+
+@dataclass
+class Generated:
+    text: str
+    new_tokens: int = 0
+    prompt_tokens: int = 0
+    latency_s: float = 0.0  # the whole generate call (shared by a batch)
+    first_token_s: float = 0.0
+    finish_reason: str = ""
+
+
+class Generator(Protocol):
+    name: str
+    kind: str  # "causal-lm", "seq2seq" or "baseline"
+
+    def describe(self) -> dict[str, Any]: ...
+
+    def generate(self, requests: Sequence[Request], config: GenerationConfig) -> list[Generated]: ...
+
+
+@dataclass
+class ReferenceBaseline:
+    name: str = "baseline:reference"
+    kind: str = "baseline"
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "what": BASELINES[self.name]}
+
+    def generate(self, requests: Sequence[Request], config: GenerationConfig) -> list[Generated]:
+        if any(r.reference is None for r in requests):
+            raise EvalError("baseline:reference needs a reference solution, and this task has none")
+        return [Generated(r.reference or "", finish_reason="reference") for r in requests]
+
+
+def identifier_words(code: str) -> str:
+    """'def get_user_name(...)' -> 'Get user name.'; camelCase splits too ('parseHTTPResponse' -> 'Parse http response.')."""
+    m = re.search(r"\bdef\s+([A-Za-z_]\w*)", code) or re.search(r"\bclass\s+([A-Za-z_]\w*)", code)
+    if not m:
+        return ""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", m.group(1))
+    words = [w.lower() for w in spaced.split("_") if w]
+    return (" ".join(words).capitalize() + ".") if words else ""
+
+
+@dataclass
+class IdentifierBaseline:
+    name: str = "baseline:identifier-words"
+    kind: str = "baseline"
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "what": BASELINES[self.name]}
+
+    def generate(self, requests: Sequence[Request], config: GenerationConfig) -> list[Generated]:
+        return [Generated(identifier_words(r.text), finish_reason="baseline") for r in requests]
+
+
+@dataclass
+class ModelGenerator:
+    """An exported causal LM or seq2seq model directory, run through plusls.exported."""
+
+    directory: Path
+    kind: str
+    name: str = ""
+    model: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        from plusls.exported import CausalLM, Seq2SeqLM
+
+        self.model = (CausalLM if self.kind == "causal-lm" else Seq2SeqLM)(self.directory)
+        self.name = self.name or self.directory.name
+        tok = self.model.tokenizer
+        # Special tokens other than EOS (e.g. SmolLM2's <|endoftext|>) do not stop the runtime's loop;
+        # a completion must still end there, as it would in a real document.
+        self.special_ids = {i for i, t in tok.get_added_tokens_decoder().items() if t.special}
+
+    @property
+    def manifest(self):
+        return self.model.manifest
+
+    def has_token(self, token: str) -> bool:
+        return self.model.tokenizer.token_to_id(token) is not None
+
+    def encode(self, text: str) -> list[int]:
+        return self.model.tokenizer.encode(text, add_special_tokens=False).ids
+
+    def describe(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return {"name": self.name, "kind": self.kind, "dir": str(self.directory),
+                "providers": self.model.providers, "manifest": asdict(self.manifest)}
+
+    def generate(self, requests: Sequence[Request], config: GenerationConfig) -> list[Generated]:
+        from dataclasses import replace
+
+        from plusls.exported.generation import cut_at_stop
+
+        config = replace(config, stop=tuple(dict.fromkeys((*config.stop, *requests[0].stops))))
+        if requests[0].ids is not None:
+            outs = self.model.generate_ids([r.ids for r in requests], config)
+        else:
+            outs = self.model.generate([r.text for r in requests], config)
+        results = []
+        for g in outs:
+            text, ids = g.text, g.token_ids
+            cut = next((i for i, t in enumerate(ids) if t in self.special_ids), None)
+            if cut is not None:
+                ids = ids[:cut]
+                text, _ = cut_at_stop(self.model.tokenizer.decode(ids, skip_special_tokens=True), config.stop)
+            results.append(Generated(text, len(g.token_ids), g.prompt_tokens, g.total_s, g.first_token_s,
+                                     "special-token" if cut is not None else g.finish_reason))
+        return results
+
+
+def resolve(model: str | None, need: str, task: str, default_dir: Path | None = None) -> Generator:
+    """The generator for --model: a baseline name, a model directory of the kind the task needs, or the default."""
+    if model in BASELINES:
+        if model == "baseline:identifier-words" and need != "seq2seq":
+            raise EvalError(f"baseline:identifier-words writes summaries; {task} needs code")
+        return ReferenceBaseline() if model == "baseline:reference" else IdentifierBaseline()
+    if model is None or model.startswith("baseline:"):
+        if model is not None:
+            raise EvalError(f"unknown baseline {model!r}; known: {', '.join(BASELINES)}")
+        if need == "seq2seq":
+            raise EvalError(f"{task} needs --model DIR (an exported seq2seq model) or --model "
+                            "baseline:identifier-words; plusls has no default docstring model yet")
+        from plusls.exported.defaults import COMPLETER, ensure_default
+
+        return ModelGenerator(ensure_default(COMPLETER, default_dir or _models_dir(), log=_log), need)
+    from plusls.exported import read_manifest
+
+    path = Path(model)
+    try:
+        manifest = read_manifest(path, verify=False)
+    except ModelDirError as e:
+        raise EvalError(f"--model {model}: {e}") from e
+    if manifest.kind != need:
+        raise EvalError(f"--model {model} holds a {manifest.kind} model; {task} needs a {need} model")
+    return ModelGenerator(path, need)
+
+
+def _models_dir() -> Path:
+    from plusls.server.paths import default_models_dir
+
+    return default_models_dir()
+
+
+def _log(message: str) -> None:
+    import sys
+
+    print(f"plusls eval: {message}", file=sys.stderr)

@@ -1,0 +1,108 @@
+"""HumanEval infilling (Bavarian et al. 2022): fill a missing line (or lines) of a HumanEval solution.
+
+Modes: "fim" puts prefix and suffix around the model's own FIM tokens (prefix-suffix-middle order), "prefix"
+shows only the code before the gap (what a left-to-right model can use). Scored by exact match with the
+missing span and by running the problem's tests on the filled-in function (pass@k).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..data import find_file, read_jsonl, require_keys
+from ..errors import EvalError
+from ..generators import ModelGenerator, Request
+from ..metrics import exact_match
+from ..passk import mean_pass_at_k
+from ..prompts import FUNCTION_STOPS, frame
+from ..sampling import Context, Item, pass_counts, run_items, status_counts
+from .humaneval import program as humaneval_program
+
+FOLDER = "humaneval_infilling"
+FILES = {"single": "HumanEval-SingleLineInfilling.jsonl.gz", "multi": "HumanEval-MultiLineInfilling.jsonl.gz"}
+KEYS = ("task_id", "prompt", "suffix", "canonical_solution", "test", "entry_point")
+MODES = ("auto", "fim", "prefix", "both")
+
+
+def load(data: str | None, subset: str, limit: int | None) -> tuple[str, list[dict[str, Any]]]:
+    if subset not in FILES:
+        raise EvalError(f"unknown infilling subset {subset!r} (choose from {', '.join(FILES)})")
+    path = find_file(data, FOLDER, FILES[subset])
+    return str(path), require_keys(read_jsonl(path), KEYS, path)[:limit]
+
+
+def fill(text: str, subset: str, lines: int, mode: str) -> str:
+    """The span to insert: whole lines, newline-terminated. Single-line: the first line. Multi-line: what a
+    FIM model wrote; a prefix-only completion cannot know where the gap ends, so it keeps as many lines as
+    the missing span has."""
+    if subset == "single" or mode == "prefix":
+        text = "\n".join(text.split("\n")[: 1 if subset == "single" else lines])
+    return text.rstrip("\n") + "\n" if text.strip() else ""
+
+
+def fim_ids(gen: ModelGenerator, prefix: str, suffix: str) -> list[int]:
+    fim = gen.manifest.fim
+    return [fim["prefix"]["id"], *gen.encode(prefix), fim["suffix"]["id"], *gen.encode(suffix), fim["middle"]["id"]]
+
+
+def modes_for(ctx: Context, requested: str) -> list[str]:
+    gen = ctx.generator
+    has_fim = isinstance(gen, ModelGenerator) and gen.manifest.fim is not None
+    if requested == "auto":
+        return ["fim" if has_fim else "prefix"]
+    if requested not in MODES:
+        raise EvalError(f"unknown infilling mode {requested!r} (choose from {', '.join(MODES)})")
+    wanted = ["fim", "prefix"] if requested == "both" else [requested]
+    if "fim" in wanted and isinstance(gen, ModelGenerator) and not has_fim:
+        raise EvalError(f"{gen.name} declares no fill-in-the-middle tokens in its manifest; use --infill-mode prefix")
+    return wanted
+
+
+class Infilling:
+    name = "infilling"
+    needs = "causal-lm"
+    formats = ("raw", "fence")  # the fence applies to prefix-only prompts
+    timeout_s = 5.0
+
+    def run(self, ctx: Context, data: str | None, limit: int | None) -> dict[str, Any]:
+        subset = ctx.options.get("subset") or "single"
+        path, problems = load(data, subset, limit)
+        modes = modes_for(ctx, ctx.options.get("infill_mode") or "auto")
+        max_new = 48 if subset == "single" else 256
+        line_stop = ("\n",) if subset == "single" else ()
+        items = []
+        for mode in modes:
+            for p in problems:
+                span_lines = p["canonical_solution"].count("\n") or 1
+                if mode == "fim":
+                    request = Request(ids=fim_ids(ctx.generator, p["prompt"], p["suffix"])
+                                      if isinstance(ctx.generator, ModelGenerator) else None,
+                                      text=p["prompt"], stops=line_stop)
+                else:
+                    framed = frame(p["prompt"], ctx.settings.prompt_format)
+                    request = Request(text=framed.text, stops=line_stop or FUNCTION_STOPS + framed.stops)
+                request.reference = p["canonical_solution"]
+                items.append(Item(
+                    task_id=p["task_id"], request=request, max_new_tokens=max_new, extra={"mode": mode},
+                    program=lambda text, p=p, n=span_lines, m=mode: humaneval_program(
+                        p, p["prompt"] + fill(text, subset, n, m) + p["suffix"]),
+                ))
+        records = run_items(ctx, items, f"{self.name}-{subset}", ctx.settings.timeout_s or self.timeout_s)
+        by_task = {p["task_id"]: p for p in problems}
+        for r in records:
+            span = fill(r["completion"], subset, by_task[r["task_id"]]["canonical_solution"].count("\n") or 1,
+                        r["mode"])
+            r["exact_match"] = exact_match(by_task[r["task_id"]]["canonical_solution"], span)
+        metrics: dict[str, Any] = {}
+        for mode in modes:
+            rows = [r for r in records if r["mode"] == mode]
+            metrics[mode] = {"exact_match": sum(r["exact_match"] for r in rows) / len(rows),
+                             **mean_pass_at_k(pass_counts(rows))}
+        return {
+            "data": path,
+            "subset": subset,
+            "modes": modes,
+            "problems": len(problems),
+            "metrics": metrics if len(modes) > 1 else metrics[modes[0]],
+            "statuses": status_counts(records),
+            "samples": records,
+        }
