@@ -12,11 +12,11 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from ..data import find_file, read_jsonl, require_keys
-from ..generators import Request
-from ..passk import mean_pass_at_k
-from ..progress import Progress
-from ..sampling import Context, pass_counts, status_counts
+from .data import find_file, read_jsonl, require_keys
+from .generators import Request
+from .passk import mean_pass_at_k
+from .progress import Progress
+from .sampling import Context, pass_counts, status_counts
 
 FOLDER, FILE = "mtpb", "mtpb.jsonl"
 KEYS = ("id", "prompts", "inputs", "outputs")

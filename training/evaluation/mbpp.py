@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..data import find_file, read_jsonl, require_keys
-from ..generators import Request
-from ..passk import mean_pass_at_k
-from ..prompts import frame
-from ..sampling import Context, Item, pass_counts, run_items, status_counts
+from .data import find_file, read_jsonl, require_keys
+from .generators import Request
+from .passk import mean_pass_at_k
+from .prompts import frame
+from .sampling import Context, Item, pass_counts, run_items, status_counts
 
 FOLDER, FILE = "mbpp", "mbpp.jsonl"
 KEYS = ("task_id", "text", "code", "test_list", "test_setup_code")

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from ..errors import EvalError
-from ..sampling import Context
+from .errors import EvalError
 from .humaneval import HumanEval
 from .infilling import Infilling
 from .mbpp import MBPP
 from .mtpb import MTPB
+from .sampling import Context
 from .summarize import Summarize
 
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..data import find_file, read_jsonl, require_keys
-from ..errors import EvalError
-from ..generators import ModelGenerator, Request
-from ..metrics import exact_match
-from ..passk import mean_pass_at_k
-from ..prompts import FUNCTION_STOPS, frame
-from ..sampling import Context, Item, pass_counts, run_items, status_counts
+from .data import find_file, read_jsonl, require_keys
+from .errors import EvalError
+from .generators import ModelGenerator, Request
 from .humaneval import program as humaneval_program
+from .metrics import exact_match
+from .passk import mean_pass_at_k
+from .prompts import FUNCTION_STOPS, frame
+from .sampling import Context, Item, pass_counts, run_items, status_counts
 
 FOLDER = "humaneval_infilling"
 FILES = {"single": "HumanEval-SingleLineInfilling.jsonl.gz", "multi": "HumanEval-MultiLineInfilling.jsonl.gz"}
