@@ -133,14 +133,45 @@ def drop_privileges(uid: int, gid: int) -> None:
 
 
 def install_guard() -> None:
-    """Python-level blocking for "guard" mode, where the OS cannot isolate: no sockets, processes or deletions."""
+    """Python-level blocking for "guard" mode, where the OS cannot isolate: no sockets, no processes, no
+    deletion, no writing outside the folder. Code that means harm can get around it (ctypes); mistakes cannot."""
     import builtins
+    import io
     import shutil
     import socket
     import subprocess
 
     def refuse(*_args, **_kwargs):
         raise PermissionError("not allowed in the plusls sandbox")
+
+    home = os.path.realpath(os.getcwd()) + os.sep
+
+    def inside(path) -> bool:
+        return isinstance(path, int) or (os.path.realpath(os.fsdecode(path)) + os.sep).startswith(home)
+
+    real_open, real_os_open = io.open, os.open
+
+    def open_guarded(file, mode="r", *args, **kwargs):
+        if any(c in mode for c in "wax+") and not inside(file):
+            refuse()
+        return real_open(file, mode, *args, **kwargs)
+
+    def os_open_guarded(path, flags, *args, **kwargs):
+        if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_TRUNC) and not inside(path):
+            refuse()
+        return real_os_open(path, flags, *args, **kwargs)
+
+    def only_inside(real):
+        def guarded(*paths, **kwargs):
+            if not all(inside(p) for p in paths):
+                refuse()
+            return real(*paths, **kwargs)
+        return guarded
+
+    builtins.open = io.open = open_guarded  # type: ignore[assignment]
+    os.open = os_open_guarded  # type: ignore[assignment]
+    for name in ("mkdir", "remove", "unlink", "rmdir", "rename", "replace"):  # fine inside its own folder
+        setattr(os, name, only_inside(getattr(os, name)))
 
     class NoSocket(socket.socket):
         def __init__(self, *args, **kwargs):
@@ -149,10 +180,9 @@ def install_guard() -> None:
     socket.socket = NoSocket  # type: ignore[misc]
     for name in ("create_connection", "create_server", "socketpair", "fromfd", "getaddrinfo"):
         setattr(socket, name, refuse)
-    for name in ("fork", "forkpty", "system", "kill", "killpg", "remove", "unlink", "rmdir", "removedirs",
-                 "rename", "renames", "replace", "truncate", "chmod", "chown", "lchown", "setuid", "execv",
-                 "execve", "execl", "execlp", "execvp", "execvpe", "spawnv", "spawnve", "posix_spawn",
-                 "posix_spawnp"):
+    for name in ("fork", "forkpty", "system", "kill", "killpg", "removedirs", "renames", "truncate", "chmod",
+                 "chown", "lchown", "setuid", "execv", "execve", "execl", "execlp", "execvp", "execvpe", "spawnv",
+                 "spawnve", "posix_spawn", "posix_spawnp"):
         if hasattr(os, name):
             setattr(os, name, refuse)
     subprocess.Popen = refuse  # type: ignore[misc]
