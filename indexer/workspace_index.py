@@ -21,7 +21,7 @@ import numpy as np
 from .chunker import chunk_file
 from .errors import WorkspaceIndexError
 from .languages import spec_for
-from .store import Store
+from .store import SCHEMA_VERSION, Store
 from .vectors import VectorStore
 from .walker import DEFAULT_MAX_BYTES, check_content, walk
 
@@ -89,6 +89,7 @@ class WorkspaceIndex:
         self.repaired: dict = {}
         self.rebuilt_reason: str | None = None
         try:
+            self._drop_old_schema()
             self.store = Store(self.dir / "index.sqlite")
             self.store.check()
             self._open_vectors()
@@ -97,6 +98,24 @@ class WorkspaceIndex:
                               f"`plusls index {self.root} --rebuild`") from e
 
     # --- open, model check, repair ----------------------------------------------------------------------------------
+    def _drop_old_schema(self) -> None:
+        """An index written by an older plusls layout is rebuilt from scratch (it is a cache), said out loud."""
+        path = self.dir / "index.sqlite"
+        if not path.exists():
+            return
+        db = sqlite3.connect(str(path))
+        try:
+            row = db.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        except sqlite3.DatabaseError:
+            return  # damaged: reported by the check below
+        finally:
+            db.close()
+        if row is None or row[0] != SCHEMA_VERSION:
+            self.rebuilt_reason = f"index format changed (was {row[0] if row else 'unversioned'}): rebuilding"
+            self.log(f"plusls: {self.rebuilt_reason}")
+            for f in self.dir.iterdir():
+                f.unlink()
+
     def _open_vectors(self) -> None:
         dim = self.embedder.dim if self.embedder else int(self.store.get_meta("dim") or 0)
         stored_model = self.store.get_meta("model_id")

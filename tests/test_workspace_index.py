@@ -197,3 +197,15 @@ def test_kill_9_during_indexing_then_reopen_completes(delay, repo, embedder, exp
     assert consistent(index)
     assert index.store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert search(index, "f7_3", mode="bm25").results[0].qualname == "f7_3"
+
+
+def test_index_from_an_older_format_is_rebuilt(repo, embedder, tmp_path):
+    index = open_index(repo, embedder, tmp_path)
+    index.update()
+    index.store.set_meta("schema", "0")
+    index.close()
+    messages: list[str] = []
+    index = open_index(repo, embedder, tmp_path, log=messages.append)
+    assert any("index format changed (was 0): rebuilding" in m for m in messages)
+    s = index.update()
+    assert s.files_unchanged == 0 and s.files_indexed > 0 and consistent(index)
