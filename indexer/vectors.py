@@ -82,7 +82,7 @@ class VectorStore:
         return True
 
     def save(self) -> None:
-        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         faiss.write_index(self.index, str(tmp))
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())

@@ -78,18 +78,22 @@ def default_index_dir(root: Path) -> Path:
 
 class WorkspaceIndex:
     def __init__(self, root: str | Path, embedder: EmbedderLike | None, model_id: str,
-                 index_dir: str | Path | None = None, max_bytes: int = DEFAULT_MAX_BYTES, log: Callable[[str], None] = print):
+                 index_dir: str | Path | None = None, max_bytes: int = DEFAULT_MAX_BYTES, log: Callable[[str], None] = print,
+                 read_only: bool = False):
+        """read_only: for searching while another process may be indexing; nothing on disk is changed."""
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise WorkspaceIndexError(f"{root} is not a folder; pass the workspace folder to index")
         self.dir = Path(index_dir) if index_dir else default_index_dir(self.root)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.embedder, self.model_id, self.max_bytes, self.log = embedder, model_id, max_bytes, log
+        self.read_only = read_only
         self.lock = threading.RLock()  # one writer at a time; searches take it briefly
         self.repaired: dict = {}
         self.rebuilt_reason: str | None = None
         try:
-            self._drop_old_schema()
+            if not read_only:
+                self._drop_old_schema()
             self.store = Store(self.dir / "index.sqlite")
             self.store.check()
             self._open_vectors()
@@ -120,6 +124,13 @@ class WorkspaceIndex:
         dim = self.embedder.dim if self.embedder else int(self.store.get_meta("dim") or 0)
         stored_model = self.store.get_meta("model_id")
         path = self.dir / "vectors.faiss"
+        if self.read_only:
+            if self.embedder is not None and stored_model not in (None, self.model_id):
+                raise WorkspaceIndexError(f"the index was built with {stored_model}, not {self.model_id}; "
+                                          f"run `plusls index {self.root}` to rebuild it")
+            # Vectors of chunks deleted since the last FAISS write are dropped at query time (unknown ids).
+            self.vectors = VectorStore(path, dim) if dim and path.exists() else None
+            return
         if self.embedder is not None and stored_model not in (None, self.model_id):
             self.rebuilt_reason = f"embedding model changed from {stored_model} to {self.model_id}: rebuilding vectors"
             self.log(f"plusls: {self.rebuilt_reason}")

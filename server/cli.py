@@ -36,7 +36,7 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _open_index(args: argparse.Namespace, embed: bool = True):
+def _open_index(args: argparse.Namespace, read_only: bool = False):
     from plusls.indexer.embedding_model import load_embedder
     from plusls.indexer.workspace_index import WorkspaceIndex
 
@@ -45,7 +45,7 @@ def _open_index(args: argparse.Namespace, embed: bool = True):
         raise PluslsError(f"{root} is not a folder; pass the workspace folder")
     embedder, model_id = load_embedder(args.model, Path(args.models_dir), log=lambda m: print(m, file=sys.stderr))
     return WorkspaceIndex(root, embedder, model_id, args.index_dir, max_bytes=args.max_bytes,
-                          log=lambda m: print(m, file=sys.stderr))
+                          log=lambda m: print(m, file=sys.stderr), read_only=read_only)
 
 
 def _index(args: argparse.Namespace) -> int:
@@ -79,7 +79,7 @@ def _search(args: argparse.Namespace) -> int:
     index_dir = Path(args.index_dir) if args.index_dir else default_index_dir(Path(args.path))
     if not (index_dir / "index.sqlite").exists():
         raise PluslsError(f"{args.path} has no index yet; run `plusls index {args.path}` first")
-    response = search(_open_index(args), args.query, k=args.k, language=args.lang, path_glob=args.glob,
+    response = search(_open_index(args, read_only=True), args.query, k=args.k, language=args.lang, path_glob=args.glob,
                       mode=args.mode)
     if args.json:
         print(json.dumps(response.to_dict(), indent=2))

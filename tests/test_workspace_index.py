@@ -175,11 +175,34 @@ print("finished", flush=True)
 """
 
 
-@pytest.mark.parametrize("delay", [0.3, 1.0, 2.0])
-def test_kill_9_during_indexing_then_reopen_completes(delay, repo, embedder, exported, tmp_path):
-    for i in range(150):  # enough chunks (1,200) that the kill lands mid-way
+def add_generated_files(repo: Path, files: int = 150) -> None:
+    for i in range(files):  # 8 functions each: enough work that a kill or a search lands mid-way
         (repo / f"gen/m{i}.py").parent.mkdir(exist_ok=True)
         (repo / f"gen/m{i}.py").write_text("".join(f"def f{i}_{j}(x):\n    return x + {j}\n\n" for j in range(8)))
+
+
+def test_search_answers_while_another_process_indexes(repo, embedder, exported, tmp_path):
+    add_generated_files(repo)
+    script = KILL_SCRIPT.format(tests=str(Path(__file__).parent), model=str(exported["bert"]), repo=str(repo),
+                                index_dir=str(tmp_path / "index"))
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    seen = []
+    while proc.poll() is None:
+        time.sleep(0.3)
+        reader = WorkspaceIndex(repo, embedder, "tiny-bert", tmp_path / "index", read_only=True, log=lambda m: None)
+        r = search(reader, "f3_5")
+        seen.append((r.chunks_embedded, r.chunks_total, [x.qualname for x in r.results[:1]]))
+        reader.close()
+    assert proc.wait() == 0
+    partial = [s for s in seen if s[2] == ["f3_5"] and s[0] < s[1]]
+    assert partial, seen  # found by BM25 before all vectors were in
+    assert len({s[0] for s in seen}) > 2  # and the vector count grew while we watched
+
+
+@pytest.mark.parametrize("delay", [0.3, 1.0, 2.0])
+def test_kill_9_during_indexing_then_reopen_completes(delay, repo, embedder, exported, tmp_path):
+    add_generated_files(repo)
     script = KILL_SCRIPT.format(tests=str(Path(__file__).parent), model=str(exported["bert"]), repo=str(repo),
                                 index_dir=str(tmp_path / "index"))
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
