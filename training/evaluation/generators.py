@@ -37,6 +37,7 @@ class Generated:
     latency_s: float = 0.0  # the whole generate call (shared by a batch)
     first_token_s: float = 0.0
     finish_reason: str = ""
+    prompt_truncated: bool = False  # the prompt was longer than the model's context and lost its start
 
 
 class Generator(Protocol):
@@ -125,20 +126,29 @@ class ModelGenerator:
         from plusls.exported.generation import cut_at_stop
 
         config = replace(config, stop=tuple(dict.fromkeys((*config.stop, *requests[0].stops))))
-        if requests[0].ids is not None:
-            outs = self.model.generate_ids([r.ids for r in requests], config)
-        else:
+        if self.kind == "seq2seq":  # the runtime truncates the encoder input itself
             outs = self.model.generate([r.text for r in requests], config)
+            cut_prompt = [False] * len(requests)
+        else:
+            # A prompt longer than the model's context keeps its end, where the completion continues.
+            budget = self.prompt_budget(config.max_new_tokens)
+            prompts = [r.ids if r.ids is not None else self.model.encode(r.text) for r in requests]
+            cut_prompt = [len(p) > budget for p in prompts]
+            outs = self.model.generate_ids([p[-budget:] for p in prompts], config)
         results = []
-        for g in outs:
+        for g, cut_left in zip(outs, cut_prompt):
             text, ids = g.text, g.token_ids
             cut = next((i for i, t in enumerate(ids) if t in self.special_ids), None)
             if cut is not None:
                 ids = ids[:cut]
                 text, _ = cut_at_stop(self.model.tokenizer.decode(ids, skip_special_tokens=True), config.stop)
             results.append(Generated(text, len(g.token_ids), g.prompt_tokens, g.total_s, g.first_token_s,
-                                     "special-token" if cut is not None else g.finish_reason))
+                                     "special-token" if cut is not None else g.finish_reason, cut_left))
         return results
+
+    def prompt_budget(self, max_new_tokens: int) -> int:
+        """Prompt tokens that fit in the model's context beside max_new_tokens."""
+        return max(1, self.manifest.max_length - max_new_tokens)
 
 
 def resolve(model: str | None, need: str, task: str, default_dir: Path | None = None) -> Generator:

@@ -39,9 +39,16 @@ def fill(text: str, subset: str, lines: int, mode: str) -> str:
     return text.rstrip("\n") + "\n" if text.strip() else ""
 
 
-def fim_ids(gen: ModelGenerator, prefix: str, suffix: str) -> list[int]:
+def fim_ids(gen: ModelGenerator, prefix: str, suffix: str, budget: int) -> list[int]:
+    """<prefix> P <suffix> S <middle>; when too long for the context, P keeps its end and S its start, each
+    keeping at least half the room if it needs it."""
     fim = gen.manifest.fim
-    return [fim["prefix"]["id"], *gen.encode(prefix), fim["suffix"]["id"], *gen.encode(suffix), fim["middle"]["id"]]
+    pre, suf = gen.encode(prefix), gen.encode(suffix)
+    room = max(2, budget - 3)
+    keep_suf = min(len(suf), max(room // 2, room - len(pre)))
+    keep_pre = min(len(pre), room - keep_suf)
+    return [fim["prefix"]["id"], *pre[len(pre) - keep_pre:], fim["suffix"]["id"], *suf[:keep_suf],
+            fim["middle"]["id"]]
 
 
 def modes_for(ctx: Context, requested: str) -> list[str]:
@@ -74,9 +81,11 @@ class Infilling:
             for p in problems:
                 span_lines = p["canonical_solution"].count("\n") or 1
                 if mode == "fim":
-                    request = Request(ids=fim_ids(ctx.generator, p["prompt"], p["suffix"])
-                                      if isinstance(ctx.generator, ModelGenerator) else None,
-                                      text=p["prompt"], stops=line_stop)
+                    ids = None
+                    if isinstance(ctx.generator, ModelGenerator):
+                        budget = ctx.generator.prompt_budget(ctx.settings.max_new_tokens or max_new)
+                        ids = fim_ids(ctx.generator, p["prompt"], p["suffix"], budget)
+                    request = Request(ids=ids, text=p["prompt"], stops=line_stop)
                 else:
                     framed = frame(p["prompt"], ctx.settings.prompt_format)
                     request = Request(text=framed.text, stops=line_stop or FUNCTION_STOPS + framed.stops)
