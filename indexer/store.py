@@ -34,10 +34,12 @@ CHUNK_COLUMNS = ("path", "language", "kind", "name", "qualname", "signature", "d
                  "start_byte", "end_byte", "hash", "text")
 SCHEMA_VERSION = "2"
 _WORD = re.compile(r"[A-Za-z][a-z]+|[A-Z]+(?![a-z])|\d+")
-# Query words that say nothing about which code is meant ("python how to get the ..."): left out of BM25.
+# Query words that say nothing about which code is meant ("python how to get the ...", and keywords that most
+# code contains): left out of BM25, which also keeps their long posting lists out of every lookup.
 STOP_WORDS = frozenset(
     "a an the to of in on for from with by and or is are be how do does can i my use using way what when which "
-    "into it its this that as at python javascript typescript java rust golang code function method".split())
+    "into it its this that as at python javascript typescript java rust golang code function method "
+    "if else elif return def self none true false not import class var let const".split())
 
 
 def split_identifiers(text: str) -> str:
@@ -153,8 +155,11 @@ class Store:
         if not words:
             return []
         match = " OR ".join(f'"{w}"' for w in sorted(words))
-        sql = ("SELECT chunks.id, bm25(chunks_fts) AS score FROM chunks_fts JOIN chunks ON chunks.id = chunks_fts.rowid"
-               f" WHERE chunks_fts MATCH ? {where} ORDER BY score LIMIT ?")
+        if not where:  # FTS5 ranks and cuts by itself: cheaper than joining every match first
+            sql = "SELECT rowid, rank FROM chunks_fts WHERE chunks_fts MATCH ? ORDER BY rank LIMIT ?"
+            return [(i, -s) for i, s in self.db.execute(sql, (match, limit))]
+        sql = ("SELECT chunks.id, chunks_fts.rank FROM chunks_fts JOIN chunks ON chunks.id = chunks_fts.rowid"
+               f" WHERE chunks_fts MATCH ? {where} ORDER BY chunks_fts.rank LIMIT ?")
         return [(i, -s) for i, s in self.db.execute(sql, (match, *params, limit))]
 
     def rows(self, ids: Sequence[int]) -> dict[int, dict]:

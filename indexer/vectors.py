@@ -11,6 +11,9 @@ import numpy as np
 
 IVF_THRESHOLD = 50_000  # flat search stays under ~5 ms up to about here on 2 cores (bench/search_latency.py)
 IVF_NPROBE = 16
+# One query at a time: OpenMP threads only add spin-waits (seen here: a 10k flat lookup took 55 ms with the
+# default threads on a busy 2-core machine).
+faiss.omp_set_num_threads(1)
 
 
 class VectorStore:
