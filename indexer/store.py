@@ -118,10 +118,11 @@ class Store:
         return ids
 
     # --- embedding bookkeeping -------------------------------------------------------------------------------------
-    def pending(self, after: int, limit: int) -> list[tuple[int, str]]:
-        """Chunks without a vector yet, in id order from after+1: (id, text to embed)."""
+    def pending(self, after: int, limit: int) -> list[tuple[int, str, str]]:
+        """Chunks without vectors yet, in id order from after+1: (id, code text, doc-view text)."""
         return self.db.execute(
-            "SELECT id, qualname || char(10) || text FROM chunks WHERE embedded=0 AND id>? ORDER BY id LIMIT ?",
+            "SELECT id, text, CASE WHEN docstring != '' THEN qualname || ': ' || docstring "
+            "ELSE qualname || ' ' || signature END FROM chunks WHERE embedded=0 AND id>? ORDER BY id LIMIT ?",
             (after, limit)).fetchall()
 
     def existing(self, ids: Sequence[int]) -> set[int]:
@@ -166,7 +167,7 @@ class Store:
         if not ids:
             return {}
         cur = self.db.execute(
-            f"SELECT id, path, language, kind, qualname, signature, docstring, start_line, end_line, text "
+            f"SELECT id, path, language, kind, qualname, signature, docstring, start_line, end_line, text, embedded "
             f"FROM chunks WHERE id IN ({', '.join('?' * len(ids))})", list(ids))
         names = [d[0] for d in cur.description]
         return {r[0]: dict(zip(names, r)) for r in cur}

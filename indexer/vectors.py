@@ -1,5 +1,9 @@
 """FAISS vectors keyed by chunk id: inner product on unit vectors; flat below a size threshold, IVF above it.
-The file is written atomically (temp file, fsync, rename), so a crash leaves the previous complete file."""
+The file is written atomically (temp file, fsync, rename), so a crash leaves the previous complete file.
+
+Each chunk has two vectors: its code, and a short "doc view" (qualified name with its docstring or signature);
+a chunk scores the better of the two. On CoSQA (500 queries, 6,267 functions, all-MiniLM-L6-v2) that gave
+MRR@10 0.538 against 0.534 for the code alone; the doc view alone scored 0.452."""
 from __future__ import annotations
 
 import math
@@ -11,6 +15,7 @@ import numpy as np
 
 IVF_THRESHOLD = 50_000  # flat search stays under ~5 ms up to about here on 2 cores (bench/search_latency.py)
 IVF_NPROBE = 16
+DOC_BIT = 1 << 40  # the doc-view vector of chunk i is stored under id i | DOC_BIT
 # One query at a time: OpenMP threads only add spin-waits (seen here: a 10k flat lookup took 55 ms with the
 # default threads on a busy 2-core machine).
 faiss.omp_set_num_threads(1)
@@ -43,9 +48,15 @@ class VectorStore:
         return f"ivf{self.index.nlist}-flat-ip" if self.is_ivf else "flat-ip"
 
     def __len__(self) -> int:
-        return self.index.ntotal
+        """Chunks with vectors (each has two)."""
+        return len(self.ids())
 
     def ids(self) -> np.ndarray:
+        """Chunk ids present (code-view vectors)."""
+        raw = self.raw_ids()
+        return raw[raw < DOC_BIT]
+
+    def raw_ids(self) -> np.ndarray:
         if not self.is_ivf:
             return faiss.vector_to_array(self.index.id_map).astype(np.int64)
         lists = self.index.invlists
@@ -53,26 +64,34 @@ class VectorStore:
                  for i in range(self.index.nlist) if lists.list_size(i)]
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
-    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+    def add(self, ids: np.ndarray, code: np.ndarray, doc: np.ndarray) -> None:
         if len(ids):
-            self.index.add_with_ids(np.ascontiguousarray(vectors, np.float32), np.asarray(ids, np.int64))
+            ids = np.asarray(ids, np.int64)
+            both = np.concatenate([code, doc]).astype(np.float32)
+            self.index.add_with_ids(np.ascontiguousarray(both), np.concatenate([ids, ids | DOC_BIT]))
 
     def remove(self, ids) -> None:
         ids = np.asarray(list(ids), np.int64)
         if len(ids):
-            self.index.remove_ids(ids)
+            self.index.remove_ids(np.concatenate([ids, ids | DOC_BIT]))
 
     def search(self, query: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """(chunk id, best similarity of its two views), best first."""
         if self.index.ntotal == 0:
             return []
-        scores, ids = self.index.search(np.ascontiguousarray(query.reshape(1, -1), np.float32), k)
-        return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        scores, ids = self.index.search(np.ascontiguousarray(query.reshape(1, -1), np.float32), 2 * k)
+        best: dict[int, float] = {}
+        for i, s in zip(ids[0], scores[0]):
+            if i >= 0:
+                chunk = int(i) & (DOC_BIT - 1)
+                best[chunk] = max(best.get(chunk, -2.0), float(s))
+        return sorted(best.items(), key=lambda x: -x[1])[:k]
 
     def maybe_upgrade(self) -> bool:
         """Move a flat index past IVF_THRESHOLD vectors to IVF (trained on the vectors it holds)."""
         if self.is_ivf or self.index.ntotal < IVF_THRESHOLD:
             return False
-        ids = self.ids()
+        ids = self.raw_ids()
         vectors = self.index.index.reconstruct_n(0, self.index.ntotal)
         nlist = int(4 * math.sqrt(len(ids)))
         # IVF keeps ids itself (no IDMap wrapper, whose remove_ids assumes a compacting inner index).

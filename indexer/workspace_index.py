@@ -282,11 +282,13 @@ class WorkspaceIndex:
             if not batch:
                 break
             after = batch[-1][0]
-            ids = np.array([i for i, _ in batch], np.int64)
-            vectors = self.embedder.embed([t for _, t in batch])
+            ids = np.array([b[0] for b in batch], np.int64)
+            # One call for both views: the embedder sorts all of them by length into batches.
+            vectors = self.embedder.embed([b[1] for b in batch] + [b[2] for b in batch])
+            code, doc = vectors[: len(batch)], vectors[len(batch) :]
             with self.lock:
                 keep = np.isin(ids, list(self.store.existing(ids.tolist())))  # a file may have changed meanwhile
-                self.vectors.add(ids[keep], vectors[keep])
+                self.vectors.add(ids[keep], code[keep], doc[keep])
                 unsaved.extend(ids[keep].tolist())
             state.chunks_embedded += int(keep.sum())
             summary.chunks_embedded += int(keep.sum())

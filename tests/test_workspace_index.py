@@ -75,7 +75,8 @@ def test_unchanged_files_are_not_reembedded_and_edits_touch_only_changed_chunks(
     path.write_text(path.read_text().replace("return a\n", "return a  # done\n"))
     s = index.update()
     assert s.files_indexed == 1 and s.chunks_added == 1 and s.chunks_removed == 1
-    assert len(embedder.texts) == 1 and embedder.texts[0].startswith("fibonacci\n")  # is_prime kept its vector
+    # fibonacci's code and doc view, nothing else: is_prime kept its vectors
+    assert embedder.texts[0].startswith("def fibonacci(n):") and embedder.texts[1:] == ["fibonacci: The n-th Fibonacci number."]
     assert consistent(index)
 
 
@@ -110,7 +111,7 @@ def test_model_change_rebuilds_vectors_and_says_so(repo, embedder, tmp_path):
     index = open_index(repo, embedder, tmp_path, model_id="another-model", log=messages.append)
     assert any("embedding model changed from tiny-bert to another-model" in m for m in messages)
     s = index.update()
-    assert s.files_indexed == 0 and s.chunks_embedded == index.store.counts()["chunks"] == len(embedder.texts)
+    assert s.files_indexed == 0 and s.chunks_embedded == index.store.counts()["chunks"] == len(embedder.texts) // 2
     assert s.rebuilt_reason and consistent(index)
 
 
@@ -125,6 +126,20 @@ def test_corrupt_index_is_a_clear_error(repo, embedder, tmp_path):
         open_index(tmp_path / "missing", embedder, tmp_path)
 
 
+def test_bm25_weight_follows_the_query():
+    from plusls.indexer.search import bm25_weight
+
+    assert [bm25_weight(q) for q in ("is_prime", "sortByAge", "os.path.join", "read_text(", "Point::norm")] == [1.0] * 5
+    assert bm25_weight("check whether a number is prime") == 0.0
+
+
+def test_identifier_queries_use_bm25_in_hybrid_search(repo, embedder, tmp_path):
+    index = open_index(repo, embedder, tmp_path)
+    index.update()  # the tiny test embedder's vectors are random: a hit here comes from BM25
+    for name in ("is_prime", "sortByAge", "Cache.put"):
+        assert search(index, name).results[0].qualname == name
+
+
 def test_search_filters_and_bm25_before_vectors(repo, embedder, tmp_path):
     index = open_index(repo, embedder, tmp_path)
     index.update(embed=False)  # parsed, not embedded: BM25 answers already
@@ -133,7 +148,7 @@ def test_search_filters_and_bm25_before_vectors(repo, embedder, tmp_path):
     index.embed_pending(index.update(embed=False), None)
     assert all(x.language == "go" for x in search(index, "start server", language="go").results)
     assert all(x.path.startswith("src/") for x in search(index, "value", path_glob="src/*").results)
-    hit = search(index, "fibonacci number").results[0]
+    hit = search(index, "fibonacci number", mode="bm25").results[0]
     assert (hit.path, hit.start_line, hit.end_line, hit.kind) == ("src/mathutil.py", 1, 6, "function")
     assert hit.snippet.startswith("def fibonacci(n):")
 
@@ -143,7 +158,8 @@ def test_open_repairs_each_kind_of_mismatch(repo, embedder, tmp_path):
     index.update()
     ids = sorted(index.store.embedded_ids())
     index.vectors.remove([ids[0]])  # marked embedded, vector lost (crash before the FAISS write)
-    index.vectors.add(np.array([10**9]), np.ones((1, embedder.dim), np.float32))  # vector of a deleted chunk
+    one = np.ones((1, embedder.dim), np.float32)
+    index.vectors.add(np.array([10**9]), one, one)  # vectors of a deleted chunk
     index.vectors.save()
     index.store.mark_embedded([ids[1]], 0)  # vector written, mark lost
     index.close()
@@ -152,7 +168,7 @@ def test_open_repairs_each_kind_of_mismatch(repo, embedder, tmp_path):
     assert index.repaired == {"orphan_vectors_removed": 1, "chunks_requeued": 1, "vectors_recovered": 1}
     assert consistent(index)
     index.update()
-    assert len(embedder.texts) == 1  # only the lost vector is embedded again
+    assert len(embedder.texts) == 2  # only the chunk whose vectors were lost is embedded again (two views)
     assert index.store.counts()["embedded"] == index.store.counts()["chunks"] == len(index.vectors)
 
 
