@@ -86,6 +86,7 @@ def test_mtpb_truncation_follows_codegen():
         "\nif len_a > len_b:\n    result = a\nelse:\n    result = b"
     assert truncate("x = 1\nprint(x)\nprint(x + 1)\n") == "x = 1\nprint(x)\n"
     assert truncate("# a comment first\nx = 1") == ""
+    assert truncate("print(chars)\n```\n\nThis prints the list.") == "print(chars)\n"  # added: a closed fence
 
 
 SANDWICH = {  # MTPB problem 1, turn by turn, by the turn's first words

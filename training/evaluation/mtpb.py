@@ -22,13 +22,14 @@ FOLDER, FILE = "mtpb", "mtpb.jsonl"
 KEYS = ("id", "prompts", "inputs", "outputs")
 PREFIX = "# Import libraries.\n\nimport numpy as np\n\n"  # the conversation's start in CodeGen's sampler
 DEFAULT_MAX_NEW_TOKENS = 256  # CodeGen's default when a problem gives no max_gen_length
-STOPS = ("\n#", '\n"""', "\n'''", "\n\n\n")
-_TERMINALS = [re.compile(p, re.MULTILINE) for p in (r"^#", r"^'''", r'^"""', r"\n\n\n")]
+# CodeGen's terminals, plus a closing code fence (chat-trained models close their block, then explain it).
+STOPS = ("\n#", '\n"""', "\n'''", "\n\n\n", "\n```")
+_TERMINALS = [re.compile(p, re.MULTILINE) for p in (r"^#", r"^'''", r'^"""', r"\n\n\n", r"^```")]
 
 
 def truncate(completion: str) -> str:
     """CodeGen's cut of one turn: before a second top-level print or def, a top-level comment or docstring
-    start, or two blank lines."""
+    start, or two blank lines (and, added here, a closing code fence)."""
     for keyword in ("print", "def"):
         starts = [m.start() for m in re.finditer(rf"^{keyword}", completion, re.MULTILINE)]
         if len(starts) > 1:
