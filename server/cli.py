@@ -32,7 +32,7 @@ def _export(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from plusls.server.demo import run_demo
 
-    run_demo(Path(args.models_dir))
+    run_demo(Path(args.models_dir), Path(args.workspace))
     return 0
 
 
@@ -135,7 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_search)
 
-    m = sub.add_parser("demo", parents=[models], help="export the embedded default models, embed, complete, doctor")
+    m = sub.add_parser("demo", parents=[models], help="export the default models, search, index, complete, doctor")
+    m.add_argument("--workspace", default=".", help="the folder to index and search (default: current folder)")
     m.set_defaults(func=_demo)
     add_eval_parser(sub)
     return p

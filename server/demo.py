@@ -1,5 +1,5 @@
-"""`plusls demo`, the main job on the embedded defaults: export them once, rank code by a query, complete code,
-print the doctor report. Later features (index, serve) extend this job."""
+"""`plusls demo`, the main job on the embedded defaults: export them once, rank code by a query, index a workspace
+(this repository by default) and search it, complete code, print the doctor report."""
 from __future__ import annotations
 
 import sys
@@ -30,7 +30,11 @@ def _log(msg: str) -> None:
     print(f"plusls: {msg}", file=sys.stderr, flush=True)
 
 
-def run_demo(models_dir: Path) -> None:
+SEARCHES = ["check that a model directory is intact", "split a long function into overlapping windows",
+            "ExportError"]
+
+
+def run_demo(models_dir: Path, workspace: Path) -> None:
     options = RuntimeOptions.from_env()
     t = time.perf_counter()
     embed_dir = ensure_default(EMBEDDER, models_dir, _log)
@@ -45,6 +49,8 @@ def run_demo(models_dir: Path) -> None:
     for rank, i in enumerate(scores.argsort()[::-1], 1):
         print(f"  {rank}. {list(SNIPPETS)[i]:<12} {scores[i]:.3f}")
 
+    _index_and_search(workspace, models_dir)
+
     lm = CausalLM(lm_dir, options)
     print(f"\ncompletion (SmolLM2-135M-Instruct on {', '.join(lm.providers)}, greedy):")
     config = GenerationConfig(max_new_tokens=48, stop=STOPS)
@@ -58,3 +64,22 @@ def run_demo(models_dir: Path) -> None:
               f"{g.first_token_s * 1000:.0f} ms, {g.tokens_per_s:.1f} tokens/s)")
     print("\nplusls doctor:")
     print(format_report(collect(models_dir, options)))
+
+
+def _index_and_search(workspace: Path, models_dir: Path) -> None:
+    from plusls.indexer.embedding_model import load_embedder
+    from plusls.indexer.search import search
+    from plusls.indexer.workspace_index import WorkspaceIndex
+    from plusls.server.progress_bar import ProgressBar
+
+    embedder, model_id = load_embedder(None, models_dir, _log)
+    index = WorkspaceIndex(workspace, embedder, model_id, log=_log)
+    s = index.update(progress=ProgressBar())
+    counts = index.store.counts()
+    print(f"\nindexed {workspace}: {counts['files']} files, {counts['chunks']} chunks ({s.files_indexed} files "
+          f"changed since last run, {s.chunks_embedded} chunks embedded at {s.chunks_per_s:.0f}/s, {s.seconds:.1f}s)")
+    for query in SEARCHES:
+        print(f"search {query!r}:")
+        for r in search(index, query, k=3).results:
+            print(f"  {r.path}:{r.start_line}  {r.qualname}")
+    index.close()

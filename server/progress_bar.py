@@ -12,6 +12,7 @@ class ProgressBar:
         self.stream, self.every_s = stream, every_s
         self.tty = stream.isatty()
         self.last = 0.0
+        self.last_line = ""
 
     def __call__(self, p: Progress) -> None:
         now = time.perf_counter()
@@ -26,6 +27,9 @@ class ProgressBar:
             eta = f"ETA {left / rate:.0f}s" if rate > 0 and left > 0 else ""
             line = (f"embedding {_bar(p.chunks_embedded, p.chunks_total)} {p.chunks_embedded}/{p.chunks_total} "
                     f"chunks  {rate:.0f} chunks/s  {eta}")
+        if line == self.last_line:
+            return
+        self.last_line = line
         self.stream.write(("\r\033[K" + line) if self.tty else line + "\n")
         if self.tty and p.stage == "done":
             self.stream.write("\n")
