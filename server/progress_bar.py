@@ -27,10 +27,9 @@ class ProgressBar:
             eta = f"ETA {left / rate:.0f}s" if rate > 0 and left > 0 else ""
             line = (f"embedding {_bar(p.chunks_embedded, p.chunks_total)} {p.chunks_embedded}/{p.chunks_total} "
                     f"chunks  {rate:.0f} chunks/s  {eta}")
-        if line == self.last_line:
-            return
-        self.last_line = line
-        self.stream.write(("\r\033[K" + line) if self.tty else line + "\n")
+        if line != self.last_line:
+            self.last_line = line
+            self.stream.write(("\r\033[K" + line) if self.tty else line + "\n")
         if self.tty and p.stage == "done":
             self.stream.write("\n")
         self.stream.flush()
