@@ -18,7 +18,7 @@ FRACTION_METRICS = ("pass@", "exact_match")  # stored as 0..1, shown as %
 
 
 def _is_fraction(metric: str) -> bool:
-    return metric.startswith(FRACTION_METRICS)
+    return metric.split()[-1].startswith(FRACTION_METRICS)  # "pass@1", or per mode: "fim exact_match"
 
 
 def _shown(metric: str, value: float) -> str:
