@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import pytest
-
 from plusls.training.evaluation.data import default_data_dir
 from plusls.training.evaluation.generators import Generated, Request
 

@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from eval_helpers import data_dir
 
 PLUSLS = str(Path(sys.executable).with_name("plusls"))

@@ -5,9 +5,15 @@ import math
 from math import comb
 
 import pytest
-
-from plusls.training.evaluation.metrics import (bleu_tokens, corpus_smoothed_bleu4, exact_match, mrr_at_k,
-                                                 recall_at_k, rouge_l, smoothed_bleu4)
+from plusls.training.evaluation.metrics import (
+    bleu_tokens,
+    corpus_smoothed_bleu4,
+    exact_match,
+    mrr_at_k,
+    recall_at_k,
+    rouge_l,
+    smoothed_bleu4,
+)
 from plusls.training.evaluation.passk import mean_pass_at_k, pass_at_k
 
 

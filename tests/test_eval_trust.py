@@ -5,7 +5,6 @@ import re
 
 import pytest
 from eval_helpers import Scripted, data_dir
-
 from plusls.training.evaluation.errors import EvalError
 from plusls.training.evaluation.generators import identifier_words
 from plusls.training.evaluation.humaneval import HumanEval

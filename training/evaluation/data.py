@@ -40,14 +40,14 @@ def find_file(data: str | Path | None, folder: str, name: str) -> Path:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     opener = gzip.open if path.suffix == ".gz" else open
-    rows = []
+    rows, number = [], 0
     try:
         with opener(path, "rt", encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
+            for number, line in enumerate(f, 1):  # noqa: B007  (number is reported on error)
                 if line.strip():
                     rows.append(json.loads(line))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise EvalError(f"cannot read {path} (line {locals().get('number', 0)}): {e}") from e
+        raise EvalError(f"cannot read {path} (line {number}): {e}") from e
     return rows
 
 

@@ -64,7 +64,7 @@ class ReferenceBaseline:
 
 
 def identifier_words(code: str) -> str:
-    """'def get_user_name(...)' -> 'Get user name.'; camelCase splits too ('parseHTTPResponse' -> 'Parse http response.')."""
+    """'def get_user_name(...)' -> 'Get user name.'; camelCase splits too ('parseHTTP' -> 'Parse http.')."""
     m = re.search(r"\bdef\s+([A-Za-z_]\w*)", code) or re.search(r"\bclass\s+([A-Za-z_]\w*)", code)
     if not m:
         return ""

@@ -85,7 +85,8 @@ class Sandbox:
         return {
             "mode": self.mode,
             "network": "none (new network namespace)" if ns else "python sockets blocked",
-            "filesystem": "own tmpfs folder; /tmp, /var/tmp, /dev/shm private" if ns else "own folder; file removal blocked",
+            "filesystem": "own tmpfs folder; /tmp, /var/tmp, /dev/shm private" if ns
+            else "writes and deletions outside its folder blocked (python level)",
             "user": f"uid {self.uid}" if self.drop_uid else f"uid {os.geteuid()} (no uid drop)",
             "processes": "own PID namespace, killed with the program" if ns else "fork blocked, process group killed",
             "limits": asdict(self.limits),

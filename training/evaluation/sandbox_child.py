@@ -216,8 +216,10 @@ def run_program(job: dict, ready_fd: int) -> None:
 def prepare(job: dict) -> None:
     limit_resources(job)
     libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
-    if job["mode"] == "guard":
-        import shutil, socket, subprocess  # noqa: E401,F401  the guard's modules, loaded while still readable
+    if job["mode"] == "guard":  # the guard's modules, loaded while the library is still readable
+        import shutil  # noqa: F401
+        import socket  # noqa: F401
+        import subprocess  # noqa: F401
     cwd = os.getcwd()
     os.environ.clear()
     os.environ.update({"PATH": "/usr/bin:/bin", "HOME": cwd, "TMPDIR": cwd, "LANG": "C.UTF-8",
