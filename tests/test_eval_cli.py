@@ -62,7 +62,7 @@ def test_json_and_report_record_the_run(tmp_path):
 def test_a_real_model_end_to_end_records_latency_tokens_and_manifest(tmp_path, exported):
     out, report = tmp_path / "he.json", tmp_path / "he.md"
     r = plusls_eval("humaneval", "--model", str(exported["llama"]), "--data", data_dir(), "--limit", "2",
-                    "--samples", "2", "--max-new-tokens", "6", "--prompt-format", "fence-indent",
+                    "--samples", "2", "--batch-size", "2", "--max-new-tokens", "6", "--prompt-format", "fence-indent",
                     "--json", str(out), "--report", str(report))
     assert r.returncode == 0, r.stderr
     result = json.loads(out.read_text())
@@ -74,6 +74,7 @@ def test_a_real_model_end_to_end_records_latency_tokens_and_manifest(tmp_path, e
         assert 0 < s["new_tokens"] <= 6 and s["latency_s"] > 0 and s["prompt_tokens"] > 0
         assert s["status"] in ("passed", "failed", "timeout")
     assert result["latency"]["samples"] == 4
+    assert [s["batch"] for s in result["samples"]] == [2, 2, 2, 2]  # both samples of a prompt in one call
     assert report.with_name("he-latency.png").exists()
 
 

@@ -24,7 +24,8 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     e.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling when temperature > 0")
     e.add_argument("--max-new-tokens", type=int, help="per generation (default: the task's)")
     e.add_argument("--prompt-format", default="raw",
-                   help="raw, fence, indent, fence-indent, chatml (which ones a task takes: see the docs)")
+                   help="raw (default), fence, indent, fence-indent, chatml; humaneval takes all, mbpp raw/fence/"
+                        "chatml, mtpb and infilling raw/fence")
     e.add_argument("--batch-size", type=int, default=1, help="prompts per model call")
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--timeout", type=float, help="seconds per program in the sandbox (default: the task's)")
