@@ -80,6 +80,10 @@ class Store:
     def files(self) -> dict[str, tuple[str, int, float]]:
         return {p: (h, s, m) for p, h, s, m in self.db.execute("SELECT path, hash, size, mtime FROM files")}
 
+    def file(self, path: str) -> tuple[str, int, float] | None:
+        row = self.db.execute("SELECT hash, size, mtime FROM files WHERE path=?", (path,)).fetchone()
+        return tuple(row) if row else None
+
     def replace_file(self, path: str, digest: str, size: int, mtime: float, language: str,
                      chunks: Sequence[Chunk]) -> tuple[list[int], list[int]]:
         """Swap a file's chunks in one transaction. A chunk whose content is unchanged keeps its id and its

@@ -248,7 +248,7 @@ class WorkspaceIndex:
         full = Path(path).resolve()
         rel = full.relative_to(self.root).as_posix()
         summary = IndexSummary()
-        known = self.store.files().get(rel)
+        known = self.store.file(rel)
         if not (full.is_file() and not full.is_symlink() and self._walk_allows(rel)):
             if known is not None:
                 self._drop(rel, summary)
