@@ -60,7 +60,8 @@ def main() -> None:
     from plusls.exported import Embedder
     from plusls.exported.defaults import EMBEDDER, ensure_default
     from plusls.exported.export import export_model
-    from plusls.indexer.retrieval_eval import evaluate, load_cosqa, write_corpus
+    from plusls.indexer.retrieval_eval import MODES, load_cosqa, rank_all, write_corpus
+    from plusls.training.evaluation.metrics import mrr_at_k, recall_at_k
     from plusls.indexer.workspace_index import WorkspaceIndex
     from plusls.server.paths import default_models_dir
 
@@ -89,7 +90,12 @@ def main() -> None:
                    "end_to_end_chunks_per_s": round(summary.chunks_embedded / summary.seconds, 1),
                    "index_seconds": round(summary.seconds, 1), "quantization": base.manifest.quantization,
                    "int8_parity": base.manifest.parity.get("int8_min_cosine")}
-            row["quality"] = evaluate(index, queries)
+            golds = [g for _, g in queries]
+            row["quality"] = {}
+            for mode in MODES:
+                rankings, _ = rank_all(index, queries, mode)
+                row["quality"][mode] = {"mrr@10": round(mrr_at_k(rankings, golds, 10), 4),
+                                        **{f"recall@{k}": round(recall_at_k(rankings, golds, k), 4) for k in (1, 10)}}
             out["variants"][name] = row
             print(json.dumps({name: row}), flush=True)
             if texts is None:

@@ -27,7 +27,9 @@ class CausalLM:
         shape = inputs[self.past_names[0]].shape  # [batch, kv_heads, past_len, head_dim]
         self.kv_heads, self.head_dim = int(shape[1]), int(shape[3])
         self.has_position_ids = "position_ids" in inputs
-        self.eos_ids = {i for i in [self.manifest.token_id("eos")] if i is not None}
+        # <|endoftext|> ends a document even where the tokenizer's EOS is another token (SmolLM2-Instruct: <|im_end|>).
+        ends = [self.manifest.token_id("eos"), self.tokenizer.token_to_id("<|endoftext|>")]
+        self.eos_ids = {i for i in ends if i is not None}
         pad = self.manifest.token_id("pad")
         self.pad_id = pad if pad is not None else (self.manifest.token_id("eos") or 0)
         # An empty prompt (an empty file) starts from BOS, or the end-of-text token that separates documents.

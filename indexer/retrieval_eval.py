@@ -11,7 +11,7 @@ from .errors import WorkspaceIndexError
 from .search import search
 from .workspace_index import WorkspaceIndex
 
-CUTOFFS = (1, 5, 10)
+MODES = ("vector", "bm25", "hybrid")
 
 
 def load_cosqa(data_dir: Path) -> tuple[dict[int, str], list[tuple[str, int]]]:
@@ -33,35 +33,24 @@ def write_corpus(codes: dict[int, str], root: Path) -> Path:
     return root
 
 
-def gold_rank(paths: list[str], gold: int) -> int | None:
-    """1-based rank of the gold document among result paths (a file may yield several chunks: first counts)."""
-    seen: list[int] = []
-    for p in paths:
-        idx = int(Path(p).stem)
-        if idx not in seen:
-            seen.append(idx)
-    return seen.index(gold) + 1 if gold in seen else None
+def ranked_documents(index: WorkspaceIndex, query: str, mode: str, k: int = 10) -> list[int]:
+    """Document ids (file stems) in rank order; a file that yields several chunks counts once, at its best."""
+    ranked: list[int] = []
+    for result in search(index, query, k=k, mode=mode).results:
+        idx = int(Path(result.path).stem)
+        if idx not in ranked:
+            ranked.append(idx)
+    return ranked
 
 
-def score(ranks: list[int | None], k: int = 10) -> dict[str, float]:
-    n = len(ranks)
-    out = {f"mrr@{k}": sum(1.0 / r for r in ranks if r is not None and r <= k) / n}
-    out.update({f"recall@{c}": sum(1 for r in ranks if r is not None and r <= c) / n for c in CUTOFFS})
-    return {key: round(v, 4) for key, v in out.items()}
-
-
-def evaluate(index: WorkspaceIndex, queries: list[tuple[str, int]], modes=("vector", "bm25", "hybrid"),
-             progress: Callable[[int, int], None] | None = None) -> dict:
-    results: dict = {}
-    for mode in modes:
-        ranks, latency = [], []
-        for n, (query, gold) in enumerate(queries, 1):
-            t = time.perf_counter()
-            response = search(index, query, k=10, mode=mode)
-            latency.append(time.perf_counter() - t)
-            ranks.append(gold_rank([r.path for r in response.results], gold))
-            if progress:
-                progress(n, len(queries))
-        latency.sort()
-        results[mode] = score(ranks) | {"p50_ms": round(1000 * latency[len(latency) // 2], 2)}
-    return results
+def rank_all(index: WorkspaceIndex, queries: list[tuple[str, int]], mode: str,
+             progress: Callable[[int, int], None] | None = None) -> tuple[list[list[int]], list[float]]:
+    """Rankings for every query in one mode, and each search's latency in seconds."""
+    rankings, latency = [], []
+    for n, (query, _) in enumerate(queries, 1):
+        t = time.perf_counter()
+        rankings.append(ranked_documents(index, query, mode))
+        latency.append(time.perf_counter() - t)
+        if progress:
+            progress(n, len(queries))
+    return rankings, latency

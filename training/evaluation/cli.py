@@ -5,12 +5,12 @@ import argparse
 import shlex
 import sys
 
-TASK_HELP = "humaneval, mbpp, mtpb, infilling, summarize (search: pending, needs the indexer)"
+TASK_HELP = "humaneval, mbpp, mtpb, infilling, summarize, search"
 
 
 def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     e = subparsers.add_parser(
-        "eval", help="run a benchmark (HumanEval, MBPP, MTPB, infilling, summarize) on a model",
+        "eval", help="run a benchmark (HumanEval, MBPP, MTPB, infilling, summarize, CoSQA search) on a model",
         description="Sample a model on a benchmark, run generated code in a sandbox, report pass@k / BLEU.")
     e.add_argument("task", help=TASK_HELP)
     e.add_argument("--model", help="exported model directory, or baseline:reference / baseline:identifier-words "

@@ -157,6 +157,10 @@ def resolve(model: str | None, need: str, task: str, default_dir: Path | None = 
         if model == "baseline:identifier-words" and need != "seq2seq":
             raise EvalError(f"baseline:identifier-words writes summaries; {task} needs code")
         return ReferenceBaseline() if model == "baseline:reference" else IdentifierBaseline()
+    if need == "embedding":
+        if model is not None and model.startswith("baseline:"):
+            raise EvalError(f"{task} ranks with an embedding model; baselines do not apply")
+        return EmbeddingModel(None if model is None else Path(model), default_dir or _models_dir())
     if model is None or model.startswith("baseline:"):
         if model is not None:
             raise EvalError(f"unknown baseline {model!r}; known: {', '.join(BASELINES)}")
@@ -176,6 +180,34 @@ def resolve(model: str | None, need: str, task: str, default_dir: Path | None = 
     if manifest.kind != need:
         raise EvalError(f"--model {model} holds a {manifest.kind} model; {task} needs a {need} model")
     return ModelGenerator(path, need)
+
+
+class EmbeddingModel:
+    """An exported embedding model directory (default: the embedded MiniLM) for the search task."""
+
+    kind = "embedding"
+
+    def __init__(self, directory: Path | None, models_dir: Path):
+        from plusls.exported import ModelDirError
+        from plusls.indexer.embedding_model import load_embedder
+        from plusls.server.progress_bar import ProgressBar
+
+        try:
+            self.embedder, self.model_id = load_embedder(directory, models_dir, log=_log)
+        except ModelDirError as e:
+            raise EvalError(f"--model {directory}: {e}") from e
+        self.name = self.model_id
+        self.progress = ProgressBar()
+
+    @property
+    def manifest(self):
+        return self.embedder.manifest
+
+    def describe(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return {"name": self.name, "kind": self.kind, "providers": self.embedder.providers,
+                "manifest": asdict(self.embedder.manifest)}
 
 
 def _models_dir() -> Path:
