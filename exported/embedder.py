@@ -1,13 +1,16 @@
 """Sentence/code embeddings from an exported encoder whose graph already pools and L2-normalises."""
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 
 from .model_files import ModelFiles
-from .sessions import RuntimeOptions
+from .sessions import RuntimeOptions, make_session
 
 
 class Embedder:
@@ -17,10 +20,21 @@ class Embedder:
         self.tokenizer = self.files.tokenizer
         self.session = self.files.sessions["encoder"]
         self.input_names = {i.name for i in self.session.get_inputs()}
+        self.workers = self._workers()
         self.dim = int(self.manifest.config["dim"])
         self.max_length = self.manifest.max_length
         pad = self.manifest.token_id("pad")
         self.pad_id = pad if pad is not None else 0
+
+    def _workers(self) -> list:
+        """Sessions that take batches in parallel, each on one thread (only on CPU, when threads are not fixed)."""
+        opts = self.files.options
+        n = opts.parallel_sessions or (os.cpu_count() or 1)
+        if self.files.on_cuda or opts.intra_op_threads or n < 2:
+            return [self.session]
+        single = replace(opts, intra_op_threads=1, inter_op_threads=1)
+        path = self.files.directory / self.manifest.onnx_file("encoder")
+        return [make_session(path, single) for _ in range(n)]
 
     @property
     def providers(self) -> list[str]:
@@ -29,7 +43,7 @@ class Embedder:
     def embed(
         self,
         texts: Sequence[str],
-        batch_size: int = 32,
+        batch_size: int = 8,
         max_length: int | None = None,
         progress: Callable[[int], None] | None = None,
     ) -> np.ndarray:
@@ -43,8 +57,9 @@ class Embedder:
         encs = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
         out = np.zeros((len(encs), self.dim), np.float32)
         order = np.argsort([len(e) for e in encs], kind="stable")
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
+        batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
+
+        def run(session, idx: np.ndarray) -> None:
             width = max(1, max(len(encs[i]) for i in idx))
             ids = np.full((len(idx), width), self.pad_id, np.int64)
             mask = np.zeros((len(idx), width), np.int64)
@@ -54,7 +69,16 @@ class Embedder:
             feed = {"input_ids": ids, "attention_mask": mask}
             if "token_type_ids" in self.input_names:
                 feed["token_type_ids"] = np.zeros_like(ids)
-            out[idx] = self.session.run(["embedding"], feed)[0]
+            out[idx] = session.run(["embedding"], feed)[0]
             if progress:
                 progress(len(idx))
+
+        if len(self.workers) == 1 or len(batches) == 1:
+            for idx in batches:
+                run(self.session, idx)
+            return out
+        # Worker k takes batches k, k+n, ...: onnxruntime releases the GIL while it runs.
+        n = len(self.workers)
+        with ThreadPoolExecutor(n) as pool:
+            list(pool.map(lambda k: [run(self.workers[k], idx) for idx in batches[k::n]], range(n)))
         return out
