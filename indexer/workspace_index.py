@@ -188,12 +188,7 @@ class WorkspaceIndex:
             if progress and state.files_done % 50 == 0:
                 progress(state)
         for rel in set(known) - seen:
-            with self.lock:
-                removed = self.store.remove_file(rel)
-                if self.vectors is not None:
-                    self.vectors.remove(removed)
-            summary.files_removed += 1
-            summary.chunks_removed += len(removed)
+            self._drop(rel, summary)
         if progress:
             progress(state)
         if embed and self.embedder is not None:

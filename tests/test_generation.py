@@ -130,15 +130,21 @@ def test_cancellation_stops_between_steps(model, exported):
     assert lm.generate(PROMPTS[0], cfg, cancel=token)[0].token_ids == []
 
 
+def slow_model(directory, step_s: float) -> CausalLM:
+    """The real model, each decoder call made to take at least step_s longer."""
+    lm = CausalLM(directory)
+    forward = lm.forward
+
+    def slow(*args):
+        threading.Event().wait(step_s)
+        return forward(*args)
+
+    lm.forward = slow
+    return lm
+
+
 def test_cancel_from_another_thread(exported):
-    lm = CausalLM(exported["llama"])
-    slow_forward = lm.forward
-
-    def forward(*args):
-        threading.Event().wait(0.01)
-        return slow_forward(*args)
-
-    lm.forward = forward
+    lm = slow_model(exported["llama"], 0.01)
     token = CancelToken()
     threading.Timer(0.1, token.cancel).start()
     out = lm.generate(PROMPTS[0], GenerationConfig(max_new_tokens=1000, stop_on_eos=False), cancel=token)[0]
@@ -146,14 +152,7 @@ def test_cancel_from_another_thread(exported):
 
 
 def test_deadline_ends_generation(exported):
-    lm = CausalLM(exported["llama"])
-    slow_forward = lm.forward
-
-    def forward(*args):
-        threading.Event().wait(0.02)
-        return slow_forward(*args)
-
-    lm.forward = forward
+    lm = slow_model(exported["llama"], 0.02)
     out = lm.generate(PROMPTS[0], GenerationConfig(max_new_tokens=1000, deadline_s=0.2, stop_on_eos=False))[0]
     assert out.finish_reason == "deadline"
     assert 1 <= len(out.token_ids) <= 11 and out.total_s < 1.0
