@@ -26,7 +26,8 @@ def test_bad_input_is_reported_without_a_traceback(tmp_path, exported):
     assert_clean_error(plusls_eval("humaneval", "--data", str(tmp_path / "missing")), "does not exist")
     assert_clean_error(plusls_eval("humaneval", "--data", str(tmp_path)), "has no humaneval/HumanEval.jsonl.gz")
     assert_clean_error(plusls_eval("nosuchtask"), "unknown task", "humaneval")
-    assert_clean_error(plusls_eval("search"), "indexer")
+    assert_clean_error(plusls_eval("search", "--model", str(exported["llama"])), "causal-lm", "embedding")
+    assert_clean_error(plusls_eval("search", "--model", "baseline:reference"), "baselines do not apply")
     assert_clean_error(plusls_eval("humaneval", "--model", str(exported["t5"])), "seq2seq", "causal-lm")
     assert_clean_error(plusls_eval("summarize", "--model", str(exported["llama"])), "causal-lm", "seq2seq")
     assert_clean_error(plusls_eval("summarize"), "--model")
@@ -106,3 +107,22 @@ def test_mtpb_and_summarize_run_on_tiny_models(tmp_path, exported):
     result = json.loads(out.read_text())
     assert set(result["metrics"]) == {"bleu4", "rouge_l"} and len(result["samples"]) == 3
     assert result["model"]["kind"] == "seq2seq"
+
+
+def test_search_task_ranks_through_the_real_index(tmp_path, exported):
+    """A tiny CoSQA-shaped benchmark: three functions, queries naming them (BM25 finds those exactly)."""
+    cosqa = tmp_path / "cosqa"
+    cosqa.mkdir()
+    codes = {"def is_prime(n):\n    return n > 1": 0, "def read_text(path):\n    return open(path).read()": 1,
+             "def sort_by_age(users):\n    return sorted(users)": 2}
+    (cosqa / "code_idx_map.txt").write_text(json.dumps(codes))
+    (cosqa / "cosqa-retrieval-dev-500.json").write_text(json.dumps(
+        [{"doc": "is_prime", "retrieval_idx": 0}, {"doc": "read_text", "retrieval_idx": 1},
+         {"doc": "sort_by_age", "retrieval_idx": 2}]))
+    out = tmp_path / "search.json"
+    r = plusls_eval("search", "--model", str(exported["bert"]), "--data", str(tmp_path), "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    result = json.loads(out.read_text())
+    assert result["metrics"]["bm25"]["mrr@10"] == 1.0 and result["metrics"]["hybrid"]["recall@1"] == 1.0
+    assert result["index"]["chunks"] == 3 and result["problems"] == 3
+    assert {s["mode"] for s in result["samples"]} == {"vector", "bm25", "hybrid"}

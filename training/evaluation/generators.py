@@ -153,14 +153,14 @@ class ModelGenerator:
 
 def resolve(model: str | None, need: str, task: str, default_dir: Path | None = None) -> Generator:
     """The generator for --model: a baseline name, a model directory of the kind the task needs, or the default."""
-    if model in BASELINES:
-        if model == "baseline:identifier-words" and need != "seq2seq":
-            raise EvalError(f"baseline:identifier-words writes summaries; {task} needs code")
-        return ReferenceBaseline() if model == "baseline:reference" else IdentifierBaseline()
     if need == "embedding":
         if model is not None and model.startswith("baseline:"):
             raise EvalError(f"{task} ranks with an embedding model; baselines do not apply")
         return EmbeddingModel(None if model is None else Path(model), default_dir or _models_dir())
+    if model in BASELINES:
+        if model == "baseline:identifier-words" and need != "seq2seq":
+            raise EvalError(f"baseline:identifier-words writes summaries; {task} needs code")
+        return ReferenceBaseline() if model == "baseline:reference" else IdentifierBaseline()
     if model is None or model.startswith("baseline:"):
         if model is not None:
             raise EvalError(f"unknown baseline {model!r}; known: {', '.join(BASELINES)}")
