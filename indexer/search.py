@@ -3,7 +3,8 @@
 BM25's weight in the fusion depends on the query. A query naming code (snake_case, camelCase, dotted names,
 calls) gets weight 1: exact identifiers are what BM25 finds and embeddings blur. A plain-language query gets 0
 for chunks that have vectors: on CoSQA (500 plain-language queries, all-MiniLM-L6-v2) every BM25 weight we tried
-lowered MRR@10 (vector alone 0.538; BM25 weight 0.1 -> 0.525, 0.3 -> 0.509, 1.0 -> 0.470; BM25 alone 0.350).
+lowered MRR@10 (vector alone 0.538; RRF k=60 with BM25 weight 0.1 -> 0.525, 0.3 -> 0.509, 0.5 -> 0.501; k=10
+with 0.1 -> 0.534; BM25 alone 0.350), so such a query skips BM25 altogether once every chunk has its vectors.
 Chunks that have no vector yet (indexing still running) always take BM25 at weight 1: that is how search
 answers before the embeddings land."""
 from __future__ import annotations
@@ -58,6 +59,8 @@ def search(index: WorkspaceIndex, query: str, k: int = 10, language: str | None 
         raise ValueError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
     timings: dict[str, float] = {}
     filtered = bool(language or path_glob)
+    with index.lock:
+        counts = index.store.chunk_counts()
     vector_hits: list[tuple[int, float]] = []
     if mode != "bm25" and index.embedder is not None and index.vectors is not None and len(index.vectors):
         t = time.perf_counter()
@@ -68,8 +71,11 @@ def search(index: WorkspaceIndex, query: str, k: int = 10, language: str | None 
             vector_hits = index.vectors.search(q, POOL * (8 if filtered else 1))
         timings["vector"] = _ms(t)
     bm25_hits: list[tuple[int, float]] = []
-    if mode != "vector":
+    weight = 1.0 if mode == "bm25" or not vector_hits else bm25_weight(query)
+    if mode != "vector" and (weight > 0 or counts["embedded"] < counts["chunks"]):
         where, params = [], []
+        if weight == 0:  # BM25 counts only for chunks without vectors yet: look only among them
+            where.append("AND chunks.embedded = 0")
         if language:
             where.append("AND chunks.language = ?")
             params.append(language)
@@ -82,19 +88,17 @@ def search(index: WorkspaceIndex, query: str, k: int = 10, language: str | None 
         timings["bm25"] = _ms(t)
     t = time.perf_counter()
     with index.lock:
-        rows = index.store.rows(list({i for i, _ in vector_hits} | {i for i, _ in bm25_hits}))
-        counts = index.store.counts()
+        rows = index.store.rows(list({i for i, _ in vector_hits} | {i for i, _ in bm25_hits}), text=False)
     if filtered:  # BM25 filtered in SQL; vectors are filtered here
         vector_hits = [(i, s) for i, s in vector_hits if i in rows and _matches(rows[i], language, path_glob)]
     vrank = {i: r for r, (i, _) in enumerate(vector_hits[:POOL], 1)}
     brank = {i: r for r, (i, _) in enumerate(bm25_hits, 1)}
     fused = {i: 1.0 / (RRF_K + r) for i, r in vrank.items()}
-    weight = 1.0 if mode == "bm25" or not vrank else bm25_weight(query)
     for i, r in brank.items():
         w = weight if i in rows and rows[i]["embedded"] else 1.0
         if w > 0:
             fused[i] = fused.get(i, 0.0) + w / (RRF_K + r)
-    results, seen = [], set()
+    results, seen, winners = [], set(), []
     for i in sorted(fused, key=lambda i: -fused[i]):
         row = rows.get(i)
         if row is None:
@@ -104,10 +108,14 @@ def search(index: WorkspaceIndex, query: str, k: int = 10, language: str | None 
             continue
         seen.add(key)
         results.append(SearchResult(row["path"], row["start_line"], row["end_line"], row["qualname"], row["kind"],
-                                    row["language"], round(fused[i], 6), _snippet(row["text"]), vrank.get(i),
-                                    brank.get(i)))
+                                    row["language"], round(fused[i], 6), "", vrank.get(i), brank.get(i)))
+        winners.append(i)
         if len(results) == k:
             break
+    with index.lock:  # text only for what is shown
+        texts = index.store.rows(winners)
+    for result, i in zip(results, winners):
+        result.snippet = _snippet(texts[i]["text"])
     timings["fuse"] = _ms(t)
     return SearchResponse(query, results, counts["chunks"], counts["embedded"], timings)
 

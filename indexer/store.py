@@ -150,8 +150,13 @@ class Store:
 
     def counts(self) -> dict[str, int]:
         files = self.db.execute("SELECT count(*) FROM files").fetchone()[0]
-        chunks, embedded = self.db.execute("SELECT count(*), coalesce(sum(embedded), 0) FROM chunks").fetchone()
-        return {"files": files, "chunks": chunks, "embedded": embedded}
+        return {"files": files, **self.chunk_counts()}
+
+    def chunk_counts(self) -> dict[str, int]:
+        """Counted from indexes, not by reading the table's rows: every search asks."""
+        chunks = self.db.execute("SELECT count(*) FROM chunks").fetchone()[0]
+        pending = self.db.execute("SELECT count(*) FROM chunks WHERE embedded=0").fetchone()[0]
+        return {"chunks": chunks, "embedded": chunks - pending}
 
     # --- search -------------------------------------------------------------------------------------------------
     def bm25(self, query: str, limit: int, where: str = "", params: Sequence = ()) -> list[tuple[int, float]]:
@@ -167,11 +172,11 @@ class Store:
                f" WHERE chunks_fts MATCH ? {where} ORDER BY chunks_fts.rank LIMIT ?")
         return [(i, -s) for i, s in self.db.execute(sql, (match, *params, limit))]
 
-    def rows(self, ids: Sequence[int]) -> dict[int, dict]:
+    def rows(self, ids: Sequence[int], text: bool = True) -> dict[int, dict]:
         if not ids:
             return {}
         cur = self.db.execute(
-            f"SELECT id, path, language, kind, qualname, signature, docstring, start_line, end_line, text, embedded "
+            f"SELECT id, path, language, kind, qualname, start_line, end_line, embedded{', text' if text else ''} "
             f"FROM chunks WHERE id IN ({', '.join('?' * len(ids))})", list(ids))
         names = [d[0] for d in cur.description]
         return {r[0]: dict(zip(names, r)) for r in cur}
