@@ -98,6 +98,12 @@ def search(index: WorkspaceIndex, query: str, k: int = 10, language: str | None 
         w = weight if i in rows and rows[i]["embedded"] else 1.0
         if w > 0:
             fused[i] = fused.get(i, 0.0) + w / (RRF_K + r)
+    if IDENTIFIER.search(query) or mode == "bm25":
+        # A chunk whose name is exactly what the query names comes first (as in workspace/symbol).
+        wanted = query.strip().rstrip("(")
+        for i in fused:
+            if i in rows and wanted in (rows[i]["name"], rows[i]["qualname"]):
+                fused[i] += 1.0
     results, seen, winners = [], set(), []
     for i in sorted(fused, key=lambda i: -fused[i]):
         row = rows.get(i)

@@ -176,7 +176,7 @@ class Store:
         if not ids:
             return {}
         cur = self.db.execute(
-            f"SELECT id, path, language, kind, qualname, start_line, end_line, embedded{', text' if text else ''} "
+            f"SELECT id, path, language, kind, name, qualname, start_line, end_line, embedded{', text' if text else ''} "
             f"FROM chunks WHERE id IN ({', '.join('?' * len(ids))})", list(ids))
         names = [d[0] for d in cur.description]
         return {r[0]: dict(zip(names, r)) for r in cur}
