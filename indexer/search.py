@@ -62,7 +62,7 @@ def search(index: WorkspaceIndex, query: str, k: int = 10, language: str | None 
     with index.lock:
         counts = index.store.chunk_counts()
     vector_hits: list[tuple[int, float]] = []
-    if mode != "bm25" and index.embedder is not None and index.vectors is not None and len(index.vectors):
+    if mode != "bm25" and index.embedder is not None and index.vectors is not None and not index.vectors.empty:
         t = time.perf_counter()
         q = index.embedder.embed([query])[0]
         timings["embed"] = _ms(t)

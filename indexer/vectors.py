@@ -48,8 +48,12 @@ class VectorStore:
         return f"ivf{self.index.nlist}-flat-ip" if self.is_ivf else "flat-ip"
 
     def __len__(self) -> int:
-        """Chunks with vectors (each has two)."""
+        """Chunks with vectors (each has two). Walks the id lists: not for hot paths (see `empty`)."""
         return len(self.ids())
+
+    @property
+    def empty(self) -> bool:
+        return self.index.ntotal == 0
 
     def ids(self) -> np.ndarray:
         """Chunk ids present (code-view vectors)."""
