@@ -16,7 +16,7 @@ from .data import find_file, read_jsonl, require_keys
 from .generators import Request
 from .passk import mean_pass_at_k
 from .progress import Progress
-from .sampling import Context, pass_counts, status_counts
+from .sampling import Context, collect_outcomes, pass_counts, status_counts
 
 FOLDER, FILE = "mtpb", "mtpb.jsonl"
 KEYS = ("id", "prompts", "inputs", "outputs")
@@ -155,10 +155,7 @@ class MTPB:
                                              ctx.settings.timeout_s or self.timeout_s)
                         future.add_done_callback(lambda _f: progress.advance())
                         futures.append((record, future))
-            for record, future in futures:
-                outcome = future.result()
-                record.update(status=outcome.status, passed=outcome.passed, error=outcome.error,
-                              exec_s=round(outcome.elapsed_s, 4))
+            collect_outcomes(futures)
         progress.close()
         return {
             "data": path,

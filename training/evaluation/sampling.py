@@ -101,12 +101,17 @@ def run_items(ctx: Context, items: Sequence[Item], label: str, timeout_s: float)
                 future = pool.submit(ctx.sandbox.run, item.program(g.text), timeout_s)
                 future.add_done_callback(lambda _f: progress.advance())
                 futures.append((record, future))
-        for record, future in futures:
-            outcome = future.result()
-            record.update(status=outcome.status, passed=outcome.passed, error=outcome.error,
-                          exec_s=round(outcome.elapsed_s, 4))
+        collect_outcomes(futures)
     progress.close()
     return records
+
+
+def collect_outcomes(futures: list) -> None:
+    """Wait for the sandboxed programs and store each outcome in its sample record."""
+    for record, future in futures:
+        outcome = future.result()
+        record.update(status=outcome.status, passed=outcome.passed, error=outcome.error,
+                      exec_s=round(outcome.elapsed_s, 4))
 
 
 def pass_counts(records: Sequence[dict[str, Any]]) -> list[tuple[int, int]]:
