@@ -47,24 +47,29 @@ def mount(source: str | None, target: str, fstype: str | None, flags: int, data:
     _check(libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data)), f"mount {target}")
 
 
-def others_can_read(path: str) -> bool:
-    """Whether an unrelated uid can reach and list `path` (every ancestor searchable, the folder readable)."""
-    cur = "/"
-    for part in [p for p in path.split("/") if p]:
-        if not os.stat(cur).st_mode & stat.S_IXOTH:
-            return False
-        cur = os.path.join(cur, part)
-    mode = os.stat(cur).st_mode
-    return bool(mode & stat.S_IXOTH and mode & stat.S_IROTH)
-
-
-def first_private_ancestor(path: str) -> str:
+def _first_unsearchable(path: str) -> str | None:
+    """The first folder on the way to `path` (path itself excluded) that other users cannot enter, or None."""
     cur = "/"
     for part in [p for p in path.split("/") if p]:
         if not os.stat(cur).st_mode & stat.S_IXOTH:
             return cur
         cur = os.path.join(cur, part)
-    raise OSError(f"{path} itself is not readable by other users; the sandbox cannot expose it")
+    return None
+
+
+def others_can_read(path: str) -> bool:
+    """Whether an unrelated uid can reach and list `path` (every ancestor searchable, the folder readable)."""
+    if _first_unsearchable(path) is not None:
+        return False
+    mode = os.stat(path).st_mode
+    return bool(mode & stat.S_IXOTH and mode & stat.S_IROTH)
+
+
+def first_private_ancestor(path: str) -> str:
+    found = _first_unsearchable(path)
+    if found is None:
+        raise OSError(f"{path} itself is not readable by other users; the sandbox cannot expose it")
+    return found
 
 
 def expose_interpreter(keep: list[str]) -> list[str]:
