@@ -73,6 +73,15 @@ class IgnoreRules:
         return verdict
 
 
+def path_allowed(root: Path, rel: str) -> bool:
+    """Whether walk() would offer this one file for indexing (the same rules, for re-indexing a saved file)."""
+    parts = rel.split("/")
+    if any(p in DEFAULT_EXCLUDED_DIRS for p in parts[:-1]) or SECRET_NAMES.match(parts[-1]):
+        return False
+    rules = IgnoreRules(root)
+    return not any(rules.ignored("/".join(parts[: i + 1]), i < len(parts) - 1) for i in range(len(parts)))
+
+
 def walk(root: Path, max_bytes: int = DEFAULT_MAX_BYTES, exclude_dirs: set[str] | None = None) -> Iterator[
         tuple[str, str | None, Path]]:
     """Yield (relative path, skip reason or None, absolute path) for every file under root, in a stable order.

@@ -23,7 +23,7 @@ from .errors import WorkspaceIndexError
 from .languages import spec_for
 from .store import SCHEMA_VERSION, Store
 from .vectors import VectorStore
-from .walker import DEFAULT_MAX_BYTES, check_content, walk
+from .walker import DEFAULT_MAX_BYTES, check_content, path_allowed, walk
 
 SAVE_EVERY_S = 5.0  # how often embedding progress is made durable (FAISS write + SQLite marks)
 EMBED_GROUP = 256  # chunks per embedding call: the embedder sorts them by length, so batches pad little
@@ -244,7 +244,7 @@ class WorkspaceIndex:
         rel = full.relative_to(self.root).as_posix()
         summary = IndexSummary()
         known = self.store.file(rel)
-        if not (full.is_file() and not full.is_symlink() and self._walk_allows(rel)):
+        if not (full.is_file() and not full.is_symlink() and path_allowed(self.root, rel)):
             if known is not None:
                 self._drop(rel, summary)
         else:
@@ -255,15 +255,6 @@ class WorkspaceIndex:
             self.embed_pending(summary, None)
         summary.seconds = time.perf_counter() - t0
         return summary
-
-    def _walk_allows(self, rel: str) -> bool:
-        from .walker import DEFAULT_EXCLUDED_DIRS, SECRET_NAMES, IgnoreRules
-
-        parts = rel.split("/")
-        if any(p in DEFAULT_EXCLUDED_DIRS for p in parts[:-1]) or SECRET_NAMES.match(parts[-1]):
-            return False
-        rules = IgnoreRules(self.root)
-        return not any(rules.ignored("/".join(parts[: i + 1]), i < len(parts) - 1) for i in range(len(parts)))
 
     def embed_pending(self, summary: IndexSummary, progress: Callable[[Progress], None] | None) -> None:
         counts = self.store.counts()
@@ -301,8 +292,7 @@ class WorkspaceIndex:
     def _save(self, ids: list[int]) -> None:
         """FAISS first (atomic file), then the SQLite marks: a crash in between is repaired on open."""
         with self.lock:
-            if self.vectors.maybe_upgrade():
-                self.store.set_meta("vector_index", self.vectors.kind)
+            self.vectors.maybe_upgrade()
             self.vectors.save()
             self.store.mark_embedded(ids)
             self.store.set_meta("vector_index", self.vectors.kind)
