@@ -49,13 +49,16 @@ class Generator(Protocol):
     def generate(self, requests: Sequence[Request], config: GenerationConfig) -> list[Generated]: ...
 
 
-@dataclass
-class ReferenceBaseline:
-    name: str = "baseline:reference"
-    kind: str = "baseline"
+class _Baseline:
+    name: str
+    kind = "baseline"
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "what": BASELINES[self.name]}
+
+
+class ReferenceBaseline(_Baseline):
+    name = "baseline:reference"
 
     def generate(self, requests: Sequence[Request], config: GenerationConfig) -> list[Generated]:
         if any(r.reference is None for r in requests):
@@ -73,13 +76,8 @@ def identifier_words(code: str) -> str:
     return (" ".join(words).capitalize() + ".") if words else ""
 
 
-@dataclass
-class IdentifierBaseline:
-    name: str = "baseline:identifier-words"
-    kind: str = "baseline"
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "what": BASELINES[self.name]}
+class IdentifierBaseline(_Baseline):
+    name = "baseline:identifier-words"
 
     def generate(self, requests: Sequence[Request], config: GenerationConfig) -> list[Generated]:
         return [Generated(identifier_words(r.text), finish_reason="baseline") for r in requests]
