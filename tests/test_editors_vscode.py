@@ -166,3 +166,15 @@ def test_extension_loads_and_sends_the_documented_defaults(compiled):
         return  # the server's settings parser is not there (yet): the documented schema above is the contract
     _, errors = parse_settings(sent)
     assert errors == []
+
+
+def test_other_editors_use_the_same_settings():
+    import tomllib
+
+    helix = tomllib.loads((ROOT / "editors" / "helix" / "languages.toml").read_text())
+    assert helix["language-server"]["plusls"]["args"] == ["serve"]
+    assert set(flatten(helix["language-server"]["plusls"]["config"])) <= set(flatten(DOCUMENTED_SETTINGS))
+    assert [lang["name"] for lang in helix["language"]] == LANGUAGES
+    readme = (ROOT / "editors" / "README.md").read_text()
+    block = re.search(r"```json\n(.*?)```", readme, re.S).group(1)
+    assert json.loads(block) == DOCUMENTED_SETTINGS
