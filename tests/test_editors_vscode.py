@@ -1,11 +1,13 @@
-"""The VS Code extension in editors/vscode: its settings mirror the server's, its commands are the documented ones,
-and it compiles (npm ci + tsc in a temporary copy, when npm is on PATH)."""
+"""The editor setups in editors/: the VS Code extension's settings mirror the server's, its commands are the documented
+ones, it compiles (npm ci + tsc in a temporary copy, when npm is on PATH), and, run with a stand-in for the VS Code API,
+it drives a fake server over stdio the way the real one will be driven; Helix and the README use the same settings."""
 from __future__ import annotations
 
 import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -178,3 +180,85 @@ def test_other_editors_use_the_same_settings():
     readme = (ROOT / "editors" / "README.md").read_text()
     block = re.search(r"```json\n(.*?)```", readme, re.S).group(1)
     assert json.loads(block) == DOCUMENTED_SETTINGS
+
+
+# A stand-in for `plusls serve` (pygls): logs what the client sends, answers inline completion and the commands.
+FAKE_SERVER = r'''
+import json, sys
+from lsprotocol import types
+from pygls.lsp.server import LanguageServer
+
+assert sys.argv[2:] == ["serve"], sys.argv
+log = open(sys.argv[1], "a")
+def record(kind, data):
+    log.write(json.dumps({"kind": kind, "data": data}) + "\n"); log.flush()
+
+server = LanguageServer("plusls", "0-fake")
+
+@server.feature(types.INITIALIZE)
+def initialize(ls, params):
+    record("initializationOptions", params.initialization_options)
+
+@server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+def did_change_configuration(ls, params):
+    record("didChangeConfiguration", params.settings)
+
+@server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
+def inline_completion(ls, params):
+    return [types.InlineCompletionItem(insert_text="return a + b", command=types.Command(
+        title="plusls", command="plusls.acceptCompletion", arguments=[{"id": "c1", "accepted": True}]))]
+
+@server.command("plusls.search")
+def search(ls, *args):
+    record("plusls.search", list(args))
+    return [{"path": "a.py", "startLine": 1, "endLine": 2, "name": "add", "score": 0.9,
+             "snippet": "def add(a, b):\n    return a + b"}]
+
+@server.command("plusls.reindex")
+def reindex(ls, *args):
+    record("plusls.reindex", list(args))
+
+@server.command("plusls.acceptCompletion")
+def accept(ls, *args):
+    record("plusls.acceptCompletion", list(args))
+
+server.start_io()
+'''
+
+
+def test_extension_drives_a_server(compiled, tmp_path):
+    """test/smoke.js runs the compiled extension and the real vscode-languageclient against a fake server."""
+    pytest.importorskip("pygls.lsp.server", reason="pygls is needed for the fake server")
+
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "a.py").write_text("def add(a, b):\n    return a + b\n")
+    (tmp_path / "fake_server.py").write_text(FAKE_SERVER)
+    log = tmp_path / "log.jsonl"
+    launcher = tmp_path / "plusls"
+    launcher.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{tmp_path / "fake_server.py"}" "{log}" "$@"\n')
+    launcher.chmod(0o755)
+
+    out = _run(["node", "test/smoke.js", str(launcher), str(workspace)], compiled, 60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    report = json.loads(out.stdout.strip().splitlines()[-1])
+    records = [json.loads(line) for line in log.read_text().splitlines()]
+
+    assert set(report["commands"]) == set(EXTENSION_COMMANDS) | SERVER_COMMANDS  # the client added the server's
+    assert report["inlineRegistered"]
+    assert report["inlineItems"][0]["command"]["command"] == "plusls.acceptCompletion"
+    assert report["quickPick"][0]["label"] == "add" and report["quickPick"][0]["description"].startswith("a.py:1")
+    assert report["opened"]["path"] == str(workspace / "a.py")
+    assert report["opened"]["revealed"]["start"]["line"] == 0 and report["opened"]["revealed"]["end"]["line"] == 1
+    assert not [m for m in report["messages"] if m[0] in ("error", "warning")], report["messages"]
+
+    sent = {}
+    for r in records:
+        sent.setdefault(r["kind"], []).append(r["data"])
+    assert sent["initializationOptions"] == [DOCUMENTED_SETTINGS]
+    changed = dict(DOCUMENTED_SETTINGS, completion=dict(DOCUMENTED_SETTINGS["completion"], debounceMs=90))
+    payloads = sent["didChangeConfiguration"]  # once when the server is up, once for the change
+    assert len(payloads) == 2 and {"plusls": DOCUMENTED_SETTINGS} in payloads and {"plusls": changed} in payloads
+    assert sent["plusls.acceptCompletion"] == [[{"id": "c1", "accepted": True}]]
+    assert sent["plusls.search"] == [["add two numbers", 20]]
+    assert sent["plusls.reindex"] == [[]]

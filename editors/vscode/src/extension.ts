@@ -123,8 +123,12 @@ async function startClient(): Promise<void> {
 async function stopClient(): Promise<void> {
   const old = client;
   client = undefined;
-  if (old && old.state !== State.Stopped) {
-    await old.stop();
+  if (old?.needsStop()) {
+    try {
+      await old.stop();
+    } catch (error) {
+      output?.warn(`plusls: stopping the server: ${String(error)}`);
+    }
   }
 }
 
