@@ -106,17 +106,21 @@ async function startClient(): Promise<void> {
     await client.start();
   } catch (error) {
     const command = resolveServerPath(vscode.workspace.getConfiguration(SECTION).get<string>('serverPath'));
-    const choice = await vscode.window.showErrorMessage(
-      `plusls: could not start \`${command} serve\` (${String(error)}). Install plusls in a Python environment ` +
-        'and put it on PATH, or set plusls.serverPath.',
-      'Open Settings',
-      'Show Output',
-    );
-    if (choice === 'Open Settings') {
-      void vscode.commands.executeCommand('workbench.action.openSettings', 'plusls.serverPath');
-    } else if (choice === 'Show Output') {
-      output?.show();
-    }
+    // Not awaited: activation must not wait for the user to dismiss the message.
+    void vscode.window
+      .showErrorMessage(
+        `plusls: could not start \`${command} serve\` (${String(error)}). Install plusls in a Python environment ` +
+          'and put it on PATH, or set plusls.serverPath.',
+        'Open Settings',
+        'Show Output',
+      )
+      .then((choice) => {
+        if (choice === 'Open Settings') {
+          void vscode.commands.executeCommand('workbench.action.openSettings', 'plusls.serverPath');
+        } else if (choice === 'Show Output') {
+          output?.show();
+        }
+      });
   }
 }
 
