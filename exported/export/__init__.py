@@ -124,6 +124,10 @@ def _export_causal(src: Path, config: dict, work: Path, scratch: Path, log: Log)
 
 
 def _export_seq2seq(src: Path, config: dict, work: Path, scratch: Path, log: Log) -> Manifest:
+    from .bert2bert import is_bert2bert
+
+    if is_bert2bert(config):
+        return _export_bert2bert(src, config, work, log)
     dest = _optimum_export(src, "text2text-generation-with-past", scratch, log)
     files = list(ONNX_FILES["seq2seq"].values())
     if not all((dest / f).exists() for f in files):
@@ -132,6 +136,22 @@ def _export_seq2seq(src: Path, config: dict, work: Path, scratch: Path, log: Log
     start = config.get("decoder_start_token_id")
     start = config.get("pad_token_id", 0) if start is None else start
     return _base_manifest("seq2seq", config, _opset(work / files[0]), 512, {"decoder_start_token_id": int(start)})
+
+
+def _export_bert2bert(src: Path, config: dict, work: Path, log: Log) -> Manifest:
+    """A BERT encoder + BERT decoder EncoderDecoderModel (optimum does not export those with past)."""
+    from .bert2bert import export_bert2bert
+
+    log("exporting the BERT encoder-decoder (traced here)")
+    try:
+        positions = export_bert2bert(src, work)
+    except Exception as e:
+        raise ExportError(f"could not export the BERT encoder-decoder {src}: {e}") from e
+    start = config.get("decoder_start_token_id")
+    if start is None:
+        raise ExportError(f"{src}/config.json has no decoder_start_token_id")
+    return _base_manifest("seq2seq", config, _opset(work / "encoder_model.onnx"), positions,
+                          {"decoder_start_token_id": int(start)})
 
 
 def _embedding_module(src: Path, config: dict):

@@ -1,0 +1,55 @@
+"""`plusls train`: argument parsing only; the work is in training.data and training.docstring."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def add_train_parser(subparsers) -> argparse.ArgumentParser:
+    t = subparsers.add_parser("train", help="mine training data and train plusls's own models (needs the train extra)",
+                              description="Training: corpus mining from permissively licensed local code, and the "
+                                          "docstring encoder-decoder.")
+    sub = t.add_subparsers(dest="train_command", required=True)
+    d = sub.add_parser("data", help="mine (docstring, code), summary and FIM samples from the stdlib and the "
+                                    "installed packages (PSF/MIT/BSD/Apache-2.0 only) into a jsonl corpus")
+    d.add_argument("--out", help="corpus folder (default: ~/.cache/plusls/training/corpus)")
+    d.add_argument("--held-out", nargs="*", help="packages held out for evaluation (default: a fixed list; "
+                                                 "stdlib modules as stdlib:NAME)")
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=_data)
+    s = sub.add_parser("docstring", help="train the code -> docstring encoder-decoder (MiniLM warm start); "
+                                         "resumes from OUT/ckpt.pt")
+    s.add_argument("--out", required=True, help="run folder: checkpoint, result.json, model/ (Hugging Face format)")
+    s.add_argument("--corpus", help="corpus folder from `plusls train data` (default: its default)")
+    s.add_argument("--design", default="bert2bert", help="bert2bert, frozen-encoder or shallow-decoder")
+    s.add_argument("--steps", type=int, default=1000)
+    s.add_argument("--minutes", type=float, default=0.0, help="also stop after this many minutes")
+    s.add_argument("--batch-tokens", type=int, default=2048, help="padded source tokens per batch")
+    s.add_argument("--lr", type=float, default=2e-4)
+    s.add_argument("--threads", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--limit", type=int, help="only the first N training pairs")
+    s.set_defaults(func=_docstring)
+    return t
+
+
+def _data(args: argparse.Namespace) -> int:
+    from .data import HELD_OUT, main
+
+    main(Path(args.out) if args.out else None, args.held_out if args.held_out is not None else HELD_OUT, args.seed,
+         log=lambda m: print(m, file=sys.stderr, flush=True))
+    return 0
+
+
+def _docstring(args: argparse.Namespace) -> int:
+    from .data import default_corpus_dir
+    from .docstring import train_docstring
+
+    result = train_docstring(Path(args.corpus) if args.corpus else default_corpus_dir(), Path(args.out),
+                             design=args.design, max_steps=args.steps, max_minutes=args.minutes,
+                             max_tokens=args.batch_tokens, lr=args.lr, seed=args.seed, threads=args.threads,
+                             limit=args.limit)
+    print(json.dumps({k: result[k] for k in ("steps", "stopped", "train_seconds", "eval")}))
+    return 0
