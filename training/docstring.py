@@ -87,6 +87,7 @@ def prune_tokenizer(src_dir: Path, texts: list[str], out_dir: Path, max_vocab: i
     for name, entry in spec["post_processor"]["special_tokens"].items():
         entry["ids"] = [new_id[name]]
     spec["truncation"] = spec["padding"] = None
+    spec["decoder"] = spec.get("decoder") or {"type": "WordPiece", "prefix": "##", "cleanup": True}
     fast = BertTokenizerFast(tokenizer_object=Tokenizer.from_str(json.dumps(spec)), unk_token="[UNK]",
                              sep_token="[SEP]", pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]",
                              bos_token="[CLS]", eos_token="[SEP]", model_max_length=MAX_SOURCE,
@@ -217,7 +218,7 @@ def heldout_loss(model, pairs, pad: int, max_tokens: int = 4096) -> float:
 
 # --- the run --------------------------------------------------------------------------------------------------------
 
-def train_docstring(corpus: Path, out: Path, design: str = "bert2bert", minilm_dir: Path | None = None,
+def train_docstring(corpus: Path, out: Path, design: str | Design = "bert2bert", minilm_dir: Path | None = None,
                     max_steps: int = 1000, max_minutes: float = 0.0, max_tokens: int = 4096, lr: float = 2e-4,
                     seed: int = 0, threads: int = 0, max_vocab: int = 12000, limit: int | None = None,
                     heldout_limit: int = 400, log: Callable[[str], None] | None = None) -> dict:
@@ -225,6 +226,7 @@ def train_docstring(corpus: Path, out: Path, design: str = "bert2bert", minilm_d
     from transformers import AutoTokenizer
 
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    design = design if isinstance(design, Design) else DESIGNS[design]
     if minilm_dir is None:
         from plusls.exported.defaults import EMBEDDER
 
@@ -242,10 +244,10 @@ def train_docstring(corpus: Path, out: Path, design: str = "bert2bert", minilm_d
         keep_file.write_text(json.dumps(keep))
     keep = json.loads(keep_file.read_text())
     tokenizer = AutoTokenizer.from_pretrained(tok_dir)
-    model = build_model(DESIGNS[design], Path(minilm_dir), keep, tokenizer, seed)
+    model = build_model(design, Path(minilm_dir), keep, tokenizer, seed)
     pairs = encode_pairs(tokenizer, train_rows)
     held = encode_pairs(tokenizer, held_rows)
-    log(f"{design}: {len(pairs)} training pairs, {len(held)} held-out, vocabulary {len(keep)}")
+    log(f"{design.name}: {len(pairs)} training pairs, {len(held)} held-out, vocabulary {len(keep)}")
     cfg = TrainConfig(out_dir=str(out), max_steps=max_steps, max_minutes=max_minutes, lr=lr, min_lr=lr / 10,
                       warmup_steps=min(100, max_steps // 10), seed=seed, threads=threads, checkpoint_every=50)
     result = train(cfg, model, BatchSchedule(pairs, max_tokens, seed, tokenizer.pad_token_id),
@@ -254,7 +256,7 @@ def train_docstring(corpus: Path, out: Path, design: str = "bert2bert", minilm_d
     final = out / "model"
     model.save_pretrained(final)
     tokenizer.save_pretrained(final)
-    result.update(design=asdict(DESIGNS[design]), train_pairs=len(pairs), vocab=len(keep),
+    result.update(design=asdict(design), train_pairs=len(pairs), vocab=len(keep),
                   max_tokens_per_batch=max_tokens, lr=lr, seed=seed, parameters=sum(p.numel() for p in
                                                                                    model.parameters()))
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -89,7 +89,10 @@ def past_names(layers: int, prefix: str = "past_key_values") -> list[str]:
 
 
 def export_bert2bert(src: Path, work: Path, opset: int = 17) -> int:
-    """Write encoder_model.onnx and decoder_model_merged.onnx for the checkpoint in `src`; return max positions."""
+    """Write encoder_model.onnx and decoder_model_merged.onnx for the checkpoint in `src`; return the input length
+    the model takes: its position embeddings, or less where its tokenizer says so (the length it was trained at)."""
+    import json
+
     from transformers import EncoderDecoderModel
 
     model = EncoderDecoderModel.from_pretrained(src, dtype=torch.float32, attn_implementation="eager").eval()
@@ -120,4 +123,8 @@ def export_bert2bert(src: Path, work: Path, opset: int = 17) -> int:
         torch.onnx.export(decoder, (ids, hidden, ids[:, :1], torch.tensor([True]), *past),
                           str(work / "decoder_model_merged.onnx"), input_names=names_in, output_names=names_out,
                           dynamic_axes=axes, opset_version=opset, dynamo=False)
-    return int(model.encoder.config.max_position_embeddings)
+    length = int(model.encoder.config.max_position_embeddings)
+    tok_config = src / "tokenizer_config.json"
+    if tok_config.is_file():
+        length = min(length, int(json.loads(tok_config.read_text()).get("model_max_length") or length))
+    return length
