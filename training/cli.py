@@ -31,6 +31,7 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--threads", type=int, default=0)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--limit", type=int, help="only the first N training pairs")
+    s.add_argument("--init-from", help="a previous run folder: continue from its model on a new schedule")
     s.set_defaults(func=_docstring)
     return t
 
@@ -50,6 +51,6 @@ def _docstring(args: argparse.Namespace) -> int:
     result = train_docstring(Path(args.corpus) if args.corpus else default_corpus_dir(), Path(args.out),
                              design=args.design, max_steps=args.steps, max_minutes=args.minutes,
                              max_tokens=args.batch_tokens, lr=args.lr, seed=args.seed, threads=args.threads,
-                             limit=args.limit)
+                             limit=args.limit, init_from=Path(args.init_from) if args.init_from else None)
     print(json.dumps({k: result[k] for k in ("steps", "stopped", "train_seconds", "eval")}))
     return 0

@@ -221,7 +221,8 @@ def _expression_span(text: str, chunk, rng: random.Random) -> tuple[int, int] | 
     stack = [tree.root_node.descendant_for_byte_range(chunk.start_byte, chunk.end_byte)]
     while stack:
         node = stack.pop()
-        if node.type in _EXPRESSIONS and node.start_point[0] == node.end_point[0] and node.end_byte - node.start_byte > 3:
+        one_line = node.start_point[0] == node.end_point[0]
+        if node.type in _EXPRESSIONS and one_line and node.end_byte - node.start_byte > 3:
             found.append(node)
         stack.extend(node.named_children)
     if not found:

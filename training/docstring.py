@@ -221,9 +221,13 @@ def heldout_loss(model, pairs, pad: int, max_tokens: int = 4096) -> float:
 def train_docstring(corpus: Path, out: Path, design: str | Design = "bert2bert", minilm_dir: Path | None = None,
                     max_steps: int = 1000, max_minutes: float = 0.0, max_tokens: int = 4096, lr: float = 2e-4,
                     seed: int = 0, threads: int = 0, max_vocab: int = 12000, limit: int | None = None,
-                    heldout_limit: int = 400, log: Callable[[str], None] | None = None) -> dict:
-    """Build (or resume) `design` in out/, train it on corpus/summary.train.jsonl, save out/model (HF format)."""
-    from transformers import AutoTokenizer
+                    heldout_limit: int = 400, init_from: Path | None = None,
+                    log: Callable[[str], None] | None = None) -> dict:
+    """Build (or resume) `design` in out/, train it on corpus/summary.train.jsonl, save out/model (HF format).
+    init_from: a previous run's folder: continue from its trained model (and its vocabulary) on a new schedule."""
+    import shutil
+
+    from transformers import AutoTokenizer, EncoderDecoderModel
 
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     design = design if isinstance(design, Design) else DESIGNS[design]
@@ -238,13 +242,21 @@ def train_docstring(corpus: Path, out: Path, design: str | Design = "bert2bert",
     held_rows = held_rows[:heldout_limit]
     tok_dir = out / "tokenizer"
     keep_file = out / "vocab_keep.json"
+    if init_from is not None and not keep_file.exists():
+        shutil.copytree(Path(init_from) / "tokenizer", tok_dir, dirs_exist_ok=True)
+        shutil.copy(Path(init_from) / "vocab_keep.json", keep_file)
     if not keep_file.exists():  # the vocabulary comes from training text only
         keep = prune_tokenizer(Path(minilm_dir), [t for r in train_rows for t in (r["code"], r["summary"])],
                                tok_dir, max_vocab=max_vocab)
         keep_file.write_text(json.dumps(keep))
     keep = json.loads(keep_file.read_text())
     tokenizer = AutoTokenizer.from_pretrained(tok_dir)
-    model = build_model(design, Path(minilm_dir), keep, tokenizer, seed)
+    if init_from is not None:
+        model = EncoderDecoderModel.from_pretrained(Path(init_from) / "model", attn_implementation="eager")
+        for p in model.encoder.parameters():
+            p.requires_grad = not design.freeze_encoder
+    else:
+        model = build_model(design, Path(minilm_dir), keep, tokenizer, seed)
     pairs = encode_pairs(tokenizer, train_rows)
     held = encode_pairs(tokenizer, held_rows)
     log(f"{design.name}: {len(pairs)} training pairs, {len(held)} held-out, vocabulary {len(keep)}")
@@ -256,9 +268,9 @@ def train_docstring(corpus: Path, out: Path, design: str | Design = "bert2bert",
     final = out / "model"
     model.save_pretrained(final)
     tokenizer.save_pretrained(final)
-    result.update(design=asdict(design), train_pairs=len(pairs), vocab=len(keep),
-                  max_tokens_per_batch=max_tokens, lr=lr, seed=seed, parameters=sum(p.numel() for p in
-                                                                                   model.parameters()))
+    result.update(design=asdict(design), init_from=str(init_from) if init_from else None, train_pairs=len(pairs),
+                  vocab=len(keep), max_tokens_per_batch=max_tokens, lr=lr, seed=seed,
+                  parameters=sum(p.numel() for p in model.parameters()))
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
 
