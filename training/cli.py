@@ -33,6 +33,18 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--limit", type=int, help="only the first N training pairs")
     s.add_argument("--init-from", help="a previous run folder: continue from its model on a new schedule")
     s.set_defaults(func=_docstring)
+    c = sub.add_parser("contrastive", help="fine-tune the search embedder (MiniLM) with the text-code contrastive "
+                                           "loss on the mined (summary, code) pairs; resumes from OUT/ckpt.pt")
+    c.add_argument("--out", required=True, help="run folder: checkpoint, result.json, model/ (sentence-transformers)")
+    c.add_argument("--corpus", help="corpus folder from `plusls train data` (default: its default)")
+    c.add_argument("--embedder", help="sentence-transformers folder to start from (default: the embedded MiniLM)")
+    c.add_argument("--steps", type=int, default=300)
+    c.add_argument("--minutes", type=float, default=0.0)
+    c.add_argument("--batch-size", type=int, default=32)
+    c.add_argument("--lr", type=float, default=2e-5)
+    c.add_argument("--threads", type=int, default=0)
+    c.add_argument("--seed", type=int, default=0)
+    c.set_defaults(func=_contrastive)
     return t
 
 
@@ -53,4 +65,16 @@ def _docstring(args: argparse.Namespace) -> int:
                              max_tokens=args.batch_tokens, lr=args.lr, seed=args.seed, threads=args.threads,
                              limit=args.limit, init_from=Path(args.init_from) if args.init_from else None)
     print(json.dumps({k: result[k] for k in ("steps", "stopped", "train_seconds", "eval")}))
+    return 0
+
+
+def _contrastive(args: argparse.Namespace) -> int:
+    from .contrastive import train_contrastive
+    from .data import default_corpus_dir
+
+    result = train_contrastive(Path(args.corpus) if args.corpus else default_corpus_dir(), Path(args.out),
+                               Path(args.embedder) if args.embedder else None, max_steps=args.steps,
+                               max_minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                               threads=args.threads)
+    print(json.dumps({k: result[k] for k in ("steps", "stopped", "train_seconds", "heldout_mrr_before", "eval")}))
     return 0

@@ -1,0 +1,123 @@
+"""The search embedder fine-tuned with CodeT5+'s text-code contrastive objective (in-batch negatives).
+
+Each batch holds B (docstring summary, code without its docstring) pairs from the mined corpus; both sides go
+through the same MiniLM sentence embedder (mean pooling, L2 norm) and the loss is the symmetric InfoNCE over the
+B x B similarity matrix: every other pair's code is a negative for a text, and the other way round. The result is
+written in the sentence-transformers layout, so `plusls export --kind embedding` takes it as it takes MiniLM.
+"""
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from .data import read_jsonl
+from .loop import TrainConfig, train
+
+MAX_CODE, MAX_TEXT = 128, 32
+
+
+class ContrastivePair(torch.nn.Module):
+    def __init__(self, embedder: torch.nn.Module, temperature: float = 0.05):
+        super().__init__()
+        self.embedder, self.temperature = embedder, temperature
+
+    def embed(self, ids, mask):
+        return self.embedder(ids, mask, torch.zeros_like(ids))
+
+    def forward(self, text_ids, text_mask, code_ids, code_mask):
+        t, c = self.embed(text_ids, text_mask), self.embed(code_ids, code_mask)
+        logits = t @ c.T / self.temperature
+        target = torch.arange(len(t), device=t.device)
+        return SimpleNamespace(loss=(F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2)
+
+
+def _pad(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(map(len, seqs))
+    ids = torch.zeros((len(seqs), width), dtype=torch.long)
+    mask = torch.zeros((len(seqs), width), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, : len(s)] = torch.tensor(s)
+        mask[i, : len(s)] = 1
+    return ids, mask
+
+
+def encode(tokenizer, rows: list[dict]) -> list[tuple[list[int], list[int]]]:
+    texts = tokenizer([r["summary"] for r in rows], truncation=True, max_length=MAX_TEXT)["input_ids"]
+    codes = tokenizer([r["code"] for r in rows], truncation=True, max_length=MAX_CODE)["input_ids"]
+    return list(zip(texts, codes))
+
+
+def pair_batches(pairs, batch_size: int, seed: int):
+    """batch_at(step): seeded epochs of `batch_size` pairs (a batch is a pure function of the step)."""
+    per_epoch = max(1, len(pairs) // batch_size)
+
+    def batch_at(step: int):
+        order = list(range(len(pairs)))
+        random.Random(f"{seed}:{step // per_epoch}").shuffle(order)
+        idx = order[(step % per_epoch) * batch_size : (step % per_epoch + 1) * batch_size]
+        t_ids, t_mask = _pad([pairs[i][0] for i in idx])
+        c_ids, c_mask = _pad([pairs[i][1] for i in idx])
+        tokens = int(t_mask.sum() + c_mask.sum())
+        return {"text_ids": t_ids, "text_mask": t_mask, "code_ids": c_ids, "code_mask": c_mask}, tokens
+
+    return batch_at
+
+
+def retrieval_mrr(model: ContrastivePair, pairs, batch: int = 64) -> float:
+    """MRR of each text's own code among all held-out codes (in-domain retrieval)."""
+    with torch.no_grad():
+        texts, codes = [], []
+        for i in range(0, len(pairs), batch):
+            chunk = pairs[i : i + batch]
+            texts.append(model.embed(*_pad([p[0] for p in chunk])))
+            codes.append(model.embed(*_pad([p[1] for p in chunk])))
+        sims = torch.cat(texts) @ torch.cat(codes).T
+        ranks = (sims > sims.diag()[:, None]).sum(1) + 1
+    return float((1.0 / ranks.float()).mean())
+
+
+def train_contrastive(corpus: Path, out: Path, embedder_dir: Path | None = None, max_steps: int = 300,
+                      max_minutes: float = 0.0, batch_size: int = 32, lr: float = 2e-5, seed: int = 0,
+                      threads: int = 0, limit: int | None = None, heldout_limit: int = 400,
+                      log: Callable[[str], None] | None = None) -> dict:
+    """Fine-tune the sentence embedder in `embedder_dir` (default: the embedded MiniLM); write out/model."""
+    from transformers import AutoTokenizer
+
+    from plusls.exported.export.embedding_modules import load_sentence_embedder
+
+    log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    if embedder_dir is None:
+        from plusls.exported.defaults import EMBEDDER
+
+        embedder_dir = EMBEDDER.source()
+    embedder_dir = Path(embedder_dir)
+    tokenizer = AutoTokenizer.from_pretrained(embedder_dir)
+    train_rows = list(read_jsonl(corpus / "summary.train.jsonl"))[:limit]
+    held_rows = list(read_jsonl(corpus / "summary.heldout.jsonl"))
+    random.Random(seed).shuffle(held_rows)
+    pairs, held = encode(tokenizer, train_rows), encode(tokenizer, held_rows[:heldout_limit])
+    torch.manual_seed(seed)
+    model = ContrastivePair(load_sentence_embedder(embedder_dir))
+    model.eval()
+    before = retrieval_mrr(model, held)
+    log(f"contrastive: {len(pairs)} training pairs; held-out text->code MRR before {before:.4f}")
+    cfg = TrainConfig(out_dir=str(out), max_steps=max_steps, max_minutes=max_minutes, lr=lr, min_lr=lr / 10,
+                      warmup_steps=min(50, max_steps // 10), seed=seed, threads=threads, checkpoint_every=50)
+    result = train(cfg, model, pair_batches(pairs, batch_size, seed),
+                   evaluate=lambda m, step: {"heldout_mrr": round(retrieval_mrr(m, held), 4)}, log=log)
+    final = out / "model"
+    if final.exists():
+        shutil.rmtree(final)
+    shutil.copytree(embedder_dir, final, ignore=shutil.ignore_patterns("*.safetensors", "pytorch_model*.bin"))
+    model.embedder.encoder.save_pretrained(final)
+    result.update(heldout_mrr_before=round(before, 4), train_pairs=len(pairs), batch_size=batch_size, lr=lr)
+    (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
