@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
@@ -25,6 +26,7 @@ class Embedder:
         self.max_length = self.manifest.max_length
         pad = self.manifest.token_id("pad")
         self.pad_id = pad if pad is not None else 0
+        self._tokenizer_lock = threading.Lock()
 
     def _workers(self) -> list:
         """Sessions that take batches in parallel, each on one thread (only on CPU, when threads are not fixed)."""
@@ -53,8 +55,9 @@ class Embedder:
         result is the order of `texts`)."""
         limit = min(max_length or self.max_length, self.max_length)
         # The tokenizer truncates before adding special tokens, so a cut input still ends the way the model expects.
-        self.tokenizer.enable_truncation(limit)
-        encs = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+        with self._tokenizer_lock:  # the Rust tokenizer refuses concurrent use (a query while indexing)
+            self.tokenizer.enable_truncation(limit)
+            encs = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
         out = np.zeros((len(encs), self.dim), np.float32)
         order = np.argsort([len(e) for e in encs], kind="stable")
         batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]

@@ -40,7 +40,7 @@ def chunk_file(path: str, text: str) -> list[Chunk]:
     spec = spec_for(path)
     if spec is None:
         return line_windows(path, text, language=_plain_language(path))
-    return _Chunker(path, text, spec).run()
+    return Chunker(path, text, spec).run()
 
 
 def _plain_language(path: str) -> str:
@@ -66,7 +66,7 @@ def line_windows(path: str, text: str, language: str, kind: str = "lines", first
     return out
 
 
-class _Chunker:
+class Chunker:
     def __init__(self, path: str, text: str, spec: LanguageSpec):
         self.path, self.text, self.spec = path, text, spec
         self.src = text.encode("utf-8")

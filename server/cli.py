@@ -29,6 +29,13 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from plusls.server.lsp_server import serve
+
+    serve()
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from plusls.server.demo import run_demo
 
@@ -134,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--mode", default="hybrid", choices=["hybrid", "vector", "bm25"])
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_search)
+
+    v = sub.add_parser("serve", help="run the language server on stdio (what an editor starts)")
+    v.add_argument("--stdio", action="store_true", help="accepted for editors that pass it; stdio is the default")
+    v.set_defaults(func=_serve)
 
     m = sub.add_parser("demo", parents=[models], help="export the default models, search, index, complete, doctor")
     m.add_argument("--workspace", default=".", help="the folder to index and search (default: current folder)")

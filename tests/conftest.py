@@ -35,6 +35,19 @@ def exported(checkpoints, tmp_path_factory) -> dict[str, Path]:
             for arch, src in checkpoints.items()}
 
 
+@pytest.fixture(scope="session")
+def memorized(tmp_path_factory) -> Path:
+    """An exported tiny causal LM that recites the fixture repository's src/mathutil.py (predictable completions:
+    after `    a, b =` comes ` 0, 1`)."""
+    from fixture_repo import FILES
+    from plusls.exported.export import export_model
+    from tiny_models import memorized_causal_lm
+
+    root = tmp_path_factory.mktemp("memorized")
+    src = memorized_causal_lm(root / "checkpoint", [FILES["src/mathutil.py"]])
+    return export_model(src, "causal-lm", root / "model", log=_quiet) and root / "model"
+
+
 @pytest.fixture
 def quiet():
     return _quiet

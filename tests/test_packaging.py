@@ -14,6 +14,7 @@ def test_runtime_imports_neither_torch_nor_transformers(exported, tmp_path):
     code = f"""
 import sys, json
 from plusls.exported import CausalLM, Embedder, Seq2SeqLM, GenerationConfig
+import plusls.server.lsp_server, plusls.indexer.search  # the language server and what it serves with
 CausalLM({str(exported['llama'])!r}).generate("def f():", GenerationConfig(max_new_tokens=4))
 Seq2SeqLM({str(exported['t5'])!r}).generate("def f():", GenerationConfig(max_new_tokens=4))
 Embedder({str(exported['bert'])!r}).embed(["def f():"])

@@ -16,7 +16,7 @@ CORPUS = [
 FIM = ["<fim_prefix>", "<fim_suffix>", "<fim_middle>"]
 
 
-def bpe_tokenizer(specials: list[str], vocab_size: int = 320, **named):
+def bpe_tokenizer(specials: list[str], vocab_size: int = 320, corpus: list[str] | None = None, **named):
     """A byte-level BPE tokenizer trained on CORPUS, wrapped as a transformers fast tokenizer."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
@@ -24,7 +24,7 @@ def bpe_tokenizer(specials: list[str], vocab_size: int = 320, **named):
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    tok.train_from_iterator(CORPUS, trainers.BpeTrainer(
+    tok.train_from_iterator(corpus or CORPUS, trainers.BpeTrainer(
         vocab_size=vocab_size, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
     return PreTrainedTokenizerFast(tokenizer_object=tok, **named)
 
@@ -45,9 +45,9 @@ def wordpiece_tokenizer():
                                    sep_token="[SEP]", mask_token="[MASK]", model_max_length=64)
 
 
-def causal_tokenizer(fim: bool = False):
+def causal_tokenizer(fim: bool = False, corpus: list[str] | None = None):
     specials = ["<|endoftext|>", *(FIM if fim else [])]
-    return bpe_tokenizer(specials, bos_token="<|endoftext|>", eos_token="<|endoftext|>", pad_token="<|endoftext|>")
+    return bpe_tokenizer(specials, corpus=corpus, bos_token="<|endoftext|>", eos_token="<|endoftext|>", pad_token="<|endoftext|>")
 
 
 def build(arch: str, out: Path) -> Path:
@@ -117,4 +117,29 @@ def build(arch: str, out: Path) -> Path:
         tok.save_pretrained(out)
     else:
         raise ValueError(arch)
+    return out
+
+
+def memorized_causal_lm(out: Path, texts: list[str], steps: int = 300) -> Path:
+    """A tiny GPT-2 trained until it recites `texts`: completions the tests can predict (prefix-only, no FIM)."""
+    import torch
+    import transformers as tf
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)  # a tiny model: more threads only wait on each other
+    out.mkdir(parents=True, exist_ok=True)
+    tok = causal_tokenizer(fim=False, corpus=CORPUS + texts * 5)
+    model = tf.GPT2LMHeadModel(tf.GPT2Config(vocab_size=len(tok), n_embd=64, n_layer=2, n_head=4, n_positions=512,
+                                             bos_token_id=0, eos_token_id=0))
+    # Each text whole, from its start: the positions a prompt from the top of the file has.
+    batch = [torch.tensor([tok(t + "<|endoftext|>")["input_ids"]]) for t in texts]
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for step in range(steps):
+        seq = batch[step % len(batch)]
+        loss = model(seq, labels=seq).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
     return out

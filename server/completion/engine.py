@@ -1,0 +1,229 @@
+"""Completion requests from many keystrokes: debounce, drop superseded requests, cache, run the model off-thread.
+
+Neovim cancels only on InsertLeave, so a request that a newer one for the same document has replaced is dropped
+here before the model runs; a newer request also stops a running generation between tokens.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+from plusls.exported.causal_lm import CausalLM
+from plusls.exported.generation import CancelToken, GenerationConfig
+
+from ..settings import CompletionSettings
+from .filters import postprocess
+from .prefix_reuse import PrefixReuseLM
+from .prompt import Cursor, PromptBuilder, Snippet, WindowState
+
+Retriever = Callable[[Cursor], list[Snippet]]
+
+
+@dataclass
+class Suggestion:
+    text: str
+    id: str  # names this suggestion in plusls.acceptCompletion
+    from_cache: bool = False
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    finish_reason: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class CompletionStats:
+    requests: int = 0
+    dropped: int = 0  # superseded during the debounce: the model never ran
+    cancelled: int = 0
+    cache_hits: int = 0
+    model_runs: int = 0
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    draft_tokens_accepted: int = 0
+    forward_passes: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class _Last:
+    offset: int
+    before: str  # the end of the text before the cursor when the suggestion was made
+    after: str  # the start of the text after it
+    text: str
+    id: str
+
+
+@dataclass
+class _DocState:
+    seq: int = 0
+    running: CancelToken | None = None
+    window: WindowState = field(default_factory=WindowState)
+    last: _Last | None = None
+
+
+class CompletionEngine:
+    def __init__(self, load_model: Callable[[], CausalLM], settings: CompletionSettings,
+                 retriever: Retriever | None = None, executor: ThreadPoolExecutor | None = None,
+                 cache_size: int = 256):
+        self._load_model = load_model
+        self.settings = settings
+        self.retriever = retriever
+        self.executor = executor or ThreadPoolExecutor(1, thread_name_prefix="plusls-complete")
+        self.stats = CompletionStats()
+        self._docs: dict[str, _DocState] = {}
+        self._cache: OrderedDict[str, str] = OrderedDict()
+        self._cache_size = cache_size
+        self._model: PrefixReuseLM | None = None
+        self._builder: PromptBuilder | None = None
+
+    def close_document(self, uri: str) -> None:
+        state = self._docs.pop(uri, None)
+        if state and state.running:
+            state.running.cancel()
+        if self._model:
+            self._model.forget(uri)
+
+    def reload(self, settings: CompletionSettings | None = None) -> None:
+        """New settings or a new model directory: the next request loads the model again."""
+        self.settings = settings or self.settings
+        self._model = self._builder = None
+        self._cache.clear()
+
+    async def complete(self, uri: str, cursor: Cursor) -> Suggestion | None:
+        self.stats.requests += 1
+        state = self._docs.setdefault(uri, _DocState())
+        state.seq += 1
+        seq = state.seq
+        if state.running:
+            state.running.cancel()  # a newer keystroke: the running generation is stale
+        if (hit := self._typed_ahead(state, cursor)) is not None:
+            self.stats.cache_hits += 1
+            return hit
+        await asyncio.sleep(self.settings.debounce_ms / 1000)
+        if state.seq != seq:
+            self.stats.dropped += 1
+            return None
+        token = CancelToken()
+        state.running = token
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self.executor, self._run, uri, cursor, state, token)
+        except asyncio.CancelledError:  # $/cancelRequest: stop between tokens
+            token.cancel()
+            self.stats.cancelled += 1
+            raise
+        finally:
+            if state.running is token:
+                state.running = None
+
+    def _typed_ahead(self, state: _DocState, cursor: Cursor) -> Suggestion | None:
+        """The user typed the start of the last suggestion: the rest of it, without running the model."""
+        last = state.last
+        if last is None:
+            return None
+        typed = cursor.offset - last.offset
+        if not 0 < typed < len(last.text) or cursor.text[last.offset : cursor.offset] != last.text[:typed]:
+            return None
+        if not (cursor.text.endswith(last.before, 0, last.offset) and cursor.text.startswith(last.after, cursor.offset)):
+            return None
+        rest = last.text[typed:]
+        return Suggestion(rest, last.id, from_cache=True) if rest.strip() else None
+
+    def _run(self, uri: str, cursor: Cursor, state: _DocState, token: CancelToken) -> Suggestion | None:
+        if token.cancelled:
+            self.stats.cancelled += 1
+            return None
+        model, builder = self._ensure_model()
+        if self.retriever is not None and self.settings.retrieval:
+            scope = _scope_key(cursor)
+            if scope != state.window.snippets_for:
+                state.window.snippets = self.retriever(cursor)
+                state.window.snippets_for = scope
+        elif state.window.snippets:
+            state.window.snippets = []
+        ids = builder.build(cursor, state.window)
+        multiline = cursor.multiline and self.settings.multiline
+        key = hashlib.sha1(f"{multiline}:{ids}".encode()).hexdigest()
+        if (text := self._cache.get(key)) is not None:
+            self._cache.move_to_end(key)
+            self.stats.cache_hits += 1
+            return self._remember(state, cursor, text, key, from_cache=True)
+        config = GenerationConfig(
+            max_new_tokens=self.settings.max_new_tokens,
+            deadline_s=self.settings.deadline_ms / 1000,
+            stop=() if multiline else ("\n",),
+        )
+        cut, heal = self._heal(model, builder, ids, cursor)
+        ids = ids[: len(ids) - cut]
+        self.stats.model_runs += 1
+        generation, reuse = model.generate(uri, ids, config, token, starts_with=heal)
+        if heal:
+            generation.text = generation.text[len(heal):] if generation.text.startswith(heal) else ""
+        for name in ("prompt_tokens", "reused_tokens", "draft_tokens_accepted", "forward_passes"):
+            setattr(self.stats, name, getattr(self.stats, name) + getattr(reuse, name))
+        if generation.finish_reason == "cancelled":
+            self.stats.cancelled += 1
+            return None
+        text = postprocess(generation.text, cursor.filter_context(self.settings.multiline))
+        self._cache[key] = text
+        while len(self._cache) > self._cache_size:
+            self._cache.popitem(last=False)
+        suggestion = self._remember(state, cursor, text, key)
+        if suggestion:
+            suggestion.prompt_tokens, suggestion.reused_tokens = reuse.prompt_tokens, reuse.reused_tokens
+            suggestion.finish_reason, suggestion.seconds = generation.finish_reason, generation.total_s
+        return suggestion
+
+    @staticmethod
+    def _heal(model: PrefixReuseLM, builder: PromptBuilder, ids: list[int], cursor: Cursor) -> tuple[int, str]:
+        """Token healing: the prompt's last tokens may split what the user is typing differently from how the
+        model saw such text (`\n  `+`  ` for `\n   `+` a`, `pri` before `nt`). Take off the tokens inside the
+        trailing blanks-and-word (and the line break, on an empty line) and make the output start with them."""
+        if builder.fim or len(ids) < 2:
+            return 0, ""
+        segment = re.search(r"[ \t]*\w*$", cursor.line_prefix).group()
+        if cursor.multiline and cursor.line_start > 0:
+            segment = "\n" + segment
+        strings, n, text = model.token_strings(), 0, ""
+        while n < min(3, len(ids) - 1) and segment.endswith(strings[ids[-1 - n]] + text) and strings[ids[-1 - n]]:
+            text = strings[ids[-1 - n]] + text
+            n += 1
+        return n, text
+
+    def _remember(self, state: _DocState, cursor: Cursor, text: str, key: str, from_cache: bool = False):
+        if not text:
+            state.last = None
+            return None
+        sid = key[:16]
+        state.last = _Last(cursor.offset, cursor.text[max(0, cursor.offset - 2048) : cursor.offset],
+                           cursor.text[cursor.offset : cursor.offset + 256], text, sid)
+        return Suggestion(text, sid, from_cache=from_cache)
+
+    def _ensure_model(self) -> tuple[PrefixReuseLM, PromptBuilder]:
+        if self._model is None or self._builder is None:
+            lm = self._load_model()
+            self._builder = PromptBuilder(lm.tokenizer, lm.manifest.fim, self.settings.context_tokens,
+                                          self.settings.suffix_tokens)
+            self._model = PrefixReuseLM(lm)
+        return self._model, self._builder
+
+
+def _scope_key(cursor: Cursor) -> str:
+    """The nearest line above the cursor that starts at column 0 (the enclosing top-level definition)."""
+    pos = cursor.line_start
+    while pos > 0:
+        start = cursor.text.rfind("\n", 0, pos - 1) + 1
+        line = cursor.text[start : pos - 1]
+        if line and not line[0].isspace():
+            return f"{start}:{line}"
+        pos = start
+        if cursor.line_start - pos > 20000:
+            break
+    return "top"

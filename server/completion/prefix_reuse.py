@@ -1,0 +1,174 @@
+"""Greedy/sampled generation that keeps each document's key/value cache and reuses its longest common token prefix.
+
+On a CPU the prompt's prefill dominates: a keystroke changes the prompt's last few tokens, so only those run through
+the model. Greedy decoding also proposes drafts by prompt lookup (completions often copy text already in the file)
+and verifies up to DRAFT tokens in one forward pass.
+"""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Hashable, Sequence
+
+import numpy as np
+
+from plusls.exported.causal_lm import CausalLM
+from plusls.exported.generation import CancelToken, Generation, GenerationConfig, RowDecoder, StopWatch, choose_tokens
+
+PREFILL_CHUNK = 64  # prompt tokens per forward pass: bounds the logits buffer and lets a cancel land in between
+DRAFT = 6  # tokens proposed by prompt lookup per verification pass
+NGRAM = 3  # the last tokens that must match earlier text for a lookup draft
+
+
+@dataclass
+class ReuseStats:
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    forward_passes: int = 0
+    draft_tokens_accepted: int = 0
+
+
+@dataclass
+class _Entry:
+    ids: list[int]  # tokens whose key/values `past` holds
+    past: list
+
+
+class PrefixReuseLM:
+    """One model shared by all documents; a small LRU of per-document caches (SmolLM2: ~46 KB per token)."""
+
+    def __init__(self, lm: CausalLM, max_documents: int = 4, speculative: bool = True):
+        self.lm = lm
+        self.max_documents = max_documents
+        self.speculative = speculative
+        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
+        self._lock = threading.Lock()  # one generation at a time: the CPU is the bottleneck anyway
+        self._strings: list[str] | None = None
+
+    def forget(self, key: Hashable) -> None:
+        self._entries.pop(key, None)
+
+    def generate(self, key: Hashable, ids: Sequence[int], config: GenerationConfig,
+                 cancel: CancelToken | None = None, starts_with: str = "") -> tuple[Generation, ReuseStats]:
+        """Generate after `ids`. `starts_with`: text the output must begin with (token healing: the prompt's
+        last token was taken off because the user may be in the middle of it); it stays in the output."""
+        with self._lock:
+            return self._generate(key, list(ids) or list(self.lm.start_ids), config, cancel, starts_with)
+
+    def token_strings(self) -> list[str]:
+        if self._strings is None:
+            decode = self.lm.tokenizer.decode
+            self._strings = [decode([i], skip_special_tokens=False) for i in range(self.lm.tokenizer.get_vocab_size())]
+        return self._strings
+
+    def _constrain(self, logits: np.ndarray, need: str) -> np.ndarray:
+        """Last-position logits with every token that cannot start `need` (or be started by it) masked out."""
+        strings = self.token_strings()
+        ok = np.fromiter((bool(s) and (s.startswith(need) or need.startswith(s)) for s in strings), bool,
+                         len(strings))
+        out = np.full_like(logits, -np.inf)
+        out[:, : len(ok)][:, ok] = logits[:, : len(ok)][:, ok]
+        return out
+
+    def _generate(self, key, ids: list[int], config: GenerationConfig, cancel,
+                  need: str = "") -> tuple[Generation, ReuseStats]:
+        watch = StopWatch(config, cancel)
+        stats = ReuseStats(prompt_tokens=len(ids))
+        row = RowDecoder(self.lm.tokenizer, len(ids), config, self.lm.eos_ids)
+        if config.max_new_tokens <= 0 or (reason := watch.interrupted()):
+            return row.result(watch.elapsed(), "length" if config.max_new_tokens <= 0 else reason), stats
+        entry = self._entries.pop(key, None)
+        keep = _common_prefix(entry.ids, ids) if entry else 0
+        keep = min(keep, len(ids) - 1)  # the last prompt token always runs: its logits choose the first token
+        past = _truncate(entry.past, keep) if entry and keep > 0 else self.lm.empty_past(1)
+        stats.reused_tokens = keep
+        fed = ids[:keep]
+        logits = None
+        for start in range(keep, len(ids), PREFILL_CHUNK):
+            if reason := watch.interrupted():
+                self._store(key, fed, past)
+                return row.result(watch.elapsed(), reason), stats
+            part = ids[start : start + PREFILL_CHUNK]
+            logits, past = self._forward(part, len(fed), past, stats)
+            fed = fed + part
+        rng = np.random.default_rng(config.seed)
+        greedy = config.temperature <= 0
+        last = self._constrain(logits[:, -1, :], need) if need else logits[:, -1, :]
+        token = int(choose_tokens(last, config, rng)[0])
+        reason = None
+        while True:
+            need = need[len(self.token_strings()[token]):] if need else ""
+            row.push(token, watch.elapsed())
+            if row.done or (reason := watch.interrupted()):
+                break
+            draft = self._draft(fed + [token]) if greedy and self.speculative and not need else []
+            logits, past = self._forward([token, *draft], len(fed), past, stats)
+            fed = fed + [token]
+            if not draft:
+                last = self._constrain(logits[:, -1, :], need) if need else logits[:, -1, :]
+                token = int(choose_tokens(last, config, rng)[0])
+                continue
+            # Verify: position i predicts the token after draft[:i]; accept while the model agrees.
+            predicted = logits[0].argmax(axis=-1)
+            accepted = 0
+            while accepted < len(draft) and predicted[accepted] == draft[accepted]:
+                accepted += 1
+            for t in draft[:accepted]:
+                row.push(t, watch.elapsed())
+                if row.done:
+                    break
+            stats.draft_tokens_accepted += accepted
+            fed = fed + draft[:accepted]
+            past = _truncate(past, len(fed))
+            token = int(predicted[accepted])
+            if row.done:
+                break
+        self._store(key, fed, past)
+        return row.result(watch.elapsed(), reason), stats
+
+    def _forward(self, tokens: list[int], offset: int, past: list, stats: ReuseStats):
+        n = len(tokens)
+        ids = np.asarray([tokens], np.int64)
+        mask = np.ones((1, offset + n), np.int64)
+        positions = np.arange(offset, offset + n, dtype=np.int64)[None]
+        stats.forward_passes += 1
+        return self.lm.forward(ids, mask, positions, past)
+
+    def _draft(self, ids: list[int]) -> list[int]:
+        """The tokens that followed the latest earlier occurrence of the last NGRAM tokens (prompt lookup)."""
+        if len(ids) <= NGRAM:
+            return []
+        tail = ids[-NGRAM:]
+        arr = np.asarray(ids[:-1])
+        hits = np.flatnonzero(arr[: len(arr) - NGRAM + 1] == tail[0]) if len(arr) >= NGRAM else []
+        for start in reversed(hits):
+            if ids[start : start + NGRAM] == tail:
+                follow = ids[start + NGRAM : start + NGRAM + DRAFT]
+                if follow:
+                    return follow
+        return []
+
+    def _store(self, key, ids: list[int], past: list) -> None:
+        self._entries[key] = _Entry(ids, past)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_documents:
+            self._entries.popitem(last=False)
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    if n == 0:
+        return 0
+    diff = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
+    return int(diff[0]) if len(diff) else n
+
+
+def _truncate(past: list, length: int) -> list:
+    """Key/values for the first `length` positions ([batch, heads, positions, dim])."""
+    out = []
+    for p in past:
+        arr = p if isinstance(p, np.ndarray) else p.numpy()  # OrtValue on a device: copied back (CUDA path)
+        out.append(arr if arr.shape[2] == length else np.ascontiguousarray(arr[:, :, :length, :]))
+    return out
+

@@ -1,0 +1,116 @@
+"""The model's prompt: the document around the cursor under a token budget, retrieved snippets, FIM when declared.
+
+The prefix window starts at a line boundary and keeps its start while it still fits, so consecutive keystrokes
+produce prompts that share all but their last tokens (what prefix reuse needs).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .filters import FilterContext
+
+CHARS_PER_TOKEN = 8  # generous: text beyond budget * this is never tokenized (a 10 MB file costs nothing extra)
+COMMENT = {"python": "#", "ruby": "#", "shell": "#", "text": "#"}
+
+
+@dataclass
+class Cursor:
+    """A document and a cursor offset (characters), with what the filters need to know about the line."""
+    text: str
+    offset: int
+    language: str = "text"
+    path: str = ""
+
+    def __post_init__(self) -> None:
+        self.offset = max(0, min(self.offset, len(self.text)))
+        start = self.text.rfind("\n", 0, self.offset) + 1
+        end = self.text.find("\n", self.offset)
+        end = len(self.text) if end < 0 else end
+        self.line_start, self.line_end = start, end
+        self.line_prefix = self.text[start : self.offset]
+        self.line_suffix = self.text[self.offset : end]
+        self.line = self.text.count("\n", 0, start)
+
+    @property
+    def multiline(self) -> bool:
+        """Multi-line suggestions only on an empty (or blank) line; mid-line or after text: one line."""
+        return not self.line_prefix.strip() and not self.line_suffix.strip()
+
+    def filter_context(self, multiline_enabled: bool = True, lines: int = 4) -> FilterContext:
+        above = self.text[max(0, self.line_start - 2000) : max(0, self.line_start - 1)].split("\n")[-lines:]
+        below = self.text[self.line_end + 1 : self.line_end + 2000].split("\n")[:lines]
+        return FilterContext(self.line_prefix, self.line_suffix, above if self.line_start else [], below,
+                             self.multiline and multiline_enabled)
+
+
+@dataclass
+class Snippet:
+    path: str
+    text: str
+
+
+@dataclass
+class WindowState:
+    """Per document: where the prefix window starts (a character offset at a line start)."""
+    start: int = 0
+    snippets: list[Snippet] = field(default_factory=list)
+    snippets_for: str | None = None  # the scope the snippets were retrieved for
+
+
+class PromptBuilder:
+    def __init__(self, tokenizer, fim: dict | None, context_tokens: int, suffix_tokens: int):
+        self.tokenizer = tokenizer
+        self.fim = fim  # {"prefix": "<fim_prefix>", "suffix": ..., "middle": ...} from the manifest, or None
+        self.context_tokens = context_tokens
+        self.suffix_tokens = suffix_tokens if fim else 0
+
+    def encode(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False).ids if text else []
+
+    def build(self, cursor: Cursor, state: WindowState) -> list[int]:
+        header = self.encode(self._snippet_header(cursor, state.snippets))
+        budget = max(16, self.context_tokens - self.suffix_tokens - len(header))
+        prefix = self._prefix_ids(cursor, state, budget)
+        if not self.fim:
+            return header + prefix
+        suffix = self.encode(cursor.text[cursor.offset : cursor.offset + self.suffix_tokens * CHARS_PER_TOKEN])
+        suffix = suffix[: self.suffix_tokens]
+        ids = self.tokenizer.token_to_id
+        return [ids(self.fim["prefix"]), *header, *prefix, ids(self.fim["suffix"]), *suffix, ids(self.fim["middle"])]
+
+    def _prefix_ids(self, cursor: Cursor, state: WindowState, budget: int) -> list[int]:
+        lowest = max(0, cursor.offset - budget * CHARS_PER_TOKEN)
+        start = state.start if lowest <= state.start <= cursor.offset else None
+        if start is not None:
+            ids = self.encode(cursor.text[start : cursor.offset])
+            if len(ids) <= budget:
+                return ids
+        # Move the window: start at a line so the prefix takes about 3/4 of the budget, leaving room to grow.
+        start = self._line_start_after(cursor.text, lowest)
+        ids = self.encode(cursor.text[start : cursor.offset])
+        target = budget * 3 // 4
+        while len(ids) > target and start < cursor.line_start:
+            step = max(1, (len(ids) - target)) * 3  # characters: about the excess tokens
+            nxt = self._line_start_after(cursor.text, min(start + step, cursor.line_start))
+            start = nxt if nxt <= cursor.line_start else cursor.line_start
+            ids = self.encode(cursor.text[start : cursor.offset])
+        state.start = start
+        return ids[-budget:]  # one huge line (minified code): its end
+
+    @staticmethod
+    def _line_start_after(text: str, pos: int) -> int:
+        if pos <= 0 or text[pos - 1] == "\n":
+            return max(0, pos)
+        nl = text.find("\n", pos)
+        return nl + 1 if nl >= 0 else pos
+
+    @staticmethod
+    def _snippet_header(cursor: Cursor, snippets: list[Snippet]) -> str:
+        if not snippets:
+            return ""
+        mark = COMMENT.get(cursor.language, "//")
+        parts = []
+        for s in snippets:
+            body = "\n".join(f"{mark} {line}".rstrip() for line in s.text.split("\n"))
+            parts.append(f"{mark} Similar code in {s.path}:\n{body}\n")
+        return "".join(parts) + "\n"

@@ -1,0 +1,50 @@
+"""One-paragraph summaries of definitions from the encoder-decoder, cached by the definition's content hash."""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Callable
+
+from plusls.exported.generation import CancelToken, GenerationConfig
+from plusls.exported.seq2seq_lm import Seq2SeqLM
+
+from .definition_at import Definition
+
+
+class Summarizer:
+    def __init__(self, load_model: Callable[[], Seq2SeqLM], max_new_tokens: int = 48, cache_size: int = 2048):
+        self._load_model = load_model
+        self._model: Seq2SeqLM | None = None
+        self.max_new_tokens = max_new_tokens
+        self._cache: OrderedDict[str, str] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
+        self.model_runs = 0
+
+    def cached(self, definition: Definition) -> str | None:
+        text = self._cache.get(definition.hash)
+        if text is not None:
+            self._cache.move_to_end(definition.hash)
+        return text
+
+    def summarize(self, definition: Definition, cancel: CancelToken | None = None,
+                  deadline_s: float | None = 10.0) -> str:
+        if (text := self.cached(definition)) is not None:
+            return text
+        with self._lock:
+            if self._model is None:
+                self._model = self._load_model()
+            self.model_runs += 1
+            config = GenerationConfig(max_new_tokens=self.max_new_tokens, deadline_s=deadline_s)
+            result = self._model.generate(definition.code, config, cancel)[0]
+        text = " ".join(result.text.split())
+        if result.finish_reason != "cancelled":
+            self._cache[definition.hash] = text
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return text
+
+    def reload(self) -> None:
+        with self._lock:
+            self._model = None
+            self._cache.clear()

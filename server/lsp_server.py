@@ -1,0 +1,393 @@
+"""The pygls language server. Each handler: read the document -> call a domain function -> return LSP types.
+
+Model calls run on worker threads (completion, docs, index, queries each have their own) so the event loop keeps
+handling didChange, cancellation and hover while a model works.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from lsprotocol import types as t
+from pygls.lsp.server import LanguageServer
+from pygls.uris import to_fs_path, from_fs_path
+
+from plusls.exported.errors import PluslsError
+from plusls.indexer.languages import spec_for
+
+from .completion.engine import CompletionEngine, Suggestion
+from .completion.prompt import Cursor
+from .docs.definition_at import Definition, definition_at
+from .docs.docstring_style import docstring_insertion, identifier_words
+from .docs.summarizer import Summarizer
+from .model_registry import Watched, completion_dir, docstring_dir, resolve_dirs, runtime_options
+from .settings import Settings, camel_keys, parse_settings
+from .telemetry import CompletionLog
+from .workspace_search import WorkspaceSearch
+
+log = logging.getLogger("plusls")
+SURROGATE = re.compile("[\ud800-\udfff]")
+SYMBOL_KIND = {"function": t.SymbolKind.Function, "method": t.SymbolKind.Method, "class": t.SymbolKind.Class}
+
+
+class PluslsServer(LanguageServer):
+    def __init__(self) -> None:
+        super().__init__("plusls", "0.1.0")
+        self.settings = Settings()
+        self.engine: CompletionEngine | None = None
+        self.summarizer: Summarizer | None = None
+        self.search: WorkspaceSearch | None = None
+        self.telemetry = CompletionLog()
+        self.completion_pool = ThreadPoolExecutor(1, thread_name_prefix="plusls-complete")
+        self.docs_pool = ThreadPoolExecutor(1, thread_name_prefix="plusls-docs")
+        self.index_pool = ThreadPoolExecutor(1, thread_name_prefix="plusls-index")
+        self.query_pool = ThreadPoolExecutor(2, thread_name_prefix="plusls-query")
+        self._completion_model: Watched | None = None
+        self._docstring_model: Watched | None = None
+
+    # --- settings and models -----------------------------------------------------------------------------------
+    def apply_settings(self, raw: Any) -> None:
+        settings, errors = parse_settings(raw, self.settings)
+        for message in errors:
+            self.show(f"plusls: bad setting {message}; keeping the previous value", t.MessageType.Error)
+        old, self.settings = self.settings, settings
+        if self.engine is None or old.models != settings.models or old.providers != settings.providers:
+            self._load_models()
+        elif old.completion != settings.completion:
+            self.engine.reload(settings.completion)
+
+    def _load_models(self) -> None:
+        from plusls.exported.causal_lm import CausalLM
+        from plusls.exported.seq2seq_lm import Seq2SeqLM
+
+        dirs = resolve_dirs(self.settings)
+        options = runtime_options(self.settings)
+        self._completion_model = Watched(lambda: completion_dir(dirs, self.log_message),
+                                         lambda p: CausalLM(p, options))
+        self._docstring_model = Watched(lambda: docstring_dir(dirs), lambda p: Seq2SeqLM(p, options))
+        retriever = (lambda cursor: self.search.snippets_for(cursor)) if self.search else None
+        self.engine = CompletionEngine(self._completion_model, self.settings.completion, retriever,
+                                       self.completion_pool)
+        self.summarizer = Summarizer(self._docstring_model)
+        if self.search is not None:
+            self.search.settings = self.settings.search
+
+    def refresh_models(self) -> None:
+        """A model directory replaced on disk (plusls train refresh): load it on this request."""
+        if self._completion_model and self._completion_model.changed() and self.engine:
+            self.log_message("completion model changed on disk: reloading")
+            self.engine.reload()
+        if self._docstring_model and self._docstring_model.changed() and self.summarizer:
+            self.log_message("docstring model changed on disk: reloading")
+            self.summarizer.reload()
+
+    def open_workspace(self, root: Path | None) -> None:
+        if root is None or not root.is_dir():
+            return
+
+        def load_embedder():
+            from plusls.indexer.embedding_model import load_embedder as load
+
+            dirs = resolve_dirs(self.settings)
+            return load(dirs.embedding, dirs.models_dir, self.log_message, runtime_options(self.settings))
+
+        self.search = WorkspaceSearch(root, load_embedder, self.settings.search, log=self.log_message)
+        if self.engine is not None:
+            self.engine.retriever = lambda cursor: self.search.snippets_for(cursor)
+
+    # --- messages ---------------------------------------------------------------------------------------------
+    def show(self, message: str, kind: t.MessageType = t.MessageType.Info) -> None:
+        log.warning(message)
+        self.window_show_message(t.ShowMessageParams(type=kind, message=message))
+
+    def log_message(self, message: str) -> None:
+        log.info(message)
+        self.window_log_message(t.LogMessageParams(type=t.MessageType.Log, message=message))
+
+    # --- documents --------------------------------------------------------------------------------------------
+    def cursor(self, uri: str, position: t.Position) -> Cursor:
+        doc = self.workspace.get_text_document(uri)
+        position = self.clamp(uri, position)
+        offset = doc.offset_at_position(position) if doc.source else 0
+        text = doc.source
+        if SURROGATE.search(text):  # undecodable bytes a client passed through: never reach a tokenizer
+            text = text.encode("utf-8", "replace").decode("utf-8")
+        spec = spec_for(doc.path or uri)
+        return Cursor(text, offset, spec.name if spec else "text", doc.path or uri)
+
+    def clamp(self, uri: str, position: t.Position) -> t.Position:
+        """A position past the end of its line or of the document moves to that end."""
+        lines = self.workspace.get_text_document(uri).lines
+        if not lines:
+            return t.Position(0, 0)
+        if position.line >= len(lines):
+            last = lines[-1]
+            if last.endswith("\n"):
+                return t.Position(len(lines), 0)
+            return t.Position(len(lines) - 1, self.workspace.position_codec.client_num_units(last))
+        width = self.workspace.position_codec.client_num_units(lines[position.line].rstrip("\r\n"))
+        return t.Position(position.line, min(position.character, width))
+
+
+server = PluslsServer()
+
+
+@server.feature(t.INITIALIZE)
+def initialize(ls: PluslsServer, params: t.InitializeParams) -> None:
+    ls.open_workspace(Path(ls.workspace.root_path) if ls.workspace.root_path else None)
+    ls.apply_settings(params.initialization_options)
+
+
+@server.feature(t.INITIALIZED)
+def initialized(ls: PluslsServer, params: t.InitializedParams) -> None:
+    if ls.search is not None and ls.settings.search.enabled and ls.settings.search.index_on_start:
+        asyncio.ensure_future(reindex_workspace(ls))
+
+
+@server.feature(t.WORKSPACE_DID_CHANGE_CONFIGURATION)
+def did_change_configuration(ls: PluslsServer, params: t.DidChangeConfigurationParams) -> None:
+    raw = params.settings
+    if isinstance(raw, dict) and "plusls" in raw:
+        raw = raw["plusls"]
+    ls.apply_settings(raw)
+
+
+@server.feature(t.TEXT_DOCUMENT_DID_CLOSE)
+def did_close(ls: PluslsServer, params: t.DidCloseTextDocumentParams) -> None:
+    if ls.engine is not None:
+        ls.engine.close_document(params.text_document.uri)
+
+
+@server.feature(t.TEXT_DOCUMENT_DID_SAVE)
+async def did_save(ls: PluslsServer, params: t.DidSaveTextDocumentParams) -> None:
+    path = to_fs_path(params.text_document.uri)
+    if ls.search is not None and ls.settings.search.enabled and path:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(ls.index_pool, ls.search.reindex_file, Path(path))
+
+
+# --- completion -------------------------------------------------------------------------------------------------
+async def suggest(ls: PluslsServer, uri: str, position: t.Position) -> tuple[Suggestion, Cursor] | None:
+    if ls.engine is None or not ls.settings.completion.enabled:
+        return None
+    ls.refresh_models()
+    cursor = ls.cursor(uri, position)
+    suggestion = await ls.engine.complete(uri, cursor)
+    if suggestion is None:
+        return None
+    if ls.settings.telemetry.enabled:
+        ls.telemetry.shown(suggestion.id, suggestion.text, cursor.text[: cursor.offset], cursor.text[cursor.offset:],
+                           cursor.language, cursor.path)
+    return suggestion, cursor
+
+
+def accept_command(suggestion: Suggestion) -> t.Command:
+    return t.Command("Accept plusls suggestion", "plusls.acceptCompletion",
+                     arguments=[{"id": suggestion.id, "accepted": True}])
+
+
+@server.feature(t.TEXT_DOCUMENT_INLINE_COMPLETION, t.InlineCompletionOptions())
+async def inline_completion(ls: PluslsServer, params: t.InlineCompletionParams) -> t.InlineCompletionList | None:
+    found = await suggest(ls, params.text_document.uri, params.position)
+    if found is None:
+        return None
+    suggestion, _ = found
+    at = ls.clamp(params.text_document.uri, params.position)
+    here = t.Range(at, at)
+    return t.InlineCompletionList(items=[t.InlineCompletionItem(insert_text=suggestion.text, range=here,
+                                                                command=accept_command(suggestion))])
+
+
+@server.feature(t.TEXT_DOCUMENT_COMPLETION, t.CompletionOptions(resolve_provider=False))
+async def completion(ls: PluslsServer, params: t.CompletionParams) -> t.CompletionList | None:
+    found = await suggest(ls, params.text_document.uri, params.position)
+    if found is None:
+        return None
+    suggestion, cursor = found
+    # Replace the word being typed, so clients that filter by it keep the item.
+    word = len(cursor.line_prefix) - len(cursor.line_prefix.rstrip("abcdefghijklmnopqrstuvwxyz"
+                                                                     "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"))
+    at = ls.clamp(params.text_document.uri, params.position)
+    start = t.Position(at.line, max(0, at.character - word))
+    typed = cursor.line_prefix[len(cursor.line_prefix) - word :]
+    label = (typed + suggestion.text).split("\n")[0].strip()[:80] or suggestion.text.strip()[:80]
+    item = t.CompletionItem(
+        label=label, kind=t.CompletionItemKind.Text, detail="plusls", filter_text=typed + suggestion.text,
+        text_edit=t.TextEdit(t.Range(start, at), typed + suggestion.text),
+        insert_text_format=t.InsertTextFormat.PlainText, command=accept_command(suggestion), sort_text="0")
+    return t.CompletionList(is_incomplete=True, items=[item])
+
+
+# --- hover and docstrings -----------------------------------------------------------------------------------------
+async def definition_under(ls: PluslsServer, uri: str, position: t.Position) -> Definition | None:
+    cursor = ls.cursor(uri, position)
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(ls.query_pool, definition_at, cursor.path, cursor.text, cursor.offset)
+
+
+@server.feature(t.TEXT_DOCUMENT_HOVER)
+async def hover(ls: PluslsServer, params: t.HoverParams) -> t.Hover | None:
+    if not ls.settings.hover.enabled or ls.summarizer is None:
+        return None
+    definition = await definition_under(ls, params.text_document.uri, params.position)
+    if definition is None:
+        return None
+    ls.refresh_models()
+    summary = ls.summarizer.cached(definition)
+    note = ""
+    if summary is None:
+        loop = asyncio.get_running_loop()
+        try:
+            summary = await loop.run_in_executor(ls.docs_pool, ls.summarizer.summarize, definition)
+        except PluslsError as e:
+            summary, note = "", f"_(no summary: {e})_"
+    parts = [f"```{definition.language}\n{definition.signature}\n```"]
+    if summary:
+        parts.append(f"**plusls:** {summary}")
+    if note:
+        parts.append(note)
+    if definition.docstring:
+        parts.append(f"---\n{definition.docstring}")
+    return t.Hover(t.MarkupContent(t.MarkupKind.Markdown, "\n\n".join(parts)))
+
+
+@server.feature(t.TEXT_DOCUMENT_CODE_ACTION,
+                t.CodeActionOptions(code_action_kinds=[t.CodeActionKind.RefactorRewrite], resolve_provider=True))
+async def code_action(ls: PluslsServer, params: t.CodeActionParams) -> list[t.CodeAction] | None:
+    if not ls.settings.docstring.enabled or ls.summarizer is None:
+        return None
+    if params.context.only and not any(t.CodeActionKind.RefactorRewrite.value.startswith(k) or
+                                       k.startswith("refactor") for k in params.context.only):
+        return None
+    uri = params.text_document.uri
+    definition = await definition_under(ls, uri, params.range.start)
+    if definition is None or definition.docstring:
+        return None
+    action = t.CodeAction(f"Generate docstring for {definition.name}", kind=t.CodeActionKind.RefactorRewrite,
+                          data={"uri": uri, "line": params.range.start.line,
+                                "character": params.range.start.character})
+    resolve = ls.client_capabilities.text_document and ls.client_capabilities.text_document.code_action
+    can_resolve = bool(resolve and resolve.resolve_support and "edit" in resolve.resolve_support.properties)
+    return [action if can_resolve else await resolve_code_action(ls, action)]
+
+
+@server.feature(t.CODE_ACTION_RESOLVE)
+async def resolve_code_action(ls: PluslsServer, action: t.CodeAction) -> t.CodeAction:
+    data = action.data or {}
+    uri, position = data["uri"], t.Position(data["line"], data["character"])
+    definition = await definition_under(ls, uri, position)
+    if definition is None or ls.summarizer is None:
+        return action
+    loop = asyncio.get_running_loop()
+    summary = await loop.run_in_executor(ls.docs_pool, ls.summarizer.summarize, definition)
+    insertion = docstring_insertion(definition, summary or identifier_words(definition.name))
+    at = t.Position(insertion.line, insertion.character)
+    action.edit = t.WorkspaceEdit(changes={uri: [t.TextEdit(t.Range(at, at), insertion.text)]})
+    return action
+
+
+# --- search -----------------------------------------------------------------------------------------------------
+async def run_search(ls: PluslsServer, query: str, k: int):
+    if ls.search is None or not ls.settings.search.enabled:
+        raise PluslsError("semantic search needs a workspace folder and plusls.search.enabled")
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(ls.query_pool, ls.search.search, query, k)
+
+
+@server.feature(t.WORKSPACE_SYMBOL)
+async def workspace_symbol(ls: PluslsServer, params: t.WorkspaceSymbolParams) -> list[t.SymbolInformation]:
+    if not params.query.strip() or ls.search is None or not ls.settings.search.enabled:
+        return []
+    response = await run_search(ls, params.query, 20)
+    root = ls.search.root
+    return [t.SymbolInformation(
+        name=r.qualname, kind=SYMBOL_KIND.get(r.kind, t.SymbolKind.File), container_name=r.path,
+        location=t.Location(from_fs_path(str(root / r.path)),
+                            t.Range(t.Position(r.start_line - 1, 0), t.Position(r.end_line, 0))))
+        for r in response.results]
+
+
+async def reindex_workspace(ls: PluslsServer) -> dict:
+    token = f"plusls-index-{id(ls)}"
+    try:
+        await ls.work_done_progress.create_async(token)
+        progress = True
+    except Exception:  # the client does not support server-initiated progress
+        progress = False
+    if progress:
+        ls.work_done_progress.begin(token, t.WorkDoneProgressBegin("plusls: indexing", percentage=0,
+                                                                   cancellable=False))
+    loop = asyncio.get_running_loop()
+
+    def report(p) -> None:
+        if not progress:
+            return
+        if p.stage == "scan":
+            pct, text = (p.files_done * 50 // max(p.files_total, 1)), f"{p.files_done}/{p.files_total} files"
+        else:
+            pct = 50 + p.chunks_embedded * 50 // max(p.chunks_total, 1)
+            text = f"{p.chunks_embedded}/{p.chunks_total} chunks embedded"
+        loop.call_soon_threadsafe(ls.work_done_progress.report, token,
+                                  t.WorkDoneProgressReport(message=text, percentage=pct))
+
+    try:
+        summary = await loop.run_in_executor(ls.index_pool, ls.search.update, report)
+    except Exception as e:
+        ls.show(f"plusls: indexing failed: {e}", t.MessageType.Error)
+        if progress:
+            ls.work_done_progress.end(token, t.WorkDoneProgressEnd(message=f"failed: {e}"))
+        return {"error": str(e)}
+    message = (f"indexed {summary.files_indexed} files ({summary.files_unchanged} unchanged), "
+               f"{summary.chunks_embedded} chunks embedded in {summary.seconds:.1f}s")
+    if summary.rebuilt_reason:
+        ls.show(f"plusls: {summary.rebuilt_reason}")
+    ls.log_message(message)
+    if progress:
+        ls.work_done_progress.end(token, t.WorkDoneProgressEnd(message=message))
+    return {"filesIndexed": summary.files_indexed, "filesUnchanged": summary.files_unchanged,
+            "chunksEmbedded": summary.chunks_embedded, "skipped": dict(summary.skipped),
+            "seconds": round(summary.seconds, 3)}
+
+
+# Commands are registered one by one: pygls advertises them in executeCommandProvider only that way.
+@server.command("plusls.search")
+async def search_command(ls: PluslsServer, *args) -> list[dict]:
+    if not args or not isinstance(args[0], str):
+        raise PluslsError("plusls.search takes [query, k?]")
+    k = args[1] if len(args) > 1 and isinstance(args[1], int) else 10
+    response = await run_search(ls, args[0], k)
+    return [{"path": r.path, "startLine": r.start_line, "endLine": r.end_line, "name": r.qualname,
+             "kind": r.kind, "score": r.score, "snippet": r.snippet} for r in response.results]
+
+
+@server.command("plusls.reindex")
+async def reindex_command(ls: PluslsServer, *args) -> dict:
+    if ls.search is None:
+        raise PluslsError("no workspace folder to index")
+    return await reindex_workspace(ls)
+
+
+@server.command("plusls.acceptCompletion")
+def accept_completion_command(ls: PluslsServer, *args) -> dict:
+    item = args[0] if args and isinstance(args[0], dict) else {}
+    if not isinstance(item.get("id"), str):
+        raise PluslsError("plusls.acceptCompletion takes [{id, accepted}]")
+    recorded = ls.settings.telemetry.enabled and ls.telemetry.record(item["id"], bool(item.get("accepted", True)))
+    return {"recorded": bool(recorded)}
+
+
+@server.command("plusls.stats")
+def stats_command(ls: PluslsServer, *args) -> dict:
+    """Counters for tests, benchmarks and bug reports."""
+    return {"completion": ls.engine.stats.to_dict() if ls.engine else {},
+            "summaries": ls.summarizer.model_runs if ls.summarizer else 0,
+            "settings": camel_keys(ls.settings)}
+
+
+def serve() -> None:
+    logging.basicConfig(level=logging.WARNING, format="plusls %(levelname)s %(message)s")
+    server.start_io()

@@ -1,0 +1,133 @@
+"""One typed settings object, parsed from initializationOptions and workspace/didChangeConfiguration.
+
+Keys are the camelCase JSON an editor sends (`completion.debounceMs`); a bad key or value keeps the previous value
+and is reported, so a typo in an editor config never stops the server.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any, Union, get_args, get_origin, get_type_hints
+
+PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+
+
+@dataclass(frozen=True)
+class ModelSettings:
+    dir: str | None = None  # where the default models are exported (default ~/.cache/plusls/models)
+    completion: str | None = None  # an exported causal-lm directory; default SmolLM2-135M
+    docstring: str | None = None  # an exported seq2seq directory; default the bundled docstring model
+    embedding: str | None = None  # an exported embedding directory; default all-MiniLM-L6-v2
+
+
+@dataclass(frozen=True)
+class CompletionSettings:
+    enabled: bool = True
+    debounce_ms: int = 60
+    max_new_tokens: int = 48
+    context_tokens: int = 384  # prompt budget: prefix (+ suffix and retrieved snippets)
+    suffix_tokens: int = 64
+    deadline_ms: int = 2000
+    retrieval: bool = True  # prepend similar workspace snippets (retrieval-augmented completion)
+    multiline: bool = True  # multi-line suggestions at an empty line
+
+
+@dataclass(frozen=True)
+class FeatureSettings:
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    enabled: bool = True
+    index_on_start: bool = True
+    max_file_bytes: int = 1_000_000
+
+
+@dataclass(frozen=True)
+class Settings:
+    models: ModelSettings = field(default_factory=ModelSettings)
+    providers: Union[str, list] = "auto"
+    completion: CompletionSettings = field(default_factory=CompletionSettings)
+    hover: FeatureSettings = field(default_factory=FeatureSettings)
+    docstring: FeatureSettings = field(default_factory=FeatureSettings)
+    search: SearchSettings = field(default_factory=SearchSettings)
+    telemetry: FeatureSettings = field(default_factory=FeatureSettings)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<!^)([A-Z])", r"_\1", name).lower()
+
+
+def parse_settings(raw: Any, base: Settings | None = None) -> tuple[Settings, list[str]]:
+    """Settings with `raw` applied over `base`, and one message per rejected key or value."""
+    errors: list[str] = []
+    settings = _apply(base or Settings(), raw, "", errors)
+    return settings, errors
+
+
+def _apply(obj: Any, raw: Any, where: str, errors: list[str]) -> Any:
+    if raw is None:
+        return obj
+    if not isinstance(raw, dict):
+        errors.append(f"{where or 'settings'}: expected an object, got {type(raw).__name__}")
+        return obj
+    hints = get_type_hints(type(obj))
+    names = {_camel(f.name): f.name for f in fields(obj)}
+    changes: dict[str, Any] = {}
+    for key, value in raw.items():
+        name = names.get(key) or (key if key in hints else None)
+        path = f"{where}.{key}" if where else key
+        if name is None:
+            known = ", ".join(sorted(names))
+            errors.append(f"{path}: unknown setting (known here: {known})")
+            continue
+        current = getattr(obj, name)
+        if is_dataclass(current):
+            changes[name] = _apply(current, value, path, errors)
+        elif (checked := _check(path, name, hints[name], value, errors)) is not _INVALID:
+            changes[name] = checked
+    return replace(obj, **changes) if changes else obj
+
+
+_INVALID = object()
+
+
+def _check(path: str, name: str, hint: Any, value: Any, errors: list[str]) -> Any:
+    if name == "providers":
+        if value == "auto":
+            return value
+        if isinstance(value, list) and value and all(v in PROVIDERS for v in value):
+            return list(value)
+        errors.append(f"{path}: expected \"auto\" or a list of {', '.join(PROVIDERS)}; got {value!r}")
+        return _INVALID
+    allowed = [t for t in (get_args(hint) if get_origin(hint) in (Union, type(int | None)) else (hint,))]
+    if value is None and type(None) in allowed:
+        return None
+    for t in allowed:
+        if t is bool and isinstance(value, bool):
+            return value
+        if t is int and isinstance(value, int) and not isinstance(value, bool):
+            if value < 0:
+                errors.append(f"{path}: must not be negative; got {value}")
+                return _INVALID
+            return value
+        if t is str and isinstance(value, str):
+            return value
+    names = " or ".join("null" if t is type(None) else {"bool": "true/false", "int": "a whole number",
+                                                          "str": "a string"}.get(t.__name__, t.__name__)
+                        for t in allowed)
+    errors.append(f"{path}: expected {names}; got {value!r}")
+    return _INVALID
+
+
+def camel_keys(obj: Any) -> dict:
+    """The settings as the JSON an editor would send (for `plusls.settings`, docs and tests)."""
+    if is_dataclass(obj):
+        return {_camel(f.name): camel_keys(getattr(obj, f.name)) for f in fields(obj)}
+    return obj

@@ -1,0 +1,41 @@
+"""Accepted and rejected completions, with their context, appended to a local JSONL file for refresh training.
+Nothing leaves the machine."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+from .paths import cache_home
+
+
+def default_log_path() -> Path:
+    return cache_home() / "telemetry" / "completions.jsonl"
+
+
+class CompletionLog:
+    def __init__(self, path: Path | None = None, remember: int = 512):
+        self.path = path or default_log_path()
+        self._shown: OrderedDict[str, dict] = OrderedDict()  # suggestion id -> its context, until answered
+        self._remember = remember
+        self._lock = threading.Lock()
+
+    def shown(self, sid: str, text: str, prefix: str, suffix: str, language: str, path: str) -> None:
+        with self._lock:
+            self._shown[sid] = {"text": text, "prefix": prefix[-2000:], "suffix": suffix[:500],
+                                "language": language, "path": path}
+            while len(self._shown) > self._remember:
+                self._shown.popitem(last=False)
+
+    def record(self, sid: str, accepted: bool) -> bool:
+        """Append one accept/reject record; False if the id names no suggestion this server showed."""
+        with self._lock:
+            context = self._shown.pop(sid, None)
+            if context is None:
+                return False
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps({"time": time.time(), "id": sid, "accepted": accepted, **context}) + "\n")
+            return True

@@ -1,0 +1,274 @@
+"""The real `plusls serve` over stdio, driven by a pytest-lsp client: every method, and the bad days."""
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from lsprotocol import types as t
+
+from fixture_repo import FILES, make_repo
+from lsp_session import change, init_options, inline_params, open_doc, position_after, server_env, start
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(300)]
+MATH = FILES["src/mathutil.py"]
+TYPED = MATH[: MATH.index("    a, b =") + len("    a, b =")]  # the user is typing fibonacci's body
+
+
+@pytest.fixture
+def workspace(tmp_path) -> Path:
+    return make_repo(tmp_path / "ws")
+
+
+async def stats(client) -> dict:
+    return await client.workspace_execute_command_async(t.ExecuteCommandParams("plusls.stats"))
+
+
+async def wait_indexed(client, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for reports in client.progress_reports.values():
+            if any(isinstance(r, t.WorkDoneProgressEnd) for r in reports):
+                return
+        await asyncio.sleep(0.1)
+    raise AssertionError("indexing did not finish")
+
+
+async def test_inline_completion_accept_and_fallback(workspace, tmp_path, exported, memorized):
+    client = await start(workspace, tmp_path / "cache", init_options(exported, memorized))
+    try:
+        caps = client.init_result.capabilities
+        assert caps.inline_completion_provider is not None and caps.completion_provider is not None
+        assert caps.hover_provider and caps.code_action_provider.resolve_provider and caps.workspace_symbol_provider
+        assert set(caps.execute_command_provider.commands) >= {"plusls.search", "plusls.reindex",
+                                                               "plusls.acceptCompletion"}
+        uri = open_doc(client, workspace / "src" / "mathutil.py", TYPED)
+        end = position_after(TYPED, "    a, b =")
+        result = await client.text_document_inline_completion_async(inline_params(uri, end.line, end.character))
+        assert result is not None and len(result.items) == 1
+        item = result.items[0]
+        assert item.insert_text == " 0, 1"  # mid-line: one line, exactly what the memorized file has
+        assert item.range == t.Range(end, end)
+        assert "<|" not in item.insert_text
+        # The editor runs the item's command when the user accepts: recorded locally with its context.
+        recorded = await client.workspace_execute_command_async(
+            t.ExecuteCommandParams(item.command.command, item.command.arguments))
+        assert recorded == {"recorded": True}
+        log = (tmp_path / "cache" / "plusls" / "telemetry" / "completions.jsonl").read_text().splitlines()
+        entry = json.loads(log[-1])
+        assert entry["accepted"] is True and entry["text"] == " 0, 1" and entry["prefix"].endswith("a, b =")
+
+        # Clients without inline completion get the same text as a completion item replacing the typed word.
+        partial = TYPED + " 0"
+        change(client, uri, 2, partial)
+        pos = position_after(partial, "a, b = 0")
+        listed = await client.text_document_completion_async(t.CompletionParams(t.TextDocumentIdentifier(uri), pos))
+        assert listed.items and listed.items[0].text_edit.new_text == "0, 1"
+        assert listed.items[0].text_edit.range.start.character == pos.character - 1
+    finally:
+        await client.shutdown_session()
+        await client.stop()
+
+
+async def test_multiline_at_an_empty_line_stops_at_the_scope(workspace, tmp_path, exported, memorized):
+    client = await start(workspace, tmp_path / "cache", init_options(exported, memorized, maxNewTokens=64))
+    try:
+        text = MATH[: MATH.index("    a, b =")] + "    "
+        uri = open_doc(client, workspace / "src" / "mathutil.py", text)
+        end = position_after(text + "\x00", "    \x00")
+        end = t.Position(end.line, 4)
+        result = await client.text_document_inline_completion_async(inline_params(uri, end.line, end.character))
+        got = result.items[0].insert_text
+        assert got.startswith("a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a")
+        assert "def is_prime" not in got  # the next top-level definition is outside the scope
+    finally:
+        await client.shutdown_session()
+        await client.stop()
+
+
+async def test_superseded_and_cancelled_requests_never_run_the_model(workspace, tmp_path, exported, memorized):
+    client = await start(workspace, tmp_path / "cache", init_options(exported, memorized, debounceMs=400))
+    try:
+        uri = open_doc(client, workspace / "src" / "mathutil.py", TYPED)
+        end = position_after(TYPED, "    a, b =")
+        first = client.text_document_inline_completion_async(inline_params(uri, end.line, end.character - 1))
+        await asyncio.sleep(0.05)  # the next keystroke's request arrives while the first is debouncing
+        second = client.text_document_inline_completion_async(inline_params(uri, end.line, end.character))
+        dropped, answered = await asyncio.gather(first, second)
+        assert dropped is None
+        assert answered.items[0].insert_text == " 0, 1"
+        counters = (await stats(client))["completion"]
+        assert counters["dropped"] == 1 and counters["model_runs"] == 1
+
+        # $/cancelRequest while it waits: the client gets a cancellation error and the model does not run.
+        fut = client.protocol.send_request(t.TEXT_DOCUMENT_INLINE_COMPLETION,
+                                           inline_params(uri, end.line, end.character - 2), msg_id="cancel-me")
+        await asyncio.sleep(0.05)
+        client.protocol.notify("$/cancelRequest", t.CancelParams(id="cancel-me"))
+        with pytest.raises(Exception, match="cancel"):
+            await asyncio.wait_for(asyncio.wrap_future(fut), 10)
+        assert (await stats(client))["completion"]["model_runs"] == 1
+    finally:
+        await client.shutdown_session()
+        await client.stop()
+
+
+async def test_hover_code_action_symbol_search_and_reindex_on_save(workspace, tmp_path, exported, memorized):
+    client = await start(workspace, tmp_path / "cache", init_options(exported, memorized))
+    try:
+        await wait_indexed(client)
+        reports = next(iter(client.progress_reports.values()))
+        assert isinstance(reports[0], t.WorkDoneProgressBegin) and "indexing" in reports[0].title
+        files = (workspace / "src" / "files.py").read_text()
+        uri = open_doc(client, workspace / "src" / "files.py")
+        pos = position_after(files, "with open(path")
+        hover = await client.text_document_hover_async(t.HoverParams(t.TextDocumentIdentifier(uri), pos))
+        assert "def read_text(path: str) -> str" in hover.contents.value
+        assert "Return the whole contents of a text file." in hover.contents.value  # its own docstring
+        runs = (await stats(client))["summaries"]
+        again = await client.text_document_hover_async(t.HoverParams(t.TextDocumentIdentifier(uri), pos))
+        assert again.contents.value == hover.contents.value
+        assert (await stats(client))["summaries"] == runs  # from the cache: the model did not run again
+
+        # Generate docstring: offered for a function without one, resolved into an edit in Python's convention.
+        math_uri = open_doc(client, workspace / "src" / "mathutil.py")
+        at = position_after(MATH, "return n > 1")
+        actions = await client.text_document_code_action_async(t.CodeActionParams(
+            t.TextDocumentIdentifier(math_uri), t.Range(at, at), t.CodeActionContext(diagnostics=[])))
+        assert [a.title for a in actions] == ["Generate docstring for is_prime"]
+        action = actions[0] if actions[0].edit else await client.code_action_resolve_async(actions[0])
+        (edit,) = action.edit.changes[math_uri]
+        assert edit.range.start == t.Position(MATH.split("\n").index("def is_prime(n):") + 1, 0)
+        assert edit.new_text.startswith('    """') and edit.new_text.endswith('"""\n')
+        fib = position_after(MATH, "a, b = b")  # fibonacci has a docstring: nothing to offer
+        assert not await client.text_document_code_action_async(t.CodeActionParams(
+            t.TextDocumentIdentifier(math_uri), t.Range(fib, fib), t.CodeActionContext(diagnostics=[])))
+
+        symbols = await client.workspace_symbol_async(t.WorkspaceSymbolParams(query="is_prime"))
+        assert symbols[0].name == "is_prime" and symbols[0].kind == t.SymbolKind.Function
+        assert symbols[0].location.uri == (workspace / "src" / "mathutil.py").as_uri()
+        assert symbols[0].location.range.start.line == MATH.split("\n").index("def is_prime(n):")
+        found = await client.workspace_execute_command_async(t.ExecuteCommandParams("plusls.search", ["is_prime", 3]))
+        assert found[0]["path"] == "src/mathutil.py" and found[0]["name"] == "is_prime"
+        assert all(".env" not in r["path"] for r in found)
+
+        # Save a file with a new function: it is searchable right after didSave.
+        new = workspace / "src" / "extra.py"
+        new.write_text("def triple_value(x):\n    return 3 * x\n")
+        client.text_document_did_save(t.DidSaveTextDocumentParams(t.TextDocumentIdentifier(new.as_uri())))
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            symbols = await client.workspace_symbol_async(t.WorkspaceSymbolParams(query="triple_value"))
+            if symbols and symbols[0].name == "triple_value":
+                break
+            await asyncio.sleep(0.1)
+        assert symbols[0].name == "triple_value"
+        summary = await client.workspace_execute_command_async(t.ExecuteCommandParams("plusls.reindex"))
+        assert summary["filesIndexed"] == 0 and summary["filesUnchanged"] > 0  # nothing changed since
+    finally:
+        await client.shutdown_session()
+        await client.stop()
+
+
+async def test_bad_settings_unknown_methods_and_odd_documents(workspace, tmp_path, exported, memorized):
+    options = init_options(exported, memorized)
+    options["completion"]["debounceMs"] = "fast"
+    options["colour"] = "blue"
+    client = await start(workspace, tmp_path / "cache", options)
+    try:
+        await asyncio.sleep(0.5)
+        messages = [m.message for m in client.messages if m.type == t.MessageType.Error]
+        assert any("completion.debounceMs" in m and "whole number" in m for m in messages), messages
+        assert any("colour: unknown setting" in m for m in messages), messages
+        current = (await stats(client))["settings"]
+        assert current["completion"]["debounceMs"] == 60  # the previous (default) value is kept
+
+        client.workspace_did_change_configuration(t.DidChangeConfigurationParams(
+            settings={"plusls": {"completion": {"maxNewTokens": -3}, "hover": {"enabled": False}}}))
+        await asyncio.sleep(0.3)
+        assert any("maxNewTokens: must not be negative" in m.message for m in client.messages)
+        current = (await stats(client))["settings"]
+        assert current["hover"]["enabled"] is False and current["completion"]["maxNewTokens"] == 48
+
+        with pytest.raises(Exception, match="not found|Method Not Found|-32601"):
+            await client.protocol.send_request_async("plusls/doesNotExist", {})
+
+        uri = open_doc(client, workspace / "src" / "mathutil.py", TYPED)
+        far = await client.text_document_inline_completion_async(inline_params(uri, 9999, 9999))
+        assert far is None or far.items[0].insert_text == " 0, 1"  # clamped to the end of the document
+        huge = "x = 1\n" * 1_750_000 + TYPED  # 10.5 MB
+        big_uri = open_doc(client, workspace / "src" / "huge.py", huge)
+        end = position_after(TYPED, "    a, b =")
+        t0 = time.monotonic()
+        got = await client.text_document_inline_completion_async(
+            inline_params(big_uri, 1_750_000 + end.line, end.character))
+        assert got is not None and time.monotonic() - t0 < 30
+        binary = "\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x10" * 50
+        bin_uri = open_doc(client, workspace / "assets" / "logo.py", binary)
+        await client.text_document_inline_completion_async(inline_params(bin_uri, 0, 5))
+        odd = "def caf\udce9():\n    return 1\n"  # bytes a client could not decode, passed through as surrogates
+        odd_uri = open_doc(client, workspace / "src" / "latin.py", odd)
+        await client.text_document_inline_completion_async(inline_params(odd_uri, 1, 4))
+        await client.text_document_hover_async(t.HoverParams(t.TextDocumentIdentifier(odd_uri), t.Position(1, 5)))
+        # Still up and right after all of that.
+        again = await client.text_document_inline_completion_async(inline_params(uri, end.line, end.character))
+        assert again.items[0].insert_text == " 0, 1"
+    finally:
+        await client.shutdown_session()
+        await client.stop()
+
+
+async def test_storm_of_changes_and_cancels_then_the_last_request_is_right(workspace, tmp_path, exported, memorized):
+    client = await start(workspace, tmp_path / "cache", init_options(exported, memorized, debounceMs=5))
+    try:
+        uri = open_doc(client, workspace / "src" / "mathutil.py", "")
+        pending = []
+        for n in range(1, len(TYPED) + 1):  # typing the file character by character
+            text = TYPED[:n]
+            change(client, uri, n + 1, text)
+            line, col = text.count("\n"), len(text) - (text.rfind("\n") + 1)
+            fut = client.protocol.send_request(t.TEXT_DOCUMENT_INLINE_COMPLETION, inline_params(uri, line, col),
+                                               msg_id=f"storm-{n}")
+            pending.append(asyncio.wrap_future(fut))
+            if n % 3 == 0:
+                client.protocol.notify("$/cancelRequest", t.CancelParams(id=f"storm-{n}"))
+        outcomes = await asyncio.gather(*pending, return_exceptions=True)
+        last = outcomes[-1]
+        assert not isinstance(last, Exception)
+        assert last.items[0].insert_text == " 0, 1"
+        counters = (await stats(client))["completion"]
+        assert counters["dropped"] + counters["cancelled"] > 0
+        assert counters["model_runs"] < len(TYPED)
+    finally:
+        await client.shutdown_session()
+        await client.stop()
+
+
+def test_malformed_json_rpc_does_not_kill_the_server(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "plusls.server.cli", "serve"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=server_env(tmp_path))
+
+    def send(body: bytes) -> None:
+        proc.stdin.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        proc.stdin.flush()
+
+    try:
+        send(b"{this is not json")
+        send(b'{"jsonrpc": "2.0", "id": 7, "method": "initialize", "params": {"capabilities": {}}}')
+        reply: dict = {}
+        while reply.get("id") != 7:  # the server may first say what went wrong (window/showMessage)
+            length = 0
+            header = proc.stdout.readline()
+            while header.strip():
+                if header.lower().startswith(b"content-length"):
+                    length = int(header.split(b":")[1])
+                header = proc.stdout.readline()
+            reply = json.loads(proc.stdout.read(length))
+        assert "capabilities" in reply["result"]
+    finally:
+        proc.kill()
+        proc.wait()
