@@ -28,7 +28,9 @@ from .data import read_jsonl
 from .loop import TrainConfig, train
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-MAX_SOURCE, MAX_TARGET = 128, 48  # wordpieces; CPU-sized (the export declares MAX_SOURCE as max_length)
+MAX_SOURCE, MAX_TARGET = 96, 48  # wordpieces; CPU-sized (the export declares MAX_SOURCE as max_length)
+# Cross-attention and the LM head's transform start from random weights: they learn at NEW_LR_SCALE x the LR.
+NEW_PARTS, NEW_LR_SCALE = ("crossattention", "cls.predictions.transform"), 5.0
 
 
 @dataclass(frozen=True)
@@ -261,7 +263,8 @@ def train_docstring(corpus: Path, out: Path, design: str | Design = "bert2bert",
     held = encode_pairs(tokenizer, held_rows)
     log(f"{design.name}: {len(pairs)} training pairs, {len(held)} held-out, vocabulary {len(keep)}")
     cfg = TrainConfig(out_dir=str(out), max_steps=max_steps, max_minutes=max_minutes, lr=lr, min_lr=lr / 10,
-                      warmup_steps=min(100, max_steps // 10), seed=seed, threads=threads, checkpoint_every=50)
+                      warmup_steps=min(100, max_steps // 10), seed=seed, threads=threads, checkpoint_every=50,
+                      lr_scale={} if init_from else {k: NEW_LR_SCALE for k in NEW_PARTS})
     result = train(cfg, model, BatchSchedule(pairs, max_tokens, seed, tokenizer.pad_token_id),
                    evaluate=lambda m, step: {"heldout_loss": round(heldout_loss(m, held, tokenizer.pad_token_id),
                                                                    4)}, log=log)

@@ -11,7 +11,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,6 +36,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # auto = cuda when present, else cpu
     threads: int = 0  # torch CPU threads; 0 = torch's default
+    lr_scale: dict = field(default_factory=dict)  # parameter-name substring -> LR multiplier (new layers)
 
 
 def lr_at(step: int, cfg: TrainConfig, elapsed_s: float = 0.0) -> float:
@@ -67,11 +68,15 @@ def train(cfg: TrainConfig, model: torch.nn.Module, batch_at: Callable[[int], Ba
     torch.use_deterministic_algorithms(True, warn_only=True)
     device = pick_device(cfg.device)
     model.to(device)
-    params = [p for p in model.parameters() if p.requires_grad]
-    decay = [p for p in params if p.dim() >= 2]  # no weight decay on biases and LayerNorm
-    no_decay = [p for p in params if p.dim() < 2]
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    params = [p for _, p in named]
+    groups: dict[tuple[bool, float], list] = {}
+    for name, p in named:  # no weight decay on biases and LayerNorm; new parts may learn faster
+        scale = next((v for k, v in cfg.lr_scale.items() if k in name), 1.0)
+        groups.setdefault((p.dim() >= 2, scale), []).append(p)
+    optimizer = torch.optim.AdamW([{"params": ps, "weight_decay": cfg.weight_decay if decay else 0.0,
+                                    "lr_scale": scale} for (decay, scale), ps in sorted(groups.items())],
+                                  lr=cfg.lr)
     step, history = 0, []
     ckpt_path = out / "ckpt.pt"
     if ckpt_path.exists():
@@ -97,7 +102,7 @@ def train(cfg: TrainConfig, model: torch.nn.Module, batch_at: Callable[[int], Ba
     while step < cfg.max_steps:
         lr = lr_at(step, cfg, spent + time.perf_counter() - t0)
         for group in optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["lr_scale"]
         inputs, n_tokens = batch_at(step)
         loss = model(**{k: v.to(device) for k, v in inputs.items()}).loss
         optimizer.zero_grad(set_to_none=True)
