@@ -30,6 +30,8 @@ class CompletionSettings:
     deadline_ms: int = 2000
     retrieval: bool = True  # prepend similar workspace snippets (retrieval-augmented completion)
     multiline: bool = True  # multi-line suggestions at an empty line
+    prefix_reuse: bool = True  # keep each document's key/value cache and run only a prompt's new tokens
+    prompt_lookup: bool = True  # greedy drafts copied from the prompt, verified several tokens per pass
 
 
 @dataclass(frozen=True)

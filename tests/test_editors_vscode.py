@@ -12,19 +12,13 @@ from pathlib import Path
 
 import pytest
 
+from plusls.server.settings import Settings, camel_keys
+
 ROOT = Path(__file__).resolve().parents[1]
 EXT = ROOT / "editors" / "vscode"
 
-# The server's settings as documented (initializationOptions / workspace/didChangeConfiguration section "plusls").
-DOCUMENTED_SETTINGS = json.loads("""
-{"models": {"dir": null, "completion": null, "docstring": null, "embedding": null},
- "providers": "auto",
- "completion": {"enabled": true, "debounceMs": 60, "maxNewTokens": 48, "contextTokens": 384, "deadlineMs": 2000,
-                "retrieval": true, "multiline": true},
- "hover": {"enabled": true}, "docstring": {"enabled": true},
- "search": {"enabled": true, "indexOnStart": true, "maxFileBytes": 1000000},
- "telemetry": {"enabled": true}}
-""")
+# The server's own settings (initializationOptions / workspace/didChangeConfiguration section "plusls").
+DOCUMENTED_SETTINGS = camel_keys(Settings())
 CLIENT_ONLY_SETTINGS = {"serverPath": "plusls", "trace.server": "off"}
 EXTENSION_COMMANDS = {"plusls.searchWorkspace": "Search workspace", "plusls.reindexWorkspace": "Reindex",
                       "plusls.restartServer": "Restart server"}

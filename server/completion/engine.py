@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import re
+import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,7 @@ from .prefix_reuse import PrefixReuseLM
 from .prompt import Cursor, PromptBuilder, Snippet, WindowState
 
 Retriever = Callable[[Cursor], list[Snippet]]
+BURST_S = 0.3  # requests for one document closer than this are a burst of typing
 
 
 @dataclass
@@ -63,6 +65,7 @@ class _Last:
 @dataclass
 class _DocState:
     seq: int = 0
+    last_request: float = float("-inf")
     running: CancelToken | None = None
     window: WindowState = field(default_factory=WindowState)
     last: _Last | None = None
@@ -106,7 +109,13 @@ class CompletionEngine:
         if (hit := self._typed_ahead(state, cursor)) is not None:
             self.stats.cache_hits += 1
             return hit
-        await asyncio.sleep(self.settings.debounce_ms / 1000)
+        # Debounce only a burst: the first keystroke after a pause runs at once, later ones in quick succession
+        # wait to see whether another follows (a newer request also stops a running generation anyway).
+        now = time.monotonic()
+        burst = now - state.last_request < BURST_S
+        state.last_request = now
+        if burst:
+            await asyncio.sleep(self.settings.debounce_ms / 1000)
         if state.seq != seq:
             self.stats.dropped += 1
             return None
@@ -211,7 +220,8 @@ class CompletionEngine:
             lm = self._load_model()
             self._builder = PromptBuilder(lm.tokenizer, lm.manifest.fim, self.settings.context_tokens,
                                           self.settings.suffix_tokens)
-            self._model = PrefixReuseLM(lm)
+            self._model = PrefixReuseLM(lm, speculative=self.settings.prompt_lookup,
+                                        reuse=self.settings.prefix_reuse)
         return self._model, self._builder
 
 

@@ -38,9 +38,9 @@ class _Entry:
 class PrefixReuseLM:
     """One model shared by all documents; a small LRU of per-document caches (SmolLM2: ~46 KB per token)."""
 
-    def __init__(self, lm: CausalLM, max_documents: int = 4, speculative: bool = True):
+    def __init__(self, lm: CausalLM, max_documents: int = 4, speculative: bool = True, reuse: bool = True):
         self.lm = lm
-        self.max_documents = max_documents
+        self.max_documents = max_documents if reuse else 0
         self.speculative = speculative
         self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._lock = threading.Lock()  # one generation at a time: the CPU is the bottleneck anyway

