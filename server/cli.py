@@ -9,6 +9,7 @@ from pathlib import Path
 from plusls.exported.errors import PluslsError
 from plusls.exported.sessions import RuntimeOptions
 from plusls.server.paths import default_models_dir
+from plusls.training.cli import add_train_parser
 from plusls.training.evaluation.cli import add_eval_parser
 
 
@@ -150,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--workspace", default=".", help="the folder to index and search (default: current folder)")
     m.set_defaults(func=_demo)
     add_eval_parser(sub)
+    add_train_parser(sub)
     return p
 
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from plusls.exported import CausalLM, Embedder, GenerationConfig, RuntimeOptions
-from plusls.exported.defaults import COMPLETER, EMBEDDER, ensure_default
+from plusls.exported.defaults import COMPLETER_INT8, EMBEDDER, ensure_default
 from plusls.exported.doctor import collect, format_report
 
 SNIPPETS = {
@@ -38,7 +38,7 @@ def run_demo(models_dir: Path, workspace: Path) -> None:
     options = RuntimeOptions.from_env()
     t = time.perf_counter()
     embed_dir = ensure_default(EMBEDDER, models_dir, _log)
-    lm_dir = ensure_default(COMPLETER, models_dir, _log)
+    lm_dir = ensure_default(COMPLETER_INT8, models_dir, _log)  # what the language server completes with
     print(f"default models ready in {time.perf_counter() - t:.1f}s: {embed_dir}, {lm_dir}\n")
 
     embedder = Embedder(embed_dir, options)
@@ -52,7 +52,7 @@ def run_demo(models_dir: Path, workspace: Path) -> None:
     _index_and_search(workspace, models_dir)
 
     lm = CausalLM(lm_dir, options)
-    print(f"\ncompletion (SmolLM2-135M-Instruct on {', '.join(lm.providers)}, greedy):")
+    print(f"\ncompletion (SmolLM2-135M-Instruct int8 on {', '.join(lm.providers)}, greedy):")
     config = GenerationConfig(max_new_tokens=48, stop=STOPS)
     for prompt in PROMPTS:
         # A code fence keeps the instruct model writing code instead of prose.

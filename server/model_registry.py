@@ -76,9 +76,9 @@ def resolve_dirs(settings: Settings) -> ModelDirs:
 def completion_dir(dirs: ModelDirs, log: Callable[[str], None]) -> Path:
     if dirs.completion is not None:
         return dirs.completion
-    from plusls.exported.defaults import COMPLETER, ensure_default
+    from plusls.exported.defaults import COMPLETER_INT8, ensure_default
 
-    return ensure_default(COMPLETER, dirs.models_dir, log)
+    return ensure_default(COMPLETER_INT8, dirs.models_dir, log)
 
 
 def docstring_dir(dirs: ModelDirs) -> Path:

@@ -60,7 +60,7 @@ class WindowState:
 class PromptBuilder:
     def __init__(self, tokenizer, fim: dict | None, context_tokens: int, suffix_tokens: int):
         self.tokenizer = tokenizer
-        self.fim = fim  # {"prefix": "<fim_prefix>", "suffix": ..., "middle": ...} from the manifest, or None
+        self.fim = fim  # {"prefix": {"token": "<fim_prefix>", "id": 1}, "suffix": ..., "middle": ...} or None
         self.context_tokens = context_tokens
         self.suffix_tokens = suffix_tokens if fim else 0
 
@@ -75,8 +75,8 @@ class PromptBuilder:
             return header + prefix
         suffix = self.encode(cursor.text[cursor.offset : cursor.offset + self.suffix_tokens * CHARS_PER_TOKEN])
         suffix = suffix[: self.suffix_tokens]
-        ids = self.tokenizer.token_to_id
-        return [ids(self.fim["prefix"]), *header, *prefix, ids(self.fim["suffix"]), *suffix, ids(self.fim["middle"])]
+        fim = {part: self.fim[part]["id"] for part in ("prefix", "suffix", "middle")}
+        return [fim["prefix"], *header, *prefix, fim["suffix"], *suffix, fim["middle"]]
 
     def _prefix_ids(self, cursor: Cursor, state: WindowState, budget: int) -> list[int]:
         lowest = max(0, cursor.offset - budget * CHARS_PER_TOKEN)

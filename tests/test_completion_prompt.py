@@ -1,0 +1,63 @@
+"""The completion prompt: FIM only when declared, a window that stays put while typing, retrieved snippets."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from plusls.exported.causal_lm import CausalLM
+from plusls.indexer.embedding_model import load_embedder
+from plusls.server.completion.prompt import Cursor, PromptBuilder, Snippet, WindowState
+from plusls.server.settings import SearchSettings
+from plusls.server.workspace_search import WorkspaceSearch
+
+from fixture_repo import make_repo
+
+CODE = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(200))
+
+
+def test_fim_prompt_only_when_the_manifest_declares_fim_tokens(exported):
+    fim_lm, plain_lm = CausalLM(exported["gpt2"]), CausalLM(exported["llama"])
+    cursor = Cursor("def add(a, b):\n    return \n\nprint(add(1, 2))\n", 26)
+    assert fim_lm.manifest.fim and not plain_lm.manifest.fim
+    ids = PromptBuilder(fim_lm.tokenizer, fim_lm.manifest.fim, 128, 32).build(cursor, WindowState())
+    tok = fim_lm.tokenizer
+    assert ids[0] == tok.token_to_id("<fim_prefix>") and ids[-1] == tok.token_to_id("<fim_middle>")
+    middle = ids.index(tok.token_to_id("<fim_suffix>"))
+    assert tok.decode(ids[1:middle]) == "def add(a, b):\n    return "
+    assert tok.decode(ids[middle + 1 : -1]).startswith("\n\nprint(add(1, 2))")
+    plain = PromptBuilder(plain_lm.tokenizer, None, 128, 32).build(cursor, WindowState())
+    assert plain_lm.tokenizer.decode(plain) == "def add(a, b):\n    return "
+
+
+def test_window_keeps_its_start_while_typing_and_fits_the_budget(exported):
+    lm = CausalLM(exported["llama"])
+    builder = PromptBuilder(lm.tokenizer, None, 96, 0)
+    state = WindowState()
+    starts, prompts = [], []
+    for end in range(len(CODE) - 400, len(CODE) - 300, 7):  # typing 100 characters
+        ids = builder.build(Cursor(CODE[:end], end), state)
+        assert len(ids) <= 96
+        starts.append(state.start)
+        prompts.append(ids)
+    assert CODE[starts[0] - 1] == "\n"  # a line start
+    assert len(set(starts)) <= 3  # moved rarely, not on every keystroke
+    pairs = [(a, b) for a, b, sa, sb in zip(prompts, prompts[1:], starts, starts[1:]) if sa == sb]
+    assert len(pairs) >= len(prompts) - 3
+    for a, b in pairs:  # consecutive prompts share all but their last tokens: what prefix reuse needs
+        assert b[: len(a) - 3] == a[:-3]
+
+
+def test_snippets_come_from_other_files_of_the_workspace(tmp_path, exported):
+    root = make_repo(tmp_path / "ws")
+    search = WorkspaceSearch(root, lambda: load_embedder(exported["bert"], tmp_path), SearchSettings(),
+                             index_dir=tmp_path / "index", log=lambda m: None)
+    search.update()
+    text = "def fibonacci_again(n):\n    a, b = 0, 1\n    for _ in range(n):\n        "
+    cursor = Cursor(text, len(text), "python", str(root / "src" / "new.py"))
+    snippets = search.snippets_for(cursor)
+    assert snippets and all(s.path != "src/new.py" for s in snippets)
+    builder = PromptBuilder(CausalLM(exported["llama"]).tokenizer, None, 256, 0)
+    header = builder._snippet_header(cursor, snippets)
+    assert header.startswith(f"# Similar code in {snippets[0].path}:\n# ")
+    assert all(line.startswith("#") for line in header.strip().split("\n"))
+    search.close()
+    assert isinstance(snippets[0], Snippet) and Path(root / snippets[0].path).exists()
