@@ -5,7 +5,8 @@ indexer/walker.py, with the lines above already in the buffer). After each keyst
 and textDocument/inlineCompletion, and waits for the answer before the next keystroke (a user pausing just long
 enough to see the suggestion), so every request is served, none dropped. Single-line requests (cursor after text
 on its line) are what the target is about; requests at an empty line (multi-line) are reported apart.
-Typing the characters a suggestion already showed is answered from the server's cache, as in real use.
+Typing the characters a suggestion already showed is answered from the server's cache, as in real use; `inline_single_line_model_ran` covers only the requests
+that ran the model.
 
 Then: hover over every function of the file twice (first: the summarizer runs; second: from cache), and
 workspace/symbol queries once the workspace is indexed. Server RSS (VmHWM, VmRSS) is read from /proc at the end.
@@ -66,7 +67,10 @@ def rss(pid: int) -> dict:
 
 
 async def session(workspace: Path, file: Path, start_line: int, chars: int, options: dict, cache: Path) -> dict:
-    env = dict(os.environ, XDG_CACHE_HOME=str(cache))
+    from plusls.server.paths import default_models_dir
+
+    # A fresh cache (index, telemetry); the exported default models stay where they are.
+    env = dict(os.environ, XDG_CACHE_HOME=str(cache), PLUSLS_MODELS_DIR=str(default_models_dir()))
     client = LanguageClient("bench", "1")
     await client.start_io(sys.executable, "-m", "plusls.server.cli", "serve", env=env)
     pid = client._server.pid
@@ -79,7 +83,8 @@ async def session(workspace: Path, file: Path, start_line: int, chars: int, opti
     to_type = "\n".join(lines[start_line:])[:chars]
     uri = file.as_uri()
     client.text_document_did_open(t.DidOpenTextDocumentParams(t.TextDocumentItem(uri, "python", 1, before)))
-    single, multi, shown = [], [], 0
+    single, multi, ran, shown = [], [], [], 0
+    runs = 0
     t_load = time.perf_counter()  # the first request loads the model: timed apart
     await client.text_document_inline_completion_async(t.InlineCompletionParams(
         t.InlineCompletionContext(t.InlineCompletionTriggerKind.Automatic), t.TextDocumentIdentifier(uri),
@@ -100,6 +105,10 @@ async def session(workspace: Path, file: Path, start_line: int, chars: int, opti
         line_prefix = current[current.rfind("\n") + 1 :]
         (single if line_prefix.strip() else multi).append(dt)
         shown += bool(result and result.items)
+        counters = (await client.workspace_execute_command_async(t.ExecuteCommandParams("plusls.stats")))
+        if counters["completion"]["model_runs"] > runs and line_prefix.strip():
+            ran.append(dt)  # this keystroke ran the model (not answered from a cache)
+        runs = counters["completion"]["model_runs"]
     stats = await client.workspace_execute_command_async(t.ExecuteCommandParams("plusls.stats"))
 
     hover_cold, hover_cached = [], []
@@ -127,7 +136,8 @@ async def session(workspace: Path, file: Path, start_line: int, chars: int, opti
     await asyncio.sleep(0.2)
     await client.stop()
     return {"first_request_s": round(first_request_s, 2), "keystrokes": len(to_type),
-            "inline_single_line": pct(single), "inline_multi_line": pct(multi),
+            "inline_single_line": pct(single), "inline_single_line_model_ran": pct(ran),
+            "inline_multi_line": pct(multi),
             "suggestions_shown": shown, "server_counters": stats["completion"],
             "hover_first": pct(hover_cold), "hover_cached": pct(hover_cached),
             "index": {"seconds": round(index_s, 1), "chunks_embedded": summary.get("chunksEmbedded")},

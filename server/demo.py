@@ -1,5 +1,6 @@
 """`plusls demo`, the main job on the embedded defaults: export them once, rank code by a query, index a workspace
-(this repository by default) and search it, complete code, print the doctor report."""
+(this repository by default) and search it, complete code, drive `plusls serve` as an editor would, print the
+doctor report."""
 from __future__ import annotations
 
 import sys
@@ -62,6 +63,9 @@ def run_demo(models_dir: Path, workspace: Path) -> None:
         print("".join(f"  + {line}\n" for line in g.text.rstrip().split("\n")), end="")
         print(f"  ({len(g.token_ids)} tokens, {g.finish_reason}; prompt {g.prompt_tokens} tokens, first token "
               f"{g.first_token_s * 1000:.0f} ms, {g.tokens_per_s:.1f} tokens/s)")
+    from plusls.server.demo_session import run_editor_session
+
+    run_editor_session(workspace, models_dir)
     print("\nplusls doctor:")
     print(format_report(collect(models_dir, options)))
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -95,21 +96,24 @@ async def test_superseded_and_cancelled_requests_never_run_the_model(workspace, 
     try:
         uri = open_doc(client, workspace / "src" / "mathutil.py", TYPED)
         end = position_after(TYPED, "    a, b =")
-        # After a pause the first keystroke runs at once; then the user keeps typing (a burst).
         await client.text_document_inline_completion_async(inline_params(uri, end.line, end.character - 3))
-        first = asyncio.ensure_future(
-            client.text_document_inline_completion_async(inline_params(uri, end.line, end.character - 1)))
-        await asyncio.sleep(0.05)  # the next keystroke's request arrives while the first is debouncing
-        second = client.text_document_inline_completion_async(inline_params(uri, end.line, end.character))
-        dropped, answered = await asyncio.gather(first, second)
-        assert dropped is None
+        runs = (await stats(client))["completion"]["model_runs"]
+        # A burst of typing: each request arrives 20 ms after the previous one (other lines, so no cached answer).
+        requests = []
+        for line, character in ((1, 5), (0, 10), (end.line, end.character)):
+            requests.append(asyncio.ensure_future(
+                client.text_document_inline_completion_async(inline_params(uri, line, character))))
+            await asyncio.sleep(0.02)
+        _, dropped, answered = await asyncio.gather(*requests)
+        assert dropped is None  # superseded while it waited out the debounce
         assert answered.items[0].insert_text == " 0, 1"
         counters = (await stats(client))["completion"]
-        assert counters["dropped"] == 1 and counters["model_runs"] == 2
+        assert counters["dropped"] >= 1 and counters["model_runs"] <= runs + 2  # the middle one never ran
 
         # $/cancelRequest while it waits (typing on: a burst, so it waits out the debounce): the client gets a
         # cancellation error and the model does not run for it.
         await asyncio.sleep(0.5)
+        runs = (await stats(client))["completion"]["model_runs"]
         before = asyncio.ensure_future(
             client.text_document_inline_completion_async(inline_params(uri, end.line, end.character - 3)))
         await asyncio.sleep(0.01)
@@ -120,7 +124,7 @@ async def test_superseded_and_cancelled_requests_never_run_the_model(workspace, 
         with pytest.raises(Exception, match="cancel"):
             await asyncio.wait_for(asyncio.wrap_future(fut), 10)
         await before
-        assert (await stats(client))["completion"]["model_runs"] <= 3  # `before` may have started; cancel-me not
+        assert (await stats(client))["completion"]["model_runs"] <= runs + 1  # `before` may have run; cancel-me not
     finally:
         await client.shutdown_session()
         await client.stop()
@@ -281,3 +285,41 @@ def test_malformed_json_rpc_does_not_kill_the_server(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+async def test_busy_completions_do_not_delay_hover_and_a_swapped_model_is_picked_up(
+        workspace, tmp_path, exported, memorized):
+    model = tmp_path / "completion-model"
+    shutil.copytree(exported["llama"], model)  # random weights: never stops before maxNewTokens
+    options = init_options(exported, memorized, maxNewTokens=48)
+    options["models"]["completion"] = str(model)
+    client = await start(workspace, tmp_path / "cache", options)
+    try:
+        uri = open_doc(client, workspace / "src" / "mathutil.py", MATH + "\n")
+        hover_at = t.HoverParams(t.TextDocumentIdentifier(uri), position_after(MATH, "return n > 1"))
+        await client.text_document_hover_async(hover_at)  # summary cached
+        # Keep the completion thread busy: one request per document, so none supersedes another.
+        busy = []
+        for i in range(30):
+            doc = open_doc(client, workspace / "src" / f"busy{i}.py", f"def busy_{i}(x):\n    return x * {i}\n")
+            busy.append(asyncio.ensure_future(client.text_document_inline_completion_async(inline_params(doc, 2, 0))))
+        await asyncio.sleep(0.2)
+        t0 = time.monotonic()
+        await client.text_document_hover_async(hover_at)
+        hover_s = time.monotonic() - t0
+        assert not busy[-1].done(), "the completions were expected to outlast the hover"
+        assert hover_s < 1.0
+        await asyncio.gather(*busy)
+
+        # `plusls train refresh` replaces the model directory in place: the next request uses the new model.
+        staged = tmp_path / "staged"
+        shutil.copytree(memorized, staged)
+        shutil.rmtree(model)
+        staged.rename(model)
+        uri2 = open_doc(client, workspace / "src" / "typed.py", TYPED)
+        end = position_after(TYPED, "    a, b =")
+        got = await client.text_document_inline_completion_async(inline_params(uri2, end.line, end.character))
+        assert got.items[0].insert_text == " 0, 1"
+    finally:
+        await client.shutdown_session()
+        await client.stop()

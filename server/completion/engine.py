@@ -23,6 +23,7 @@ from .prefix_reuse import PrefixReuseLM
 from .prompt import Cursor, PromptBuilder, Snippet, WindowState
 
 Retriever = Callable[[Cursor], list[Snippet]]
+CONTEXT_TOKENS = {"cpu": 384, "cuda": 2048}  # contextTokens 0: see settings.CompletionSettings
 BURST_S = 0.3  # requests for one document closer than this are a burst of typing
 
 
@@ -140,8 +141,9 @@ class CompletionEngine:
         typed = cursor.offset - last.offset
         if not 0 < typed < len(last.text) or cursor.text[last.offset : cursor.offset] != last.text[:typed]:
             return None
-        if not (cursor.text.endswith(last.before, 0, last.offset) and cursor.text.startswith(last.after, cursor.offset)):
-            return None
+        text = cursor.text
+        if not (text.endswith(last.before, 0, last.offset) and text.startswith(last.after, cursor.offset)):
+            return None  # an edit elsewhere near the cursor: the suggestion may no longer fit
         rest = last.text[typed:]
         return Suggestion(rest, last.id, from_cache=True) if rest.strip() else None
 
@@ -218,8 +220,8 @@ class CompletionEngine:
     def _ensure_model(self) -> tuple[PrefixReuseLM, PromptBuilder]:
         if self._model is None or self._builder is None:
             lm = self._load_model()
-            self._builder = PromptBuilder(lm.tokenizer, lm.manifest.fim, self.settings.context_tokens,
-                                          self.settings.suffix_tokens)
+            budget = self.settings.context_tokens or CONTEXT_TOKENS[lm.device]
+            self._builder = PromptBuilder(lm.tokenizer, lm.manifest.fim, budget, self.settings.suffix_tokens)
             self._model = PrefixReuseLM(lm, speculative=self.settings.prompt_lookup,
                                         reuse=self.settings.prefix_reuse)
         return self._model, self._builder
