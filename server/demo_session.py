@@ -26,6 +26,15 @@ def largest_file(folder):
 
 async def editor_session(workspace: Path, models_dir: Path) -> None:
     client = LanguageClient("plusls-demo", "1")
+
+    @client.feature(t.WINDOW_LOG_MESSAGE)
+    def _log(params: t.LogMessageParams) -> None:  # the server's index summary and the like: not shown here
+        pass
+
+    @client.feature(t.WINDOW_SHOW_MESSAGE)
+    def _show(params: t.ShowMessageParams) -> None:
+        print(f"  (server says: {params.message})")
+
     await client.start_io(sys.executable, "-m", "plusls.server.cli", "serve")
     try:
         await client.initialize_async(t.InitializeParams(
