@@ -23,7 +23,7 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
                                          "resumes from OUT/ckpt.pt")
     s.add_argument("--out", required=True, help="run folder: checkpoint, result.json, model/ (Hugging Face format)")
     s.add_argument("--corpus", help="corpus folder from `plusls train data` (default: its default)")
-    s.add_argument("--design", default="bert2bert", help="bert2bert, frozen-encoder or shallow-decoder")
+    s.add_argument("--design", default="bert2bert", help="bert2bert or frozen-encoder (see training/docstring.py DESIGNS)")
     s.add_argument("--steps", type=int, default=1000)
     s.add_argument("--minutes", type=float, default=0.0, help="also stop after this many minutes")
     s.add_argument("--batch-tokens", type=int, default=2048, help="padded source tokens per batch")

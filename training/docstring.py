@@ -47,8 +47,6 @@ DESIGNS = {
     "frozen-encoder": Design("frozen-encoder", 6, True,
                              "MiniLM encoder frozen (CodeT5+-style reuse of a pretrained module as is) + 6-layer "
                              "MiniLM-initialised decoder with new cross-attention; only the decoder trains"),
-    "shallow-decoder": Design("shallow-decoder", 2, False,
-                              "MiniLM encoder (trained) + 2-layer decoder from MiniLM's first two layers"),
 }
 
 
