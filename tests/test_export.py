@@ -146,3 +146,42 @@ def test_existing_output_needs_force(checkpoints, exported, tmp_path, quiet):
     assert (out / "keep.txt").read_text() == "user data"
     export_model(checkpoints["gpt2"], "causal-lm", out, force=True, log=quiet)
     assert not (out / "keep.txt").exists() and read_manifest(out).kind == "causal-lm"
+
+
+def test_tied_embedding_is_stored_once_and_reads_the_same(checkpoints, tmp_path, quiet):
+    """SmolLM2 ties its input embedding to lm_head: int8 export keeps one (transposed) copy, with exact outputs."""
+    import onnx
+    import onnxruntime as ort
+    import transformers as tf
+
+    from plusls.exported.export.quantize import share_tied_embedding
+
+    model = tf.AutoModelForCausalLM.from_pretrained(checkpoints["llama"])
+    model.config.tie_word_embeddings = True
+    model.tie_weights()
+    src = tmp_path / "tied"
+    model.save_pretrained(src)
+    tf.AutoTokenizer.from_pretrained(checkpoints["llama"]).save_pretrained(src)
+    export_model(src, "causal-lm", tmp_path / "fp32", log=quiet)
+
+    graph = onnx.load(str(tmp_path / "fp32" / "model.onnx"))
+    kept = share_tied_embedding(graph.graph)
+    assert kept  # the lm_head MatMul, left in fp32
+    shared = tmp_path / "shared.onnx"
+    onnx.save(graph, str(shared))
+    vocab = model.config.vocab_size
+    big = [i for i in graph.graph.initializer if vocab in i.dims]
+    assert len(big) == 1 and big[0].name.endswith("_transposed")
+
+    ids = np.array([[5, 17, 42, 7]], np.int64)
+    before = ort.InferenceSession(str(tmp_path / "fp32" / "model.onnx"), providers=["CPUExecutionProvider"])
+    after = ort.InferenceSession(str(shared), providers=["CPUExecutionProvider"])
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "position_ids": np.arange(4)[None]}
+    for i in before.get_inputs():
+        if i.name.startswith("past_key_values"):
+            feed[i.name] = np.zeros((1, int(i.shape[1]), 0, int(i.shape[3])), np.float32)
+    np.testing.assert_array_equal(before.run(["logits"], feed)[0], after.run(["logits"], feed)[0])
+
+    q = export_model(src, "causal-lm", tmp_path / "q", int8=True, log=quiet)
+    assert q.parity["int8_top1_agreement"] >= 0.9
+    assert CausalLM(tmp_path / "q").generate("def add(a, b):")[0].finish_reason in ("eos", "length")
