@@ -99,3 +99,20 @@ def test_contrastive_fine_tune_improves_held_out_retrieval_and_exports(checkpoin
     export_model(tmp_path / "run" / "model", "embedding", tmp_path / "onnx", log=lambda m: None)
     vectors = Embedder(tmp_path / "onnx").embed([c for c, _ in PAIRS])
     assert vectors.shape[0] == len(PAIRS)
+
+
+def test_bundled_docstring_model_summarizes_a_function():
+    """The model the server uses by default: committed, small, verified on load, and it writes a summary that is
+    about the code (not the identifier-words baseline's echo of the name)."""
+    from plusls.exported.defaults import bundled_docstring_dir
+
+    directory = bundled_docstring_dir()
+    assert directory is not None, "exported/bundled/docstring is missing"
+    assert sum(f.stat().st_size for f in directory.iterdir()) < 80 * 2**20
+    assert (directory / "MODEL_CARD.md").is_file()
+    model = Seq2SeqLM(directory)  # checks every file's sha256 against the manifest
+    assert model.manifest.quantization and "int8" in model.manifest.quantization
+    code = ("def read_json(path):\n    with open(path, encoding='utf-8') as f:\n        return json.load(f)")
+    out = model.generate(code, GenerationConfig(max_new_tokens=32))[0]
+    assert out.finish_reason == "eos" and 2 <= len(out.text.split()) <= 32
+    assert "json" in out.text.lower()
