@@ -19,7 +19,8 @@ class Insertion:
 
 def identifier_words(name: str) -> str:
     """get_user_name / getUserName -> "Get user name." (what a docstring says when the model says nothing)."""
-    words = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name).replace("_", " ").split()
+    spaced = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", name)  # HTTPHeader -> HTTP Header
+    words = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", spaced).replace("_", " ").split()
     return as_sentence(" ".join(w.lower() for w in words))
 
 
