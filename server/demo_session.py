@@ -31,6 +31,14 @@ async def editor_session(workspace: Path, models_dir: Path) -> None:
     def _log(params: t.LogMessageParams) -> None:  # the server's index summary and the like: not shown here
         pass
 
+    @client.feature(t.WINDOW_WORK_DONE_PROGRESS_CREATE)
+    def _progress_token(params: t.WorkDoneProgressCreateParams) -> None:
+        return None
+
+    @client.feature(t.PROGRESS)
+    def _progress(params: t.ProgressParams) -> None:  # indexing progress: the summary is printed below
+        pass
+
     @client.feature(t.WINDOW_SHOW_MESSAGE)
     def _show(params: t.ShowMessageParams) -> None:
         print(f"  (server says: {params.message})")
