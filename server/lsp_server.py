@@ -104,6 +104,8 @@ class PluslsServer(LanguageServer):
             self.engine.retriever = lambda cursor: self.search.snippets_for(cursor)
 
     # --- messages ---------------------------------------------------------------------------------------------
+    # Worker threads (index, model loading) call these too: pygls writes each message to stdout in one
+    # BufferedWriter.write, which holds the writer's lock, so messages never interleave.
     def show(self, message: str, kind: t.MessageType = t.MessageType.Info) -> None:
         log.warning(message)
         self.window_show_message(t.ShowMessageParams(type=kind, message=message))
@@ -264,9 +266,9 @@ async def hover(ls: PluslsServer, params: t.HoverParams) -> t.Hover | None:
 async def code_action(ls: PluslsServer, params: t.CodeActionParams) -> list[t.CodeAction] | None:
     if not ls.settings.docstring.enabled or ls.summarizer is None:
         return None
-    if params.context.only and not any(t.CodeActionKind.RefactorRewrite.value.startswith(k) or
-                                       k.startswith("refactor") for k in params.context.only):
-        return None
+    kind = t.CodeActionKind.RefactorRewrite.value
+    if params.context.only and not any(kind.startswith(k) for k in params.context.only):
+        return None  # the client asked for other kinds (e.g. quickfix only)
     uri = params.text_document.uri
     definition = await definition_under(ls, uri, params.range.start)
     if definition is None or definition.docstring:
