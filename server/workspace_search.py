@@ -24,8 +24,6 @@ class WorkspaceSearch:
         self.log = log
         self.index: WorkspaceIndex | None = None
         self._open_lock = threading.Lock()
-        self.ready = threading.Event()  # set once a first full update finished
-        self.progress: Progress | None = None
 
     def open(self) -> WorkspaceIndex:
         with self._open_lock:
@@ -36,15 +34,7 @@ class WorkspaceSearch:
             return self.index
 
     def update(self, progress: Callable[[Progress], None] | None = None) -> IndexSummary:
-        def track(p: Progress) -> None:
-            self.progress = p
-            if progress:
-                progress(p)
-
-        try:
-            return self.open().update(progress=track)
-        finally:
-            self.ready.set()
+        return self.open().update(progress=progress)
 
     def reindex_file(self, path: Path) -> IndexSummary | None:
         full = Path(path).resolve()

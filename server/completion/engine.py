@@ -32,10 +32,6 @@ class Suggestion:
     text: str
     id: str  # names this suggestion in plusls.acceptCompletion
     from_cache: bool = False
-    prompt_tokens: int = 0
-    reused_tokens: int = 0
-    finish_reason: str = ""
-    seconds: float = 0.0
 
 
 @dataclass
@@ -186,11 +182,7 @@ class CompletionEngine:
         self._cache[key] = text
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
-        suggestion = self._remember(state, cursor, text, key)
-        if suggestion:
-            suggestion.prompt_tokens, suggestion.reused_tokens = reuse.prompt_tokens, reuse.reused_tokens
-            suggestion.finish_reason, suggestion.seconds = generation.finish_reason, generation.total_s
-        return suggestion
+        return self._remember(state, cursor, text, key)
 
     @staticmethod
     def _heal(model: PrefixReuseLM, builder: PromptBuilder, ids: list[int], cursor: Cursor) -> tuple[int, str]:
