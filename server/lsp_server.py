@@ -23,7 +23,7 @@ from plusls.indexer.languages import spec_for
 from .completion.engine import CompletionEngine, Suggestion
 from .completion.prompt import Cursor
 from .docs.definition_at import Definition, definition_at
-from .docs.docstring_style import docstring_insertion, identifier_words
+from .docs.docstring_style import as_sentence, docstring_insertion, identifier_words
 from .docs.summarizer import Summarizer
 from .model_registry import Watched, completion_dir, docstring_dir, resolve_dirs, runtime_options
 from .settings import Settings, camel_keys, parse_settings
@@ -253,7 +253,7 @@ async def hover(ls: PluslsServer, params: t.HoverParams) -> t.Hover | None:
             summary, note = "", f"_(no summary: {e})_"
     parts = [f"```{definition.language}\n{definition.signature}\n```"]
     if summary:
-        parts.append(f"**plusls:** {summary}")
+        parts.append(f"**plusls:** {as_sentence(summary)}")
     if note:
         parts.append(note)
     if definition.docstring:
