@@ -44,3 +44,11 @@ def test_existing_docstrings_and_code_without_them():
 def test_identifier_words():
     assert identifier_words("get_user_name") == "Get user name."
     assert identifier_words("parseHTTPHeader") == "Parse http header."
+
+
+def test_degenerate_summaries_are_dropped():
+    from plusls.server.docs.summarizer import degenerate
+
+    assert degenerate("read the file to the file.")
+    assert degenerate("file")
+    assert not degenerate("return the size of the largest file.")

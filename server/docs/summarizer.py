@@ -11,6 +11,13 @@ from plusls.exported.seq2seq_lm import Seq2SeqLM
 from .definition_at import Definition
 
 
+def degenerate(summary: str) -> bool:
+    """Too short, or a word pair said twice: the small docstring model's way of failing."""
+    words = summary.lower().strip(" .").split()
+    pairs = list(zip(words, words[1:]))
+    return len(words) < 2 or len(set(pairs)) < len(pairs)
+
+
 class Summarizer:
     def __init__(self, load_model: Callable[[], Seq2SeqLM], max_new_tokens: int = 48, cache_size: int = 2048):
         self._load_model = load_model
@@ -38,6 +45,8 @@ class Summarizer:
             config = GenerationConfig(max_new_tokens=self.max_new_tokens, deadline_s=deadline_s)
             result = self._model.generate(definition.code, config, cancel)[0]
         text = " ".join(result.text.split())
+        if degenerate(text):
+            text = ""  # say nothing rather than "read the file to the file."
         if result.finish_reason != "cancelled":
             self._cache[definition.hash] = text
             while len(self._cache) > self._cache_size:
