@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from plusls.exported.defaults import bundled_docstring_dir
 from plusls.exported.errors import PluslsError
 from plusls.exported.sessions import RuntimeOptions
 
@@ -27,15 +28,6 @@ def runtime_options(settings: Settings) -> RuntimeOptions:
     if settings.providers == "auto":
         return base
     return RuntimeOptions(providers=tuple(settings.providers), intra_op_threads=base.intra_op_threads)
-
-
-def bundled_docstring_dir() -> Path | None:
-    try:
-        from plusls.exported.defaults import bundled_docstring_dir as bundled
-    except ImportError:  # no bundled docstring model in this build
-        return None
-    path = bundled()
-    return path if path is not None and (Path(path) / "manifest.json").exists() else None
 
 
 def manifest_stamp(directory: Path | None) -> int:
