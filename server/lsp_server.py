@@ -115,28 +115,26 @@ class PluslsServer(LanguageServer):
         self.window_log_message(t.LogMessageParams(type=t.MessageType.Log, message=message))
 
     # --- documents --------------------------------------------------------------------------------------------
-    def cursor(self, uri: str, position: t.Position) -> Cursor:
+    def cursor(self, uri: str, position: t.Position) -> tuple[Cursor, t.Position]:
+        """The document at `position`, moved to the end of its line or of the document when past it (the
+        position returned). The document's lines are split once: this runs on every keystroke."""
         doc = self.workspace.get_text_document(uri)
-        position = self.clamp(uri, position)
-        offset = doc.offset_at_position(position) if doc.source else 0
-        text = doc.source
+        text, lines, codec = doc.source, doc.lines, self.workspace.position_codec
+        if not lines:
+            offset, at = 0, t.Position(0, 0)
+        elif position.line >= len(lines):
+            offset = len(text)
+            at = (t.Position(len(lines), 0) if lines[-1].endswith("\n")
+                  else t.Position(len(lines) - 1, codec.client_num_units(lines[-1])))
+        else:
+            width = codec.client_num_units(lines[position.line].rstrip("\r\n"))
+            at = t.Position(position.line, min(position.character, width))
+            column = codec.position_from_client_units(lines, at).character
+            offset = sum(map(len, lines[: at.line])) + column
         if SURROGATE.search(text):  # undecodable bytes a client passed through: never reach a tokenizer
             text = text.encode("utf-8", "replace").decode("utf-8")
         spec = spec_for(doc.path or uri)
-        return Cursor(text, offset, spec.name if spec else "text", doc.path or uri)
-
-    def clamp(self, uri: str, position: t.Position) -> t.Position:
-        """A position past the end of its line or of the document moves to that end."""
-        lines = self.workspace.get_text_document(uri).lines
-        if not lines:
-            return t.Position(0, 0)
-        if position.line >= len(lines):
-            last = lines[-1]
-            if last.endswith("\n"):
-                return t.Position(len(lines), 0)
-            return t.Position(len(lines) - 1, self.workspace.position_codec.client_num_units(last))
-        width = self.workspace.position_codec.client_num_units(lines[position.line].rstrip("\r\n"))
-        return t.Position(position.line, min(position.character, width))
+        return Cursor(text, offset, spec.name if spec else "text", doc.path or uri), at
 
 
 server = PluslsServer()
@@ -177,18 +175,19 @@ async def did_save(ls: PluslsServer, params: t.DidSaveTextDocumentParams) -> Non
 
 
 # --- completion -------------------------------------------------------------------------------------------------
-async def suggest(ls: PluslsServer, uri: str, position: t.Position) -> tuple[Suggestion, Cursor] | None:
+async def suggest(ls: PluslsServer, uri: str,
+                  position: t.Position) -> tuple[Suggestion, Cursor, t.Position] | None:
     if ls.engine is None or not ls.settings.completion.enabled:
         return None
     ls.refresh_models()
-    cursor = ls.cursor(uri, position)
+    cursor, at = ls.cursor(uri, position)
     suggestion = await ls.engine.complete(uri, cursor)
     if suggestion is None:
         return None
     if ls.settings.telemetry.enabled:
         ls.telemetry.shown(suggestion.id, suggestion.text, cursor.text[max(0, cursor.offset - 2000) : cursor.offset],
                            cursor.text[cursor.offset : cursor.offset + 500], cursor.language, cursor.path)
-    return suggestion, cursor
+    return suggestion, cursor, at
 
 
 def accept_command(suggestion: Suggestion) -> t.Command:
@@ -201,8 +200,7 @@ async def inline_completion(ls: PluslsServer, params: t.InlineCompletionParams) 
     found = await suggest(ls, params.text_document.uri, params.position)
     if found is None:
         return None
-    suggestion, _ = found
-    at = ls.clamp(params.text_document.uri, params.position)
+    suggestion, _, at = found
     here = t.Range(at, at)
     return t.InlineCompletionList(items=[t.InlineCompletionItem(insert_text=suggestion.text, range=here,
                                                                 command=accept_command(suggestion))])
@@ -213,11 +211,10 @@ async def completion(ls: PluslsServer, params: t.CompletionParams) -> t.Completi
     found = await suggest(ls, params.text_document.uri, params.position)
     if found is None:
         return None
-    suggestion, cursor = found
+    suggestion, cursor, at = found
     # Replace the word being typed, so clients that filter by it keep the item.
     word = len(cursor.line_prefix) - len(cursor.line_prefix.rstrip("abcdefghijklmnopqrstuvwxyz"
                                                                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_"))
-    at = ls.clamp(params.text_document.uri, params.position)
     start = t.Position(at.line, max(0, at.character - word))
     typed = cursor.line_prefix[len(cursor.line_prefix) - word :]
     label = (typed + suggestion.text).split("\n")[0].strip()[:80] or suggestion.text.strip()[:80]
@@ -230,7 +227,7 @@ async def completion(ls: PluslsServer, params: t.CompletionParams) -> t.Completi
 
 # --- hover and docstrings -----------------------------------------------------------------------------------------
 async def definition_under(ls: PluslsServer, uri: str, position: t.Position) -> Definition | None:
-    cursor = ls.cursor(uri, position)
+    cursor, _ = ls.cursor(uri, position)
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(ls.query_pool, definition_at, cursor.path, cursor.text, cursor.offset)
 
