@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import AsyncIterator
 
 from lsprotocol import types as t
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
@@ -31,6 +33,17 @@ async def start(workspace: Path, cache: Path, options: dict | None, editor: str 
         workspace_folders=[t.WorkspaceFolder(workspace.as_uri(), workspace.name)],
         initialization_options=options))
     return client
+
+
+@asynccontextmanager
+async def serving(workspace: Path, cache: Path, options: dict | None) -> AsyncIterator[LanguageClient]:
+    """A started, initialized server that is shut down and stopped however the test ends."""
+    client = await start(workspace, cache, options)
+    try:
+        yield client
+    finally:
+        await client.shutdown_session()
+        await client.stop()
 
 
 def open_doc(client: LanguageClient, path: Path, text: str | None = None, language: str = "python") -> str:

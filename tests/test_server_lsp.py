@@ -13,7 +13,7 @@ import pytest
 from lsprotocol import types as t
 
 from fixture_repo import FILES, make_repo
-from lsp_session import change, init_options, inline_params, open_doc, position_after, server_env, start
+from lsp_session import change, init_options, inline_params, open_doc, position_after, server_env, serving
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(300)]
 MATH = FILES["src/mathutil.py"]
@@ -40,8 +40,7 @@ async def wait_indexed(client, timeout: float = 120) -> None:
 
 
 async def test_inline_completion_accept_and_fallback(workspace, tmp_path, exported, memorized):
-    client = await start(workspace, tmp_path / "cache", init_options(exported, memorized))
-    try:
+    async with serving(workspace, tmp_path / "cache", init_options(exported, memorized)) as client:
         caps = client.init_result.capabilities
         assert caps.inline_completion_provider is not None and caps.completion_provider is not None
         assert caps.hover_provider and caps.code_action_provider.resolve_provider and caps.workspace_symbol_provider
@@ -70,14 +69,10 @@ async def test_inline_completion_accept_and_fallback(workspace, tmp_path, export
         listed = await client.text_document_completion_async(t.CompletionParams(t.TextDocumentIdentifier(uri), pos))
         assert listed.items and listed.items[0].text_edit.new_text == "0, 1"
         assert listed.items[0].text_edit.range.start.character == pos.character - 1
-    finally:
-        await client.shutdown_session()
-        await client.stop()
 
 
 async def test_multiline_at_an_empty_line_stops_at_the_scope(workspace, tmp_path, exported, memorized):
-    client = await start(workspace, tmp_path / "cache", init_options(exported, memorized, maxNewTokens=64))
-    try:
+    async with serving(workspace, tmp_path / "cache", init_options(exported, memorized, maxNewTokens=64)) as client:
         text = MATH[: MATH.index("    a, b =")] + "    "
         uri = open_doc(client, workspace / "src" / "mathutil.py", text)
         end = position_after(text + "\x00", "    \x00")
@@ -86,14 +81,10 @@ async def test_multiline_at_an_empty_line_stops_at_the_scope(workspace, tmp_path
         got = result.items[0].insert_text
         assert got.startswith("a, b = 0, 1\n    for _ in range(n):\n        a, b = b, a + b\n    return a")
         assert "def is_prime" not in got  # the next top-level definition is outside the scope
-    finally:
-        await client.shutdown_session()
-        await client.stop()
 
 
 async def test_superseded_and_cancelled_requests_never_run_the_model(workspace, tmp_path, exported, memorized):
-    client = await start(workspace, tmp_path / "cache", init_options(exported, memorized, debounceMs=400))
-    try:
+    async with serving(workspace, tmp_path / "cache", init_options(exported, memorized, debounceMs=400)) as client:
         uri = open_doc(client, workspace / "src" / "mathutil.py", TYPED)
         end = position_after(TYPED, "    a, b =")
         await client.text_document_inline_completion_async(inline_params(uri, end.line, end.character - 3))
@@ -125,14 +116,10 @@ async def test_superseded_and_cancelled_requests_never_run_the_model(workspace, 
             await asyncio.wait_for(asyncio.wrap_future(fut), 10)
         await before
         assert (await stats(client))["completion"]["model_runs"] <= runs + 1  # `before` may have run; cancel-me not
-    finally:
-        await client.shutdown_session()
-        await client.stop()
 
 
 async def test_hover_code_action_symbol_search_and_reindex_on_save(workspace, tmp_path, exported, memorized):
-    client = await start(workspace, tmp_path / "cache", init_options(exported, memorized))
-    try:
+    async with serving(workspace, tmp_path / "cache", init_options(exported, memorized)) as client:
         await wait_indexed(client)
         reports = next(iter(client.progress_reports.values()))
         assert isinstance(reports[0], t.WorkDoneProgressBegin) and "indexing" in reports[0].title
@@ -182,17 +169,13 @@ async def test_hover_code_action_symbol_search_and_reindex_on_save(workspace, tm
         assert symbols[0].name == "triple_value"
         summary = await client.workspace_execute_command_async(t.ExecuteCommandParams("plusls.reindex"))
         assert summary["filesIndexed"] == 0 and summary["filesUnchanged"] > 0  # nothing changed since
-    finally:
-        await client.shutdown_session()
-        await client.stop()
 
 
 async def test_bad_settings_unknown_methods_and_odd_documents(workspace, tmp_path, exported, memorized):
     options = init_options(exported, memorized)
     options["completion"]["debounceMs"] = "fast"
     options["colour"] = "blue"
-    client = await start(workspace, tmp_path / "cache", options)
-    try:
+    async with serving(workspace, tmp_path / "cache", options) as client:
         await asyncio.sleep(0.5)
         messages = [m.message for m in client.messages if m.type == t.MessageType.Error]
         assert any("completion.debounceMs" in m and "whole number" in m for m in messages), messages
@@ -230,14 +213,10 @@ async def test_bad_settings_unknown_methods_and_odd_documents(workspace, tmp_pat
         # Still up and right after all of that.
         again = await client.text_document_inline_completion_async(inline_params(uri, end.line, end.character))
         assert again.items[0].insert_text == " 0, 1"
-    finally:
-        await client.shutdown_session()
-        await client.stop()
 
 
 async def test_storm_of_changes_and_cancels_then_the_last_request_is_right(workspace, tmp_path, exported, memorized):
-    client = await start(workspace, tmp_path / "cache", init_options(exported, memorized, debounceMs=5))
-    try:
+    async with serving(workspace, tmp_path / "cache", init_options(exported, memorized, debounceMs=5)) as client:
         uri = open_doc(client, workspace / "src" / "mathutil.py", "")
         pending = []
         for n in range(1, len(TYPED) + 1):  # typing the file character by character
@@ -256,9 +235,6 @@ async def test_storm_of_changes_and_cancels_then_the_last_request_is_right(works
         counters = (await stats(client))["completion"]
         assert counters["dropped"] + counters["cancelled"] > 0
         assert counters["model_runs"] < len(TYPED)
-    finally:
-        await client.shutdown_session()
-        await client.stop()
 
 
 def test_malformed_json_rpc_does_not_kill_the_server(tmp_path):
@@ -293,8 +269,7 @@ async def test_busy_completions_do_not_delay_hover_and_a_swapped_model_is_picked
     shutil.copytree(exported["llama"], model)  # random weights: never stops before maxNewTokens
     options = init_options(exported, memorized, maxNewTokens=48)
     options["models"]["completion"] = str(model)
-    client = await start(workspace, tmp_path / "cache", options)
-    try:
+    async with serving(workspace, tmp_path / "cache", options) as client:
         uri = open_doc(client, workspace / "src" / "mathutil.py", MATH + "\n")
         hover_at = t.HoverParams(t.TextDocumentIdentifier(uri), position_after(MATH, "return n > 1"))
         await client.text_document_hover_async(hover_at)  # summary cached
@@ -320,6 +295,3 @@ async def test_busy_completions_do_not_delay_hover_and_a_swapped_model_is_picked
         end = position_after(TYPED, "    a, b =")
         got = await client.text_document_inline_completion_async(inline_params(uri2, end.line, end.character))
         assert got.items[0].insert_text == " 0, 1"
-    finally:
-        await client.shutdown_session()
-        await client.stop()
