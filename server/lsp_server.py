@@ -85,6 +85,9 @@ class PluslsServer(LanguageServer):
         if self._docstring_model and self._docstring_model.changed() and self.summarizer:
             self.log_message("docstring model changed on disk: reloading")
             self.summarizer.reload()
+        if self.search is not None and self.search.embedder_replaced():
+            self.log_message("embedding model changed on disk: re-embedding the workspace with it")
+            asyncio.ensure_future(reindex_workspace(self, reload=True))
 
     def open_workspace(self, root: Path | None) -> None:
         if root is None or not root.is_dir():
@@ -301,6 +304,7 @@ async def resolve_code_action(ls: PluslsServer, action: t.CodeAction) -> t.CodeA
 async def run_search(ls: PluslsServer, query: str, k: int):
     if ls.search is None or not ls.settings.search.enabled:
         raise PluslsError("semantic search needs a workspace folder and plusls.search.enabled")
+    ls.refresh_models()
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(ls.query_pool, ls.search.search, query, k)
 
@@ -318,7 +322,7 @@ async def workspace_symbol(ls: PluslsServer, params: t.WorkspaceSymbolParams) ->
         for r in response.results]
 
 
-async def reindex_workspace(ls: PluslsServer) -> dict:
+async def reindex_workspace(ls: PluslsServer, reload: bool = False) -> dict:
     token = f"plusls-index-{id(ls)}"
     try:
         await ls.work_done_progress.create_async(token)
@@ -342,7 +346,7 @@ async def reindex_workspace(ls: PluslsServer) -> dict:
                                   t.WorkDoneProgressReport(message=text, percentage=pct))
 
     try:
-        summary = await loop.run_in_executor(ls.index_pool, ls.search.update, report)
+        summary = await loop.run_in_executor(ls.index_pool, ls.search.update, report, reload)
     except Exception as e:
         ls.show(f"plusls: indexing failed: {e}", t.MessageType.Error)
         if progress:

@@ -9,6 +9,7 @@ from plusls.indexer.search import SearchResponse, search
 from plusls.indexer.workspace_index import IndexSummary, Progress, WorkspaceIndex
 
 from .completion.prompt import Cursor, Snippet
+from .model_registry import manifest_stamp
 from .settings import SearchSettings
 
 SNIPPET_LINES = 12
@@ -24,16 +25,35 @@ class WorkspaceSearch:
         self.log = log
         self.index: WorkspaceIndex | None = None
         self._open_lock = threading.Lock()
+        self._embedder_dir: Path | None = None
+        self._stamp = 0
 
     def open(self) -> WorkspaceIndex:
         with self._open_lock:
             if self.index is None:
                 embedder, model_id = self._load_embedder()
+                self._embedder_dir = getattr(getattr(embedder, "files", None), "directory", None)
+                self._stamp = manifest_stamp(self._embedder_dir)
                 self.index = WorkspaceIndex(self.root, embedder, model_id, self.index_dir,
                                             max_bytes=self.settings.max_file_bytes, log=self.log)
             return self.index
 
-    def update(self, progress: Callable[[Progress], None] | None = None) -> IndexSummary:
+    def embedder_replaced(self) -> bool:
+        """True once after the embedding model's directory was replaced on disk (plusls train refresh)."""
+        if self.index is None or self._embedder_dir is None:
+            return False
+        stamp = manifest_stamp(self._embedder_dir)
+        changed, self._stamp = stamp != self._stamp, stamp
+        return changed
+
+    def update(self, progress: Callable[[Progress], None] | None = None, reload: bool = False) -> IndexSummary:
+        """reload: open the index again, so the embedder is loaded again; the index, seeing another model id,
+        rebuilds its vectors and says so in the summary. The old index is not closed: a search may still be
+        reading it on another thread (SQLite WAL readers and its in-memory FAISS stay valid); it goes with its
+        last user."""
+        if reload:
+            with self._open_lock:
+                self.index = None
         return self.open().update(progress=progress)
 
     def reindex_file(self, path: Path) -> IndexSummary | None:

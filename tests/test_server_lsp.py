@@ -295,3 +295,28 @@ async def test_busy_completions_do_not_delay_hover_and_a_swapped_model_is_picked
         end = position_after(TYPED, "    a, b =")
         got = await client.text_document_inline_completion_async(inline_params(uri2, end.line, end.character))
         assert got.items[0].insert_text == " 0, 1"
+
+
+async def test_a_refreshed_embedder_is_picked_up_and_the_workspace_re_embedded(workspace, tmp_path, exported,
+                                                                               memorized):
+    from plusls.training.refresh import exchange
+
+    model = tmp_path / "embedder"
+    shutil.copytree(exported["bert"], model)
+    options = init_options(exported, memorized)
+    options["models"]["embedding"] = str(model)
+    async with serving(workspace, tmp_path / "cache", options) as client:
+        await wait_indexed(client)
+        staged = tmp_path / "staged"
+        shutil.copytree(exported["codet5p-embedding"], staged)  # other weights, another vector size
+        exchange(staged, model)  # what `plusls train refresh` does once the new model measured better
+        first = await client.workspace_symbol_async(t.WorkspaceSymbolParams(query="is_prime"))
+        assert first[0].name == "is_prime"  # BM25 answers while the vectors are rebuilt
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not any(
+                "embedding model changed" in m.message for m in client.messages):
+            await asyncio.sleep(0.1)
+        assert any("embedding model changed" in m.message and "rebuilding vectors" in m.message
+                   for m in client.messages), [m.message for m in client.messages]
+        found = await client.workspace_execute_command_async(t.ExecuteCommandParams("plusls.search", ["is_prime", 3]))
+        assert found[0]["name"] == "is_prime"

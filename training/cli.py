@@ -23,7 +23,8 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
                                          "resumes from OUT/ckpt.pt")
     s.add_argument("--out", required=True, help="run folder: checkpoint, result.json, model/ (Hugging Face format)")
     s.add_argument("--corpus", help="corpus folder from `plusls train data` (default: its default)")
-    s.add_argument("--design", default="bert2bert", help="bert2bert or frozen-encoder (see training/docstring.py DESIGNS)")
+    s.add_argument("--design", default="bert2bert",
+                   help="bert2bert or frozen-encoder (see training/docstring.py DESIGNS)")
     s.add_argument("--steps", type=int, default=1000)
     s.add_argument("--minutes", type=float, default=0.0, help="also stop after this many minutes")
     s.add_argument("--batch-tokens", type=int, default=2048, help="padded source tokens per batch")
@@ -45,6 +46,34 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     c.add_argument("--threads", type=int, default=0)
     c.add_argument("--seed", type=int, default=0)
     c.set_defaults(func=_contrastive)
+    m = sub.add_parser("matching", help="train the text-code matching cross-encoder (reranker) from MiniLM with "
+                                        "hard negatives mined by the frozen embedder; resumes from OUT/ckpt.pt")
+    m.add_argument("--out", required=True, help="run folder: checkpoint, result.json, model/")
+    m.add_argument("--corpus", help="corpus folder from `plusls train data` (default: its default)")
+    m.add_argument("--embedder", help="sentence-transformers folder to start from (default: the embedded MiniLM)")
+    m.add_argument("--steps", type=int, default=1000)
+    m.add_argument("--minutes", type=float, default=0.0)
+    m.add_argument("--batch-size", type=int, default=16, help="positives per batch (as many negatives)")
+    m.add_argument("--lr", type=float, default=5e-5)
+    m.add_argument("--threads", type=int, default=0)
+    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--limit", type=int, help="only the first N training pairs")
+    m.set_defaults(func=_matching)
+    r = sub.add_parser("refresh", help="fine-tune the search and completion models on WORKSPACE (its documented "
+                                       "functions, FIM cuts and your accepted completions); a model replaces the "
+                                       "serving one only if it measures better on held-out files of WORKSPACE")
+    r.add_argument("workspace", nargs="?", default=".", help="workspace folder (default: the current folder)")
+    r.add_argument("--only", choices=("search", "completion"), help="refresh one model (default: both)")
+    r.add_argument("--minutes", type=float, default=30.0, help="training time budget, shared by the models "
+                                                                 "(exporting and measuring come on top)")
+    r.add_argument("--steps", type=int, default=100_000, help="also stop each model after this many steps")
+    r.add_argument("--models-dir", help="exported models folder (default: ~/.cache/plusls/models)")
+    r.add_argument("--embedding", help="the exported search embedder to refresh (default: the embedded MiniLM)")
+    r.add_argument("--completion", help="the exported completion model to refresh (default: SmolLM2 int8)")
+    r.add_argument("--telemetry", help="accepted-completions log (default: the server's)")
+    r.add_argument("--threads", type=int, default=0)
+    r.add_argument("--seed", type=int, default=0)
+    r.set_defaults(func=_refresh)
     return t
 
 
@@ -78,3 +107,35 @@ def _contrastive(args: argparse.Namespace) -> int:
                                threads=args.threads)
     print(json.dumps({k: result[k] for k in ("steps", "stopped", "train_seconds", "heldout_mrr_before", "eval")}))
     return 0
+
+
+def _matching(args: argparse.Namespace) -> int:
+    from .data import default_corpus_dir
+    from .matching import train_matching
+
+    result = train_matching(Path(args.corpus) if args.corpus else default_corpus_dir(), Path(args.out),
+                            Path(args.embedder) if args.embedder else None, max_steps=args.steps,
+                            max_minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                            threads=args.threads, limit=args.limit)
+    print(json.dumps({k: result.get(k) for k in ("steps", "stopped", "train_seconds", "eval")}))
+    return 0
+
+
+def _refresh(args: argparse.Namespace) -> int:
+    from plusls.exported.defaults import COMPLETER_INT8, EMBEDDER, ensure_default
+    from plusls.server.paths import default_models_dir
+    from plusls.server.telemetry import default_log_path
+
+    from .refresh import refresh
+
+    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    models = Path(args.models_dir).expanduser() if args.models_dir else default_models_dir()
+    chosen = {"search": (args.embedding, EMBEDDER), "completion": (args.completion, COMPLETER_INT8)}
+    targets = {name: Path(given).expanduser() if given else ensure_default(default, models, log)
+               for name, (given, default) in chosen.items() if args.only in (None, name)}
+    outcomes = refresh(Path(args.workspace), targets, minutes=args.minutes, steps=args.steps, seed=args.seed,
+                       threads=args.threads, log=log,
+                       telemetry=Path(args.telemetry).expanduser() if args.telemetry else default_log_path())
+    for o in outcomes:
+        print(o.line())
+    return 0 if any(o.swapped for o in outcomes) else 3

@@ -88,30 +88,40 @@ def train_contrastive(corpus: Path, out: Path, embedder_dir: Path | None = None,
                       max_minutes: float = 0.0, batch_size: int = 32, lr: float = 2e-5, seed: int = 0,
                       threads: int = 0, limit: int | None = None, heldout_limit: int = 400,
                       log: Callable[[str], None] | None = None) -> dict:
-    """Fine-tune the sentence embedder in `embedder_dir` (default: the embedded MiniLM); write out/model."""
+    """Fine-tune the sentence embedder in `embedder_dir` (default: the embedded MiniLM) on the mined corpus."""
+    if embedder_dir is None:
+        from plusls.exported.defaults import EMBEDDER
+
+        embedder_dir = EMBEDDER.source()
+    train_rows = list(read_jsonl(corpus / "summary.train.jsonl"))[:limit]
+    held_rows = list(read_jsonl(corpus / "summary.heldout.jsonl"))
+    random.Random(seed).shuffle(held_rows)
+    return fine_tune_embedder(Path(embedder_dir), train_rows, held_rows[:heldout_limit], out, max_steps=max_steps,
+                              max_minutes=max_minutes, batch_size=batch_size, lr=lr, seed=seed, threads=threads,
+                              log=log)
+
+
+def fine_tune_embedder(embedder_dir: Path, train_rows: list[dict], held_rows: list[dict], out: Path,
+                       max_steps: int = 300, max_minutes: float = 0.0, batch_size: int = 32, lr: float = 2e-5,
+                       seed: int = 0, threads: int = 0, log: Callable[[str], None] | None = None) -> dict:
+    """Contrastive fine-tune of a sentence-transformers folder on {"summary", "code"} rows; writes out/model
+    (sentence-transformers layout) and out/result.json. Resumes from out/ckpt.pt."""
     from transformers import AutoTokenizer
 
     from plusls.exported.export.embedding_modules import load_sentence_embedder
 
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
-    if embedder_dir is None:
-        from plusls.exported.defaults import EMBEDDER
-
-        embedder_dir = EMBEDDER.source()
-    embedder_dir = Path(embedder_dir)
     tokenizer = AutoTokenizer.from_pretrained(embedder_dir)
-    train_rows = list(read_jsonl(corpus / "summary.train.jsonl"))[:limit]
-    held_rows = list(read_jsonl(corpus / "summary.heldout.jsonl"))
-    random.Random(seed).shuffle(held_rows)
-    pairs, held = encode(tokenizer, train_rows), encode(tokenizer, held_rows[:heldout_limit])
+    pairs, held = encode(tokenizer, train_rows), encode(tokenizer, held_rows)
     torch.manual_seed(seed)
     model = ContrastivePair(load_sentence_embedder(embedder_dir))
     model.eval()
     before = retrieval_mrr(model, held)
     log(f"contrastive: {len(pairs)} training pairs; held-out text->code MRR before {before:.4f}")
     cfg = TrainConfig(out_dir=str(out), max_steps=max_steps, max_minutes=max_minutes, lr=lr, min_lr=lr / 10,
-                      warmup_steps=min(50, max_steps // 10), seed=seed, threads=threads, checkpoint_every=50)
-    result = train(cfg, model, pair_batches(pairs, batch_size, seed),
+                      warmup_steps=min(50, max_steps // 10), seed=seed, threads=threads, checkpoint_every=50,
+                      log_every=max(1, min(10, max_steps // 10)))
+    result = train(cfg, model, pair_batches(pairs, min(batch_size, len(pairs)), seed),
                    evaluate=lambda m, step: {"heldout_mrr": round(retrieval_mrr(m, held), 4)}, log=log)
     final = out / "model"
     if final.exists():

@@ -1,0 +1,389 @@
+"""`plusls train refresh [WORKSPACE]`: fine-tune the serving models on the user's own code, swap only what measures
+better.
+
+1. Samples from the workspace, read with the indexer's walker (.gitignore, secrets and size rules) and tree-sitter
+   chunker: (docstring summary, code) pairs of documented functions, fill-in-the-middle cuts of Python files, and
+   the completions this user accepted in this workspace (the server's telemetry log). Whole files are held out.
+2. Per model (search embedder, completion LM): measure the serving ONNX model on the held-out samples, fine-tune its
+   PyTorch source within the time budget, export it (same int8 setting, parity checked) next to the current one,
+   measure the export the same way, and swap the directories in one rename only if it is better. Until that
+   rename the current model serves; an interrupted refresh leaves only a staging folder, removed by the next run.
+3. A running server notices the replaced manifest on its next request and loads the new model (no restart).
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import random
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from plusls.exported.errors import PluslsError
+from plusls.exported.manifest import read_manifest
+from plusls.indexer.chunker import chunk_file
+from plusls.indexer.walker import DEFAULT_MAX_BYTES, check_content, walk
+
+from .data import first_sentence, fim_samples, strip_docstring
+
+Log = Callable[[str], None]
+HELDOUT_FRACTION = 0.25
+MIN_TRAIN_PAIRS, MIN_HELDOUT_PAIRS = 8, 4
+FIM_PER_FILE = 6
+MAX_FIM_EVAL = 60  # held-out completion cuts measured (each one is a greedy generation)
+FIM_TOKENS = ("<fim_prefix>", "<fim_suffix>", "<fim_middle>")
+
+
+class RefreshError(PluslsError):
+    pass
+
+
+@dataclass
+class Samples:
+    pairs: dict[str, list[dict]] = field(default_factory=lambda: {"train": [], "heldout": []})  # summary, code
+    fim: dict[str, list[dict]] = field(default_factory=lambda: {"train": [], "heldout": []})  # prefix/middle/suffix
+    accepted: int = 0
+    files: int = 0
+
+
+@dataclass
+class Outcome:
+    model: str
+    metric: str
+    before: float
+    after: float | None = None
+    swapped: bool = False
+    reason: str = ""
+    steps: int = 0
+
+    def line(self) -> str:
+        after = "n/a" if self.after is None else f"{self.after:.4f}"
+        verdict = "replaced" if self.swapped else "kept the current model"
+        return f"{self.model}: held-out {self.metric} {self.before:.4f} -> {after} ({self.steps} steps): {verdict}" \
+               + (f"; {self.reason}" if self.reason else "")
+
+
+# --- samples ------------------------------------------------------------------------------------------------------
+def heldout_files(paths: list[str], seed: int) -> set[str]:
+    """A fixed share of the files (at least one), chosen by a seeded hash: a file is all train or all held-out."""
+    ranked = sorted(paths, key=lambda p: hashlib.sha1(f"{seed}:{p}".encode()).hexdigest())
+    return set(ranked[: max(1, round(len(ranked) * HELDOUT_FRACTION))]) if len(ranked) > 1 else set()
+
+
+def workspace_samples(root: Path, seed: int = 0, max_bytes: int = DEFAULT_MAX_BYTES,
+                      telemetry: Path | None = None) -> Samples:
+    root = Path(root).resolve()
+    per_file: dict[str, tuple[list[dict], list[dict]]] = {}
+    for rel, skip, full in walk(root, max_bytes):
+        if skip:
+            continue
+        try:
+            data = full.read_bytes()
+        except OSError:
+            continue
+        if check_content(full.name, data, max_bytes):
+            continue
+        text = data.decode("utf-8")
+        chunks = chunk_file(rel, text)
+        pairs = []
+        for c in chunks:
+            if c.kind not in ("function", "method") or not c.docstring:
+                continue
+            summary = first_sentence(c.docstring)
+            code = (strip_docstring(c.text) if c.language == "python" else c.text) or c.text
+            if len(summary.split()) >= 3:
+                pairs.append({"summary": summary, "code": code, "path": rel})
+        fims = fim_samples(text, random.Random(f"{seed}:{rel}"), chunks, FIM_PER_FILE) if rel.endswith(".py") else []
+        if pairs or fims:
+            per_file[rel] = (pairs, [{**f, "path": rel} for f in fims])
+    held = heldout_files(sorted(per_file), seed)
+    out = Samples(files=len(per_file))
+    for rel, (pairs, fims) in per_file.items():
+        split = "heldout" if rel in held else "train"
+        out.pairs[split] += pairs
+        out.fim[split] += fims
+    for record in accepted_completions(root, telemetry):  # training only: held-out cuts come from the files
+        out.fim["train"].append(record)
+        out.accepted += 1
+    return out
+
+
+def accepted_completions(root: Path, log_path: Path | None) -> list[dict]:
+    """Completions accepted in files of this workspace, as FIM samples (the suggestion is the middle)."""
+    if log_path is None or not log_path.is_file():
+        return []
+    out = []
+    for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            r = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a crash
+        if not r.get("accepted") or not r.get("text") or not Path(str(r.get("path", ""))).is_relative_to(root):
+            continue
+        out.append({"prefix": r.get("prefix", ""), "middle": r["text"], "suffix": r.get("suffix", ""),
+                    "cut": "accepted", "path": r["path"]})
+    return out
+
+
+# --- swapping directories ----------------------------------------------------------------------------------------
+def exchange(a: Path, b: Path) -> None:
+    """Swap two directories in one step (Linux renameat2 RENAME_EXCHANGE), so a reader sees the old or the new
+    model, never neither. Elsewhere: two renames (b is missing for an instant)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.renameat2(-100, os.fsencode(a), -100, os.fsencode(b), 2) == 0:  # AT_FDCWD, RENAME_EXCHANGE
+            return
+    except (AttributeError, OSError):
+        pass
+    aside = b.with_name(b.name + ".swap")
+    os.replace(b, aside)
+    os.replace(a, b)
+    os.replace(aside, a)
+
+
+def staging_dir(current: Path) -> Path:
+    return current.with_name(f".{current.name}.refresh")
+
+
+def previous_dir(current: Path) -> Path:
+    return current.with_name(f"{current.name}.previous")
+
+
+def swap_in(staged: Path, current: Path) -> Path:
+    """Put the staged export in place of the current one; the replaced model is kept at NAME.previous."""
+    exchange(staged, current)
+    previous = previous_dir(current)
+    shutil.rmtree(previous, ignore_errors=True)
+    os.replace(staged, previous)
+    return previous
+
+
+def torch_source(current: Path) -> Path:
+    """The PyTorch weights the serving export came from (the manifest records them)."""
+    source = read_manifest(current).source or ""
+    path = Path(source.split(" (GGUF")[0])
+    if not path.exists():
+        raise RefreshError(f"{current} was exported from {source or 'an unrecorded source'}, which is not on this "
+                           "machine: export the model again from its checkpoint (`plusls export`) and refresh then")
+    return path
+
+
+# --- search --------------------------------------------------------------------------------------------------------
+def heldout_mrr(model_dir: Path, pairs: list[dict]) -> float:
+    """MRR of each held-out summary's own code among all held-out code, through the exported ONNX model."""
+    import numpy as np
+
+    from plusls.exported import Embedder
+
+    embedder = Embedder(model_dir)
+    texts = embedder.embed([p["summary"] for p in pairs])
+    codes = embedder.embed([p["code"] for p in pairs])
+    if not (np.isfinite(texts).all() and np.isfinite(codes).all()):
+        return 0.0
+    sims = texts @ codes.T
+    ranks = (sims > np.diag(sims)[:, None]).sum(1) + 1
+    return float((1.0 / ranks).mean())
+
+
+def refresh_search(current: Path, samples: Samples, run: Path, steps: int, minutes: float, seed: int,
+                   threads: int, lr: float, log: Log) -> Outcome:
+    from plusls.exported.export import export_model
+
+    from .contrastive import fine_tune_embedder
+
+    train, held = samples.pairs["train"], samples.pairs["heldout"]
+    before = heldout_mrr(current, held)
+    outcome = Outcome("search embedder", "text->code MRR", before)
+    if len(train) < MIN_TRAIN_PAIRS or len(held) < MIN_HELDOUT_PAIRS:
+        outcome.reason = (f"too few documented functions ({len(train)} to train on, {len(held)} held out; needs "
+                          f"{MIN_TRAIN_PAIRS} and {MIN_HELDOUT_PAIRS})")
+        return outcome
+    log(f"search: fine-tuning on {len(train)} (summary, code) pairs, {len(held)} held out; MRR now {before:.4f}")
+    result = fine_tune_embedder(torch_source(current), train, held, run, max_steps=steps, max_minutes=minutes,
+                                batch_size=16, lr=lr, seed=seed, threads=threads, log=log)
+    outcome.steps = result["steps"]
+    return stage_and_swap(outcome, current, lambda out: export_model(
+        run / "model", "embedding", out, int8=read_manifest(current).quantization is not None, force=True, log=log),
+        lambda staged: heldout_mrr(staged, held), log)
+
+
+def stage_and_swap(outcome: Outcome, current: Path, export: Callable[[Path], object],
+                   measure: Callable[[Path], float], log: Log) -> Outcome:
+    staged = staging_dir(current)
+    log(f"{outcome.model}: exporting to {staged} (parity checked)")
+    try:
+        export(staged)
+    except PluslsError as e:
+        shutil.rmtree(staged, ignore_errors=True)
+        outcome.reason = f"the refreshed model did not export ({e}), so it was refused"
+        return outcome
+    outcome.after = measure(staged)
+    if outcome.after <= outcome.before:
+        shutil.rmtree(staged, ignore_errors=True)
+        outcome.reason = (f"the refreshed model measures {'the same' if outcome.after == outcome.before else 'worse'}"
+                          f" on held-out code of this workspace ({outcome.after:.4f} vs {outcome.before:.4f}), so it"
+                          " was refused; try more steps/minutes or a workspace with more documented functions")
+        return outcome
+    previous = swap_in(staged, current)
+    outcome.swapped = True
+    outcome.reason = f"the previous model is kept in {previous}"
+    return outcome
+
+
+# --- completion ----------------------------------------------------------------------------------------------------
+def fim_ids(tokenizer, sample: dict, fim: dict[str, int], eos: int, prefix_tokens: int = 192,
+            suffix_tokens: int = 64, middle_tokens: int = 64) -> tuple[list[int], list[int]]:
+    """A PSM fill-in-the-middle sequence and its labels (the loss is on the middle and the EOS that ends it)."""
+    enc = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"]  # noqa: E731
+    prefix = enc(sample["prefix"])[-prefix_tokens:]
+    suffix = enc(sample["suffix"])[:suffix_tokens]
+    middle = enc(sample["middle"])[:middle_tokens] + [eos]
+    context = [fim["prefix"], *prefix, fim["suffix"], *suffix, fim["middle"]]
+    return context + middle, [-100] * len(context) + middle
+
+
+def add_fim_tokens(model, tokenizer) -> dict[str, int]:
+    """Give a tokenizer without FIM tokens the three StarCoder-style ones, and the model embedding rows for them
+    (initialised at the mean embedding); the export then declares them in the manifest."""
+    if not all(t in tokenizer.get_vocab() for t in FIM_TOKENS):
+        tokenizer.add_special_tokens({"additional_special_tokens": list(FIM_TOKENS)})
+        model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+    vocab = tokenizer.get_vocab()
+    return {part: vocab[t] for part, t in zip(("prefix", "suffix", "middle"), FIM_TOKENS)}
+
+
+def first_line_match(model_dir: Path, cuts: list[dict]) -> float:
+    """Share of held-out line cuts whose first line the exported model writes exactly (greedy), prompted as the
+    server prompts it: FIM when its manifest declares FIM tokens, else the prefix alone."""
+    from plusls.exported.causal_lm import CausalLM
+    from plusls.exported.generation import GenerationConfig
+
+    lm = CausalLM(model_dir)
+    fim = lm.manifest.fim
+    config = GenerationConfig(max_new_tokens=32, stop=("\n",))
+    hits = 0
+    for cut in cuts:
+        prefix = lm.encode(cut["prefix"])[-192:]
+        if fim:
+            ids = [fim["prefix"]["id"], *prefix, fim["suffix"]["id"], *lm.encode(cut["suffix"])[:64],
+                   fim["middle"]["id"]]
+        else:
+            ids = prefix
+        text = lm.generate_ids([ids], config)[0].text
+        hits += text.split("\n")[0].strip() == cut["middle"].split("\n")[0].strip()
+    return hits / max(1, len(cuts))
+
+
+def refresh_completion(current: Path, samples: Samples, run: Path, steps: int, minutes: float, seed: int,
+                       threads: int, lr: float, log: Log) -> Outcome:
+    cuts = [f for f in samples.fim["heldout"] if f["cut"] == "lines" and f["middle"].strip()][:MAX_FIM_EVAL]
+    train = samples.fim["train"]
+    before = first_line_match(current, cuts) if cuts else 0.0
+    outcome = Outcome("completion model", "first-line exact match", before)
+    if len(train) < MIN_TRAIN_PAIRS or len(cuts) < MIN_HELDOUT_PAIRS:
+        outcome.reason = f"too few fill-in-the-middle samples ({len(train)} to train on, {len(cuts)} held out)"
+        return outcome
+    log(f"completion: fine-tuning on {len(train)} FIM samples ({samples.accepted} accepted completions), "
+        f"{len(cuts)} held-out lines; first-line exact match now {before:.4f}")
+    source = prepare_causal_source(torch_source(current), run)
+    outcome.steps = train_fim(source, train, run, steps, minutes, seed, threads, lr, log)
+
+    from plusls.exported.export import export_model
+
+    return stage_and_swap(outcome, current, lambda out: export_model(
+        run / "model", "causal-lm", out, int8=read_manifest(current).quantization is not None, force=True, log=log),
+        lambda staged: first_line_match(staged, cuts), log)
+
+
+def prepare_causal_source(source: Path, run: Path) -> Path:
+    """A Hugging Face folder for `source` (a GGUF file is dequantized once into the run folder)."""
+    from plusls.exported.export.sources import find_gguf, materialize_gguf
+
+    gguf = find_gguf(source)
+    if gguf is None:
+        return source
+    hf = run / "source"
+    if not (hf / "config.json").exists():
+        materialize_gguf(gguf, hf)
+    return hf
+
+
+def train_fim(source: Path, samples: list[dict], run: Path, steps: int, minutes: float, seed: int, threads: int,
+              lr: float, log: Log) -> int:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .loop import TrainConfig, train
+
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    model = AutoModelForCausalLM.from_pretrained(source, torch_dtype=torch.float32)
+    fim = add_fim_tokens(model, tokenizer)
+    eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else fim["middle"]
+    rows = [fim_ids(tokenizer, s, fim, eos) for s in samples]
+
+    def batch_at(step: int):  # seeded epochs, 4 sequences a batch, right-padded
+        order = list(range(len(rows)))
+        random.Random(f"{seed}:{step * 4 // len(rows)}").shuffle(order)
+        picked = [rows[order[(step * 4 + i) % len(rows)]] for i in range(min(4, len(rows)))]
+        width = max(len(ids) for ids, _ in picked)
+        ids = torch.full((len(picked), width), eos)
+        labels = torch.full((len(picked), width), -100)
+        mask = torch.zeros((len(picked), width), dtype=torch.long)
+        for i, (x, y) in enumerate(picked):
+            ids[i, : len(x)], labels[i, : len(y)], mask[i, : len(x)] = torch.tensor(x), torch.tensor(y), 1
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}, int(mask.sum())
+
+    cfg = TrainConfig(out_dir=str(run), max_steps=steps, max_minutes=minutes, lr=lr, min_lr=lr / 10,
+                      warmup_steps=min(20, steps // 10), seed=seed, threads=threads, checkpoint_every=25,
+                      log_every=max(1, min(10, steps // 10)))
+    result = train(cfg, model, batch_at, log=log)
+    model.save_pretrained(run / "model")
+    tokenizer.save_pretrained(run / "model")
+    return result["steps"]
+
+
+# --- the command ---------------------------------------------------------------------------------------------------
+def refresh(workspace: Path, targets: dict[str, Path], minutes: float = 30.0, steps: int = 100_000, seed: int = 0,
+            threads: int = 0, lr: dict[str, float] | None = None, telemetry: Path | None = None,
+            runs_dir: Path | None = None, max_bytes: int = DEFAULT_MAX_BYTES, log: Log | None = None) -> list[Outcome]:
+    """targets: "search" and/or "completion" -> the exported model directory that serves it now.
+    `minutes` is the training budget, shared evenly; measuring and exporting come on top."""
+    log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    workspace = Path(workspace).expanduser()
+    if not workspace.is_dir():
+        raise RefreshError(f"{workspace} is not a folder; pass the workspace folder to refresh on")
+    for name, current in targets.items():
+        read_manifest(current, verify=True)  # a clear error before any work when a model folder is broken
+        shutil.rmtree(staging_dir(current), ignore_errors=True)  # left by an interrupted refresh
+    t0 = time.perf_counter()
+    samples = workspace_samples(workspace, seed, max_bytes, telemetry)
+    log(f"read {samples.files} files of {workspace}: {len(samples.pairs['train'])}+{len(samples.pairs['heldout'])} "
+        f"(summary, code) pairs, {len(samples.fim['train'])}+{len(samples.fim['heldout'])} FIM samples "
+        f"(train+held-out, {samples.accepted} accepted completions) in {time.perf_counter() - t0:.1f}s")
+    runs = runs_dir or _default_runs_dir(workspace)
+    lr = {"search": 2e-5, "completion": 5e-5, **(lr or {})}
+    work = {"search": refresh_search, "completion": refresh_completion}
+    outcomes = []
+    for name, current in targets.items():
+        run = runs / name / time.strftime("%Y%m%d-%H%M%S")
+        outcome = work[name](Path(current), samples, run, steps, minutes / len(targets), seed, threads, lr[name],
+                             log)
+        if outcome.swapped:  # run/model is the serving model's source now (its manifest says so): keep that only
+            (run / "ckpt.pt").unlink(missing_ok=True)
+            shutil.rmtree(run / "source", ignore_errors=True)
+        else:
+            shutil.rmtree(run, ignore_errors=True)
+        log(outcome.line())
+        outcomes.append(outcome)
+    return outcomes
+
+
+def _default_runs_dir(workspace: Path) -> Path:
+    from plusls.indexer.workspace_index import default_index_dir
+
+    return default_index_dir(workspace).parent.parent / "refresh" / default_index_dir(workspace).name
