@@ -202,14 +202,17 @@ def test_refresh_cli_explains_a_missing_workspace(tmp_path):
 
 
 def test_accepted_completions_of_this_workspace_become_training_samples(serving, tmp_path):
-    from plusls.training.refresh import workspace_samples
+    from plusls.training.refresh import heldout_files, workspace_samples
 
     workspace, _ = serving
     log = tmp_path / "completions.jsonl"
-    inside = str(workspace / "pkg" / "module_0.py")
+    files = [f"pkg/module_{i}.py" for i in range(12)]
+    held = sorted(heldout_files(files, 0))
+    inside = str(workspace / next(f for f in files if f not in held))
     records = [{"accepted": True, "text": "return result", "prefix": "def f():\n    ", "suffix": "", "path": inside},
                {"accepted": False, "text": "rejected", "prefix": "", "suffix": "", "path": inside},
-               {"accepted": True, "text": "elsewhere", "prefix": "", "suffix": "", "path": str(tmp_path / "x.py")}]
+               {"accepted": True, "text": "elsewhere", "prefix": "", "suffix": "", "path": str(tmp_path / "x.py")},
+               {"accepted": True, "text": "held out", "prefix": "", "suffix": "", "path": str(workspace / held[0])}]
     log.write_text("\n".join(json.dumps(r) for r in records) + "\n{\"cut short by a cra")
     samples = workspace_samples(workspace, seed=0, telemetry=log)
     accepted = [f for f in samples.fim["train"] if f["cut"] == "accepted"]

@@ -107,9 +107,10 @@ def workspace_samples(root: Path, seed: int = 0, max_bytes: int = DEFAULT_MAX_BY
         split = "heldout" if rel in held else "train"
         out.pairs[split] += pairs
         out.fim[split] += fims
-    for record in accepted_completions(root, telemetry):  # training only: held-out cuts come from the files
-        out.fim["train"].append(record)
-        out.accepted += 1
+    for record in accepted_completions(root, telemetry):  # training only, and never from a held-out file
+        if Path(record["path"]).resolve().relative_to(root).as_posix() not in held:
+            out.fim["train"].append(record)
+            out.accepted += 1
     return out
 
 
@@ -123,7 +124,8 @@ def accepted_completions(root: Path, log_path: Path | None) -> list[dict]:
             r = json.loads(line)
         except json.JSONDecodeError:
             continue  # a line cut short by a crash
-        if not r.get("accepted") or not r.get("text") or not Path(str(r.get("path", ""))).is_relative_to(root):
+        path = Path(str(r.get("path", ""))).resolve()
+        if not r.get("accepted") or not r.get("text") or not path.is_relative_to(root):
             continue
         out.append({"prefix": r.get("prefix", ""), "middle": r["text"], "suffix": r.get("suffix", ""),
                     "cut": "accepted", "path": r["path"]})
