@@ -11,12 +11,13 @@ from .errors import ModelDirError
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
-KINDS = ("causal-lm", "seq2seq", "embedding")
+KINDS = ("causal-lm", "seq2seq", "embedding", "matching")
 # ONNX files each kind needs, by role.
 ONNX_FILES = {
     "causal-lm": {"decoder": "model.onnx"},
     "seq2seq": {"encoder": "encoder_model.onnx", "decoder": "decoder_model_merged.onnx"},
     "embedding": {"encoder": "model.onnx"},
+    "matching": {"encoder": "model.onnx"},  # (text, code) pair -> match logit (exported/matching.py)
 }
 
 

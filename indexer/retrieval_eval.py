@@ -33,10 +33,10 @@ def write_corpus(codes: dict[int, str], root: Path) -> Path:
     return root
 
 
-def ranked_documents(index: WorkspaceIndex, query: str, mode: str, k: int = 10) -> list[int]:
+def ranked_documents(index: WorkspaceIndex, query: str, mode: str, k: int = 10, reranker=None) -> list[int]:
     """Document ids (file stems) in rank order; a file that yields several chunks counts once, at its best."""
     ranked: list[int] = []
-    for result in search(index, query, k=k, mode=mode).results:
+    for result in search(index, query, k=k, mode=mode, reranker=reranker).results:
         idx = int(Path(result.path).stem)
         if idx not in ranked:
             ranked.append(idx)
@@ -44,12 +44,13 @@ def ranked_documents(index: WorkspaceIndex, query: str, mode: str, k: int = 10) 
 
 
 def rank_all(index: WorkspaceIndex, queries: list[tuple[str, int]], mode: str,
-             progress: Callable[[int, int], None] | None = None) -> tuple[list[list[int]], list[float]]:
+             progress: Callable[[int, int], None] | None = None,
+             reranker=None) -> tuple[list[list[int]], list[float]]:
     """Rankings for every query in one mode, and each search's latency in seconds."""
     rankings, latency = [], []
     for n, (query, _) in enumerate(queries, 1):
         t = time.perf_counter()
-        rankings.append(ranked_documents(index, query, mode))
+        rankings.append(ranked_documents(index, query, mode, reranker=reranker))
         latency.append(time.perf_counter() - t)
         if progress:
             progress(n, len(queries))

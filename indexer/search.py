@@ -6,13 +6,18 @@ for chunks that have vectors: on CoSQA (500 plain-language queries, all-MiniLM-L
 lowered MRR@10 (vector alone 0.538; RRF k=60 with BM25 weight 0.1 -> 0.525, 0.3 -> 0.509, 0.5 -> 0.501; k=10
 with 0.1 -> 0.534; BM25 alone 0.350), so such a query skips BM25 altogether once every chunk has its vectors.
 Chunks that have no vector yet (indexing still running) always take BM25 at weight 1: that is how search
-answers before the embeddings land."""
+answers before the embeddings land.
+
+With a reranker (a text-code matching cross-encoder, exported.matching.Matcher), the first RERANK_TOP fused
+results are scored against the query pair by pair and put in the order of those scores; the rest keep theirs.
+A query naming code is not reranked (the exact-name boost and BM25 decide those)."""
 from __future__ import annotations
 
 import fnmatch
 import re
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Protocol, Sequence
 
 from .workspace_index import WorkspaceIndex
 
@@ -21,6 +26,11 @@ POOL = 50  # candidates taken from each ranking
 MODES = ("hybrid", "vector", "bm25")
 IDENTIFIER = re.compile(r"\w_\w|[a-z][A-Z]|\w\.\w|\w\(|::")
 PLAIN_LANGUAGE_BM25_WEIGHT = 0.0
+RERANK_TOP = 20  # fused results the reranker rescores
+
+
+class Reranker(Protocol):
+    def score(self, text: str, codes: Sequence[str]) -> Sequence[float]: ...
 
 
 def bm25_weight(query: str) -> float:
@@ -39,6 +49,7 @@ class SearchResult:
     snippet: str
     vector_rank: int | None = None
     bm25_rank: int | None = None
+    rerank_score: float | None = None
 
 
 @dataclass
@@ -54,7 +65,8 @@ class SearchResponse:
 
 
 def search(index: WorkspaceIndex, query: str, k: int = 10, language: str | None = None,
-           path_glob: str | None = None, mode: str = "hybrid") -> SearchResponse:
+           path_glob: str | None = None, mode: str = "hybrid", reranker: Reranker | None = None,
+           rerank_top: int = RERANK_TOP) -> SearchResponse:
     if mode not in MODES:
         raise ValueError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
     timings: dict[str, float] = {}
@@ -104,6 +116,8 @@ def search(index: WorkspaceIndex, query: str, k: int = 10, language: str | None 
         for i in fused:
             if i in rows and wanted in (rows[i]["name"], rows[i]["qualname"]):
                 fused[i] += 1.0
+    rerank = reranker is not None and rerank_top > 1 and not IDENTIFIER.search(query) and mode != "bm25"
+    want = max(k, rerank_top) if rerank else k
     results, seen, winners = [], set(), []
     for i in sorted(fused, key=lambda i: -fused[i]):
         row = rows.get(i)
@@ -116,13 +130,23 @@ def search(index: WorkspaceIndex, query: str, k: int = 10, language: str | None 
         results.append(SearchResult(row["path"], row["start_line"], row["end_line"], row["qualname"], row["kind"],
                                     row["language"], round(fused[i], 6), "", vrank.get(i), brank.get(i)))
         winners.append(i)
-        if len(results) == k:
+        if len(results) == want:
             break
-    with index.lock:  # text only for what is shown
+    with index.lock:  # text only for what is shown (and what the reranker reads)
         texts = index.store.rows(winners)
     for result, i in zip(results, winners):
         result.snippet = _snippet(texts[i]["text"])
     timings["fuse"] = _ms(t)
+    if rerank and len(results) > 1:
+        t = time.perf_counter()
+        top = min(rerank_top, len(results))
+        scores = [float(x) for x in reranker.score(query, [texts[i]["text"] for i in winners[:top]])]
+        order = sorted(range(top), key=lambda n: -scores[n])  # stable: ties keep the fused order
+        for n in range(top):
+            results[n].rerank_score = round(scores[n], 4)
+        results[:top] = [results[n] for n in order]
+        timings["rerank"] = _ms(t)
+    results = results[:k]
     return SearchResponse(query, results, counts["chunks"], counts["embedded"], timings)
 
 

@@ -87,8 +87,13 @@ def _search(args: argparse.Namespace) -> int:
     index_dir = Path(args.index_dir) if args.index_dir else default_index_dir(Path(args.path))
     if not (index_dir / "index.sqlite").exists():
         raise PluslsError(f"{args.path} has no index yet; run `plusls index {args.path}` first")
+    reranker = None
+    if args.rerank:
+        from plusls.exported.matching import Matcher
+
+        reranker = Matcher(Path(args.rerank))
     response = search(_open_index(args, read_only=True), args.query, k=args.k, language=args.lang, path_glob=args.glob,
-                      mode=args.mode)
+                      mode=args.mode, reranker=reranker)
     if args.json:
         print(json.dumps(response.to_dict(), indent=2))
         return 0
@@ -115,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("export", help="export a local checkpoint directory (or .gguf file) to ONNX")
     e.add_argument("src", help="local Hugging Face checkpoint directory or .gguf file (never a hub id)")
-    e.add_argument("--kind", required=True, choices=["causal-lm", "seq2seq", "embedding"])
+    e.add_argument("--kind", required=True, choices=["causal-lm", "seq2seq", "embedding", "matching"])
     e.add_argument("--out", required=True)
     e.add_argument("--int8", action="store_true", help="quantize weights to int8 after the fp32 parity check")
     e.add_argument("--force", action="store_true", help="replace OUT if it exists")
@@ -140,6 +145,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--lang", default=None, help="only this language (python, javascript, typescript, go, ...)")
     s.add_argument("--glob", default=None, help="only paths matching this glob, e.g. 'src/*'")
     s.add_argument("--mode", default="hybrid", choices=["hybrid", "vector", "bm25"])
+    s.add_argument("--rerank", metavar="DIR", default=None,
+                   help="rerank the top results with this exported matching model (plusls export --kind matching)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_search)
 

@@ -190,7 +190,28 @@ def _sentence_max_length(src: Path) -> int | None:
     return json.loads(f.read_text()).get("max_seq_length") if f.is_file() else None
 
 
-EXPORTERS = {"causal-lm": _export_causal, "seq2seq": _export_seq2seq, "embedding": _export_embedding}
+def _export_matching(src: Path, config: dict, work: Path, scratch: Path, log: Log) -> Manifest:
+    """A text-code matching cross-encoder (training/matching.py): the pair's ids -> one match logit."""
+    import torch
+
+    from .embedding_modules import MatchingLogits
+
+    model = MatchingLogits.load(src)
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    log(f"exporting matching model ({model.model.pooling} pooling)")
+    example = tuple(torch.ones((2, 8), dtype=torch.long) for _ in names)
+    axes = {n: {0: "batch", 1: "sequence"} for n in names} | {"logits": {0: "batch"}}
+    try:
+        torch.onnx.export(model, example, str(work / "model.onnx"), input_names=names, output_names=["logits"],
+                          dynamic_axes=axes, opset_version=17, dynamo=False)
+    except Exception as e:
+        raise ExportError(f"torch.onnx.export failed for {src}: {e}") from e
+    return _base_manifest("matching", config, 17, int(config.get("max_position_embeddings") or 512),
+                          {"pooling": model.model.pooling, **model.lengths})
+
+
+EXPORTERS = {"causal-lm": _export_causal, "seq2seq": _export_seq2seq, "embedding": _export_embedding,
+             "matching": _export_matching}
 
 
 def _save_tokenizer(src: Path, work: Path, manifest: Manifest) -> None:
@@ -229,16 +250,21 @@ def _load_torch_model(src: Path, config: dict, kind: str):
         return AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32, attn_implementation="eager").eval()
     if kind == "seq2seq":
         return AutoModelForSeq2SeqLM.from_pretrained(src, dtype=torch.float32).eval()
+    if kind == "matching":
+        from .embedding_modules import MatchingLogits
+
+        return MatchingLogits.load(src)
     return _embedding_module(src, config)[0]
 
 
 def _runtime(kind: str, work: Path):
     from ..causal_lm import CausalLM
     from ..embedder import Embedder
+    from ..matching import Matcher
     from ..seq2seq_lm import Seq2SeqLM
     from ..sessions import RuntimeOptions
 
-    cls = {"causal-lm": CausalLM, "seq2seq": Seq2SeqLM, "embedding": Embedder}[kind]
+    cls = {"causal-lm": CausalLM, "seq2seq": Seq2SeqLM, "embedding": Embedder, "matching": Matcher}[kind]
     return cls(work, RuntimeOptions(providers=("CPUExecutionProvider",)), verify=False)
 
 
@@ -248,6 +274,8 @@ def _compare(kind: str, model, runtime, config: dict) -> tuple[np.ndarray, np.nd
         return parity.causal_logits(model, runtime, vocab)
     if kind == "seq2seq":
         return parity.seq2seq_logits(model, runtime, vocab)
+    if kind == "matching":
+        return parity.matching_logits(model, runtime)
     return parity.embedding_vectors(model, runtime)
 
 
@@ -274,6 +302,8 @@ def _check_parity(src: Path, config: dict, work: Path, manifest: Manifest, int8:
     manifest.parity["int8_max_abs_diff"] = float(np.abs(ref - q).max())
     if kind == "embedding":
         score, limit, what = float(parity.cosine(ref, q).min()), INT8_MIN_COSINE, "int8_min_cosine"
+    elif kind == "matching":
+        score, limit, what = parity.pair_order_agreement(ref, q), INT8_MIN_AGREEMENT, "int8_pair_order_agreement"
     else:
         score, limit, what = parity.top1_agreement(ref, q), INT8_MIN_AGREEMENT, "int8_top1_agreement"
     manifest.parity[what] = score

@@ -51,6 +51,28 @@ class CodeT5pEmbedder(nn.Module):
         return F.normalize(self.proj(h[:, 0, :]), p=2, dim=-1)
 
 
+class MatchingLogits(nn.Module):
+    """A training/matching.py cross-encoder as one module: (input_ids, attention_mask, token_type_ids) -> [batch]
+    match logits."""
+
+    def __init__(self, model: nn.Module, lengths: dict):
+        super().__init__()
+        self.model, self.lengths = model, lengths
+
+    @classmethod
+    def load(cls, src: Path) -> "MatchingLogits":
+        from plusls.training.matching import CONFIG_FILE, is_matching_dir, load_matching
+
+        if not is_matching_dir(src):
+            raise ExportError(f"{src} is not a matching model (no matching_head.safetensors); train one with "
+                              "`plusls train matching`")
+        cfg = json.loads((src / CONFIG_FILE).read_text()) if (src / CONFIG_FILE).is_file() else {}
+        return cls(load_matching(src), {k: int(cfg[k]) for k in ("max_text", "max_code") if k in cfg}).eval()
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        return self.model.score(input_ids, attention_mask, token_type_ids)
+
+
 def is_codet5p_embedding(config: dict) -> bool:
     return config.get("model_type") == "codet5p_embedding" or "CodeT5pEmbeddingModel" in config.get(
         "architectures", []

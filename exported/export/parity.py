@@ -84,3 +84,25 @@ def embedding_vectors(torch_model, runtime) -> tuple[np.ndarray, np.ndarray]:
 
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+
+
+MATCH_TEXTS = ["read a file and return its contents", "sort a list in python", "push an item on a stack", "x"]
+
+
+def matching_logits(torch_model, runtime) -> tuple[np.ndarray, np.ndarray]:
+    """(torch, onnx) match logits of every sample text against every sample code; the ONNX side batched (padded),
+    the reference one pair at a time."""
+    got = np.concatenate([runtime.score(t, EMBED_SAMPLES) for t in MATCH_TEXTS])
+    ref = []
+    for text in MATCH_TEXTS:
+        for ids, types in runtime.pairs(text, EMBED_SAMPLES):
+            ids_t = torch.tensor([ids])
+            with torch.no_grad():
+                ref.append(float(torch_model(ids_t, torch.ones_like(ids_t), torch.tensor([types]))[0]))
+    return np.array(ref, np.float32), got
+
+
+def pair_order_agreement(reference: np.ndarray, candidate: np.ndarray) -> float:
+    """Of all pairs of samples, the share the candidate scores put in the same order as the reference's."""
+    i, j = np.triu_indices(len(reference), 1)
+    return float((np.sign(reference[i] - reference[j]) == np.sign(candidate[i] - candidate[j])).mean())

@@ -22,7 +22,7 @@ BITS, BLOCK, ACCURACY_LEVEL = 8, 32, 4
 
 
 def quantize_dir(work: Path, manifest: Manifest) -> None:
-    if manifest.kind == "embedding":
+    if manifest.kind in ("embedding", "matching"):  # encoders: compute-bound batches
         _quantize_dynamic(work, manifest)
         return
     import onnx

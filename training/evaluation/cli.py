@@ -34,6 +34,8 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
     e.add_argument("--memory-mb", type=int, default=2048, help="address-space limit per program")
     e.add_argument("--infill-mode", default="auto", help="infilling: auto, fim, prefix or both")
     e.add_argument("--subset", default="single", help="infilling: single or multi (line infilling)")
+    e.add_argument("--rerank", metavar="DIR", help="search: also rank hybrid+rerank with this exported matching "
+                                                   "model (plusls export --kind matching)")
     e.add_argument("--json", dest="json_path", metavar="F", help="write the full results (every sample) to F")
     e.add_argument("--report", dest="report_path", metavar="F",
                    help="write a Markdown report to F with PNG plots beside it")
@@ -51,7 +53,7 @@ def _eval(args: argparse.Namespace) -> int:
                         batch_size=args.batch_size, seed=args.seed, timeout_s=args.timeout, workers=args.workers)
     options = EvalOptions(task=args.task, model=args.model, data=args.data, limit=args.limit, settings=settings,
                           sandbox=args.sandbox, memory_mb=args.memory_mb, infill_mode=args.infill_mode,
-                          subset=args.subset, json_path=args.json_path, report_path=args.report_path,
+                          subset=args.subset, rerank=args.rerank, json_path=args.json_path, report_path=args.report_path,
                           command="plusls " + shlex.join(sys.argv[1:]), models_dir=args.models_dir)
     print(summary(run_eval(options)))
     return 0

@@ -29,6 +29,7 @@ class EvalOptions:
     memory_mb: int = 2048
     infill_mode: str = "auto"
     subset: str = "single"
+    rerank: str | None = None  # search: an exported matching model that reranks hybrid's top results
     json_path: str | None = None
     report_path: str | None = None
     command: str = ""
@@ -64,7 +65,7 @@ def run_eval(options: EvalOptions, progress: TextIO | None = None) -> dict[str, 
     if task.needs == "causal-lm":
         sandbox = Sandbox(Limits(memory_bytes=options.memory_mb << 20), mode=options.sandbox)
     ctx = Context(generator, options.settings, sandbox, progress,
-                  {"infill_mode": options.infill_mode, "subset": options.subset})
+                  {"infill_mode": options.infill_mode, "subset": options.subset, "rerank": options.rerank})
     started, t0 = utc_now(), time.perf_counter()
     outcome = task.run(ctx, options.data, options.limit)
     samples = outcome.pop("samples")

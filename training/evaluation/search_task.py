@@ -1,5 +1,6 @@
 """Code search (CoSQA): the 500 dev queries over its 6,267-function code base, through the real workspace index;
-MRR@10 and recall@1/5/10 per ranking mode (vector, BM25, hybrid)."""
+MRR@10 and recall@1/5/10 per ranking mode (vector, BM25, hybrid), and hybrid+rerank when `--rerank DIR` names an
+exported matching model (the cross-encoder rescoring hybrid's top results)."""
 from __future__ import annotations
 
 import statistics
@@ -34,8 +35,13 @@ class Search:
             root = write_corpus(codes, Path(tmp) / "workspace")
             index = WorkspaceIndex(root, model.embedder, model.model_id, Path(tmp) / "index", log=lambda m: None)
             summary = index.update(progress=model.progress)
-            for mode in MODES:
-                rankings, latency = rank_all(index, queries, mode)
+            modes = [(m, None) for m in MODES]
+            if ctx.options.get("rerank"):
+                from plusls.exported.matching import Matcher
+
+                modes.append(("hybrid+rerank", Matcher(ctx.options["rerank"])))
+            for mode, reranker in modes:
+                rankings, latency = rank_all(index, queries, mode.split("+")[0], reranker=reranker)
                 metrics[mode] = {"mrr@10": mrr_at_k(rankings, golds, 10),
                                  **{f"recall@{k}": recall_at_k(rankings, golds, k) for k in (1, 5, 10)},
                                  "p50_search_ms": round(1000 * statistics.median(latency), 2)}
