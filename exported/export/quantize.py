@@ -48,14 +48,18 @@ def quantize_dir(work: Path, manifest: Manifest) -> None:
 
 
 def _quantize_dynamic(work: Path, manifest: Manifest) -> None:
+    """The matching model (a reranker bundled with the package) also stores its word embeddings in int8 (Gather):
+    MiniLM's 30522 x 384 table is 47 of its 57 MB otherwise (23 MB with it)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    ops = ["MatMul", "Gemm", "Gather"] if manifest.kind == "matching" else ["MatMul", "Gemm"]
     for name in ONNX_FILES[manifest.kind].values():
         tmp = work / f"{name}.int8"
         quantize_dynamic(work / name, tmp, weight_type=QuantType.QInt8, per_channel=True, reduce_range=True,
-                         op_types_to_quantize=["MatMul", "Gemm"])
+                         op_types_to_quantize=ops)
         tmp.replace(work / name)
-    manifest.quantization = "int8 dynamic (MatMul/Gemm weights per channel, reduce_range; activations at run time)"
+    manifest.quantization = (f"int8 dynamic ({'/'.join(ops)} weights per channel, reduce_range; activations at run "
+                             "time)")
 
 
 def share_tied_embedding(graph) -> list[str]:
