@@ -7,7 +7,8 @@ from typing import Sequence
 import numpy as np
 import onnxruntime as ort
 
-from .generation import CancelToken, Generation, GenerationConfig, RowDecoder, StopWatch, choose_tokens
+from .generation import (CancelToken, Generation, GenerationConfig, RowDecoder, StopWatch, adjust_logits, choose_tokens,
+                         resolve_config)
 from .model_files import ModelFiles
 from .sessions import RuntimeOptions
 
@@ -82,7 +83,9 @@ class CausalLM:
     def generate_ids(
         self, prompts: Sequence[Sequence[int]], config: GenerationConfig | None = None, cancel: CancelToken | None = None
     ) -> list[Generation]:
-        config = config or GenerationConfig()
+        # Repetition control only where the caller asks for it: completions keep the plain greedy the server's
+        # prefix-reuse loop reproduces token for token.
+        config = resolve_config(config or GenerationConfig(), None)
         watch = StopWatch(config, cancel)
         rows = [RowDecoder(self.tokenizer, len(p), config, self.eos_ids) for p in prompts]
         if config.max_new_tokens <= 0 or not prompts:
@@ -101,7 +104,7 @@ class CausalLM:
         logits, past = self.forward(ids, mask, positions, self.empty_past(len(prompts)))
         reason = None
         while True:
-            tokens = choose_tokens(logits[:, -1, :], config, rng)
+            tokens = choose_tokens(adjust_logits(logits[:, -1, :], [r.ids for r in rows], config), config, rng)
             for row, token in zip(rows, tokens):
                 row.push(int(token), watch.elapsed())
             if all(r.done for r in rows) or (reason := watch.interrupted()):

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -18,6 +19,64 @@ class GenerationConfig:
     deadline_s: float | None = None  # wall-clock budget for the whole call, checked between steps
     stop_on_eos: bool = True
     seed: int | None = None
+    # Logit adjustments. Repetition control looks at each row's own new tokens (not the prompt). None: the model
+    # directory's setting (a seq2seq manifest's config["generation"], written by `plusls export` from the checkpoint's
+    # generation_config.json), else off; the runtime applies them, so everything that loads a model decodes alike.
+    # CausalLM never reads manifest settings (completions stay the plain greedy the server's prefix reuse repeats).
+    no_repeat_ngram_size: int | None = None  # n > 0: never emit a token that would repeat an n-gram of the row
+    repetition_penalty: float | None = None  # > 1: emitted tokens' positive logits divided by it, negative multiplied
+    copy_bias: float | None = None  # seq2seq only: added to the logits of every non-special token the input holds
+
+
+DECODING_KEYS = ("no_repeat_ngram_size", "repetition_penalty", "copy_bias")  # what a manifest may set
+NEUTRAL = {"no_repeat_ngram_size": 0, "repetition_penalty": 1.0, "copy_bias": 0.0}
+
+
+def resolve_config(config: GenerationConfig, model_defaults: dict[str, Any] | None) -> GenerationConfig:
+    """Fill the settings left as None from the model's defaults, else with their neutral (off) values."""
+    model_defaults = model_defaults or {}
+    unset = {f.name for f in fields(config) if f.name in DECODING_KEYS and getattr(config, f.name) is None}
+    if not unset:
+        return config
+    return replace(config, **{k: model_defaults.get(k, NEUTRAL[k]) for k in unset})
+
+
+def banned_ngram_tokens(history: Sequence[int], n: int) -> set[int]:
+    """Tokens that would complete an n-gram already in `history` (the row's emitted tokens)."""
+    if n <= 0 or len(history) < n - 1:
+        return set()
+    prefix = tuple(history[len(history) - n + 1 :])
+    return {history[i + n - 1] for i in range(len(history) - n + 1) if tuple(history[i : i + n - 1]) == prefix}
+
+
+def adjust_logits(logits: np.ndarray, histories: Sequence[Sequence[int]], config: GenerationConfig,
+                  copy_ids: Sequence[np.ndarray] | None = None) -> np.ndarray:
+    """Apply the settings of a resolved config to last-position logits [batch, vocab], given each row's emitted
+    tokens (and, for copy_bias, each row's input token ids); returns `logits` itself when nothing changes (the
+    settings are off, or no row repeats)."""
+    n = config.no_repeat_ngram_size or 0
+    penalty = config.repetition_penalty if config.repetition_penalty is not None else 1.0
+    bias = config.copy_bias or 0.0
+    out = None
+    if bias and copy_ids is not None:
+        out = logits.copy()
+        for row, ids in enumerate(copy_ids):
+            out[row, ids] += bias
+    if n <= 0 and penalty == 1.0:
+        return logits if out is None else out
+    for row, history in enumerate(histories):
+        if not history:
+            continue
+        if penalty != 1.0:
+            out = logits.copy() if out is None else out
+            seen = np.fromiter(set(history), dtype=np.int64)
+            values = out[row, seen]
+            out[row, seen] = np.where(values > 0, values / penalty, values * penalty)  # as CTRL / transformers
+        banned = banned_ngram_tokens(history, n)
+        if banned:
+            out = logits.copy() if out is None else out
+            out[row, list(banned)] = -np.inf
+    return logits if out is None else out
 
 
 class CancelToken:

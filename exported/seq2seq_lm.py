@@ -6,7 +6,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .generation import CancelToken, Generation, GenerationConfig, RowDecoder, StopWatch, choose_tokens
+from .generation import (CancelToken, Generation, GenerationConfig, RowDecoder, StopWatch, adjust_logits, choose_tokens,
+                         resolve_config)
 from .model_files import ModelFiles
 from .sessions import RuntimeOptions
 
@@ -28,6 +29,11 @@ class Seq2SeqLM:
         pad = self.manifest.token_id("pad")
         self.pad_id = pad if pad is not None else 0
         self.tokenizer.enable_truncation(self.manifest.max_length)  # cuts before the closing </s> is added
+        # Decoding settings the model was evaluated with (repetition control, copy bias): used where a config leaves
+        # them None.
+        self.generation_defaults = dict(self.manifest.config.get("generation") or {})
+        self.special_ids = {i for n in ("pad", "unk", "bos", "eos", "sep", "cls", "mask")
+                            if (i := self.manifest.token_id(n)) is not None}
 
     @property
     def providers(self) -> list[str]:
@@ -47,7 +53,7 @@ class Seq2SeqLM:
         self, texts: str | Sequence[str], config: GenerationConfig | None = None, cancel: CancelToken | None = None
     ) -> list[Generation]:
         texts = [texts] if isinstance(texts, str) else list(texts)
-        config = config or GenerationConfig()
+        config = resolve_config(config or GenerationConfig(), self.generation_defaults)
         watch = StopWatch(config, cancel)
         if not texts:
             return []
@@ -68,10 +74,15 @@ class Seq2SeqLM:
         for name in self.past_names:  # the first step computes the cross-attention keys itself
             feed[name] = np.zeros((batch, self.heads, 0, self.head_dim), np.float32)
         rng = np.random.default_rng(config.seed)
+        # copy_bias favours every token of the row's input but the special ones (tried on the dev slice: keeping only
+        # identifier words scored lower)
+        copy_ids = [np.array(sorted({int(t) for t in row[m == 1]} - self.special_ids), np.int64)
+                    for row, m in zip(ids, mask)] if config.copy_bias else None
         reason = None
         while True:
             outs = self.decoder.run(["logits", *self.present_names], feed)
-            tokens = choose_tokens(outs[0][:, -1, :], config, rng)
+            logits = adjust_logits(outs[0][:, -1, :], [r.ids for r in rows], config, copy_ids)
+            tokens = choose_tokens(logits, config, rng)
             for row, token in zip(rows, tokens):
                 row.push(int(token), watch.elapsed())
             if all(r.done for r in rows) or (reason := watch.interrupted()):

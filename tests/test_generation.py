@@ -165,3 +165,97 @@ def test_empty_prompt_starts_from_the_document_start_token(exported):
     assert len(out[0].token_ids) == 6 and out[0].prompt_tokens == 0
     assert out[0].token_ids == lm.generate_ids([[lm.manifest.token_id("bos")]], config)[0].token_ids
     assert out[1].token_ids == lm.generate("def add(a, b):", config)[0].token_ids
+
+
+# --- repetition control (no_repeat_ngram_size, repetition_penalty) ----------------------------------------------------
+
+def test_banned_ngram_tokens():
+    from plusls.exported.generation import banned_ngram_tokens
+
+    assert banned_ngram_tokens([5, 6, 7, 5], 2) == {6}  # "5 6" was said: after 5, 6 is banned
+    assert banned_ngram_tokens([5, 6, 7, 5, 6], 3) == {7}
+    assert banned_ngram_tokens([5, 6, 7], 2) == set()  # 7 never came before
+    assert banned_ngram_tokens([5, 6, 7], 1) == {5, 6, 7}
+    assert banned_ngram_tokens([5], 3) == set() and banned_ngram_tokens([5, 5], 0) == set()
+
+
+def test_adjust_logits_changes_only_repeats():
+    from plusls.exported.generation import adjust_logits
+
+    logits = np.array([[0.0, 1.0, 2.0, -1.0, 3.0]] * 2, np.float32)
+    on = GenerationConfig(no_repeat_ngram_size=2, repetition_penalty=2.0)
+    assert adjust_logits(logits, [[], []], on) is logits  # nothing emitted yet: nothing to change
+    assert adjust_logits(logits, [[4, 2]], GenerationConfig()) is logits  # settings off: a no-op
+    out = adjust_logits(logits, [[4, 2, 4], [1, 3]], on)
+    assert out[0, 2] == -np.inf  # "4 2" again is banned
+    assert out[0, 4] == 1.5 and out[1, 1] == 0.5 and out[1, 3] == -2.0  # penalised: positive / 2, negative * 2
+    assert out[0, 0] == out[1, 0] == 0.0 and np.isfinite(out[1]).all()
+    assert logits[0, 2] == 2.0  # the input is not modified
+
+
+def _repeats(ids: list[int], n: int) -> bool:
+    grams = [tuple(ids[i : i + n]) for i in range(len(ids) - n + 1)]
+    return len(set(grams)) < len(grams)
+
+
+@pytest.mark.parametrize("kind", ["seq2seq", "causal-lm"])
+def test_no_repeat_ngram_changes_output_only_when_a_repeat_would_occur(kind, exported):
+    lm = Seq2SeqLM(exported["t5"]) if kind == "seq2seq" else CausalLM(exported["llama"])
+    plain = [g.token_ids for g in lm.generate(PROMPTS, GenerationConfig(max_new_tokens=24, stop_on_eos=False))]
+    assert any(_repeats(ids, 2) for ids in plain)  # the tiny random models loop: the setting has work to do
+    guarded = [g.token_ids for g in lm.generate(PROMPTS, GenerationConfig(max_new_tokens=24, stop_on_eos=False,
+                                                                           no_repeat_ngram_size=2))]
+    for before, after in zip(plain, guarded):
+        assert not _repeats(after, 2)
+        if not _repeats(before, 2):
+            assert after == before  # no repeat would occur: a no-op
+        else:  # identical up to the token that would have completed the first repeated pair
+            first = next(i for i in range(1, len(before)) if _repeats(before[: i + 1], 2))
+            assert after[:first] == before[:first] and after[first] != before[first]
+
+
+def test_seq2seq_repetition_settings_match_transformers(checkpoints, exported):
+    hf = tf.AutoModelForSeq2SeqLM.from_pretrained(checkpoints["t5"]).eval()
+    lm = Seq2SeqLM(exported["t5"])
+    for settings in ({"no_repeat_ngram_size": 2}, {"no_repeat_ngram_size": 3}):
+        for text in PROMPTS:
+            ids, _ = lm.encode_batch([text])
+            with torch.no_grad():
+                ref = hf.generate(torch.from_numpy(ids), max_new_tokens=16, do_sample=False, **settings)[0, 1:].tolist()
+            ref = ref[: ref.index(1)] if 1 in ref else ref
+            assert lm.generate(text, GenerationConfig(max_new_tokens=16, **settings))[0].token_ids == ref
+
+
+def test_seq2seq_uses_the_manifest_decoding_settings(exported, tmp_path):
+    import json
+    import shutil
+
+    directory = tmp_path / "t5"
+    shutil.copytree(exported["t5"], directory)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    manifest["config"]["generation"] = {"no_repeat_ngram_size": 2}
+    (directory / "manifest.json").write_text(json.dumps(manifest))
+    plain, guarded = Seq2SeqLM(exported["t5"]), Seq2SeqLM(directory)
+    config = GenerationConfig(max_new_tokens=24, stop_on_eos=False)
+    explicit = GenerationConfig(max_new_tokens=24, stop_on_eos=False, no_repeat_ngram_size=2)
+    off = GenerationConfig(max_new_tokens=24, stop_on_eos=False, no_repeat_ngram_size=0)
+    for text in PROMPTS:
+        assert guarded.generate(text, config)[0].token_ids == plain.generate(text, explicit)[0].token_ids
+        assert guarded.generate(text, off)[0].token_ids == plain.generate(text, config)[0].token_ids
+
+
+def test_copy_bias_favours_the_input_tokens(exported):
+    from plusls.exported.generation import adjust_logits
+
+    logits = np.zeros((2, 5), np.float32)
+    out = adjust_logits(logits, [[], []], GenerationConfig(copy_bias=1.5), [np.array([1, 3]), np.array([], np.int64)])
+    assert out[0].tolist() == [0.0, 1.5, 0.0, 1.5, 0.0] and not out[1].any() and not logits.any()
+    assert adjust_logits(logits, [[], []], GenerationConfig(copy_bias=0.0), [np.array([1])]) is logits
+    lm = Seq2SeqLM(exported["t5"])
+    text = PROMPTS[0]
+    ids, _ = lm.encode_batch([text])
+    source = set(ids[0].tolist()) - lm.special_ids
+    plain = lm.generate(text, GenerationConfig(max_new_tokens=12, stop_on_eos=False))[0].token_ids
+    copied = lm.generate(text, GenerationConfig(max_new_tokens=12, stop_on_eos=False, copy_bias=100.0))[0].token_ids
+    assert all(t in source for t in copied) and plain != copied  # a large bonus: only the input's tokens come out
+    assert lm.generate(text, GenerationConfig(max_new_tokens=12, stop_on_eos=False, copy_bias=0.0))[0].token_ids == plain

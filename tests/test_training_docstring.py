@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from plusls.exported import GenerationConfig, Seq2SeqLM
+from plusls.training.docstring import DECODING
 
 PAIRS = [
     ("def add(a, b):\n    return a + b", "Return the sum of two numbers."),
@@ -53,10 +54,13 @@ def test_exported_docstring_model_generates_what_pytorch_generates(trained):
     manifest = runtime.manifest
     assert manifest.kind == "seq2seq" and manifest.architecture == "EncoderDecoderModel"
     assert manifest.special_tokens["eos"]["token"] == "[SEP]" and manifest.parity["fp32_max_abs_diff"] < 1e-4
+    # The decoding chosen for the model travels with it: generation_config.json -> manifest -> runtime.
+    assert manifest.config["generation"] == DECODING and runtime.generation_defaults == DECODING
     model = EncoderDecoderModel.from_pretrained(hf_dir).eval()
+    assert model.generation_config.no_repeat_ngram_size == DECODING["no_repeat_ngram_size"]
     tok = AutoTokenizer.from_pretrained(hf_dir)
     codes = [c for c, _ in PAIRS]
-    got = runtime.generate(codes, GenerationConfig(max_new_tokens=12))
+    got = runtime.generate(codes, GenerationConfig(max_new_tokens=12, copy_bias=0.0))  # transformers has no copy bias
     for code, g in zip(codes, got):
         with torch.no_grad():
             ids = model.generate(**tok(code, return_tensors="pt"), max_new_tokens=12, do_sample=False, num_beams=1)

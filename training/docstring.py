@@ -31,6 +31,10 @@ SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 MAX_SOURCE, MAX_TARGET = 96, 48  # wordpieces; CPU-sized (the export declares MAX_SOURCE as max_length)
 # Cross-attention and the LM head's transform start from random weights: they learn at NEW_LR_SCALE x the LR.
 NEW_PARTS, NEW_LR_SCALE = ("crossattention", "cls.predictions.transform"), 5.0
+# Decoding, chosen on a dev slice of the held-out packages (MODEL_CARD.md): never repeat a wordpiece trigram, and
+# favour the input's own wordpieces (its identifiers) by a logit bonus. Saved in the model's generation_config.json;
+# `plusls export` copies it into the manifest and plusls's runtime applies it (transformers applies the first only).
+DECODING = {"no_repeat_ngram_size": 3, "copy_bias": 1.0}
 
 
 @dataclass(frozen=True)
@@ -267,6 +271,8 @@ def train_docstring(corpus: Path, out: Path, design: str | Design = "bert2bert",
                    evaluate=lambda m, step: {"heldout_loss": round(heldout_loss(m, held, tokenizer.pad_token_id),
                                                                    4)}, log=log)
     final = out / "model"
+    for key, value in DECODING.items():
+        setattr(model.generation_config, key, value)
     model.save_pretrained(final)
     tokenizer.save_pretrained(final)
     result.update(design=asdict(design), init_from=str(init_from) if init_from else None, train_pairs=len(pairs),

@@ -61,6 +61,8 @@ def export_model(
             source_note = f"{gguf} (GGUF, dequantized to fp32)"
         config = check_source(src)
         manifest = EXPORTERS[kind](src, config, work, scratch, log)
+        if kind == "seq2seq" and (decoding := _decoding_settings(src)):
+            manifest.config["generation"] = decoding
         manifest.source = source_note
         _save_tokenizer(src, work, manifest)
         manifest.created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
@@ -74,6 +76,18 @@ def export_model(
         _replace_dir(work, out)
     log(f"wrote {out} in {time.perf_counter() - t0:.1f}s (parity {manifest.parity})")
     return manifest
+
+
+def _decoding_settings(src: Path) -> dict:
+    """The repetition settings of the checkpoint's generation_config.json that the runtime applies (seq2seq only:
+    completions stay plain greedy). They go into the manifest, so every user of the directory decodes the same way."""
+    import json
+
+    from ..generation import DECODING_KEYS, NEUTRAL
+
+    path = src / "generation_config.json"
+    settings = json.loads(path.read_text()) if path.is_file() else {}
+    return {k: settings[k] for k in DECODING_KEYS if settings.get(k) not in (None, NEUTRAL[k])}
 
 
 def _optimum_export(src: Path, task: str, scratch: Path, log: Log) -> Path:
