@@ -119,6 +119,15 @@ def gold_mrr(model, tokenizer) -> float:
     return total / len(PAIRS)
 
 
+@pytest.fixture(scope="module")
+def tiny_embedder(trained):
+    from plusls.exported.export import export_model
+
+    out = trained["root"] / "embedder"
+    export_model(trained["bert"], "embedding", out, log=lambda m: None)
+    return out
+
+
 def test_loss_falls_and_the_model_ranks_each_texts_code_above_the_distractors(trained):
     from plusls.training.matching import MatchingModel, load_matching
     from transformers import AutoModel, AutoTokenizer
@@ -193,15 +202,13 @@ def test_int8_export_records_its_agreement(trained, tmp_path):
     assert manifest.quantization.startswith("int8") and manifest.parity["int8_pair_order_agreement"] >= 0.9
 
 
-def test_reranking_puts_the_described_function_first(trained, exported_matcher, tmp_path):
+def test_reranking_puts_the_described_function_first(trained, exported_matcher, tiny_embedder, tmp_path):
     from plusls.exported import Embedder
-    from plusls.exported.export import export_model
     from plusls.exported.matching import Matcher
     from plusls.indexer.search import search
     from plusls.indexer.workspace_index import WorkspaceIndex
 
-    emb_dir = export_model(trained["bert"], "embedding", tmp_path / "embedder", log=lambda m: None) and \
-        tmp_path / "embedder"
+    emb_dir = tiny_embedder
     repo = make_repo(tmp_path / "ws")
     index = WorkspaceIndex(repo, Embedder(emb_dir), "tiny-bert", tmp_path / "index", log=lambda m: None)
     index.update()
@@ -223,3 +230,20 @@ def test_reranking_puts_the_described_function_first(trained, exported_matcher, 
     # A query naming code is left to the exact-name boost: no reranking.
     assert "rerank" not in search(index, "read_text", k=5, reranker=matcher).timings_ms
     index.close()
+
+
+def test_eval_search_reports_hybrid_with_reranking(exported_matcher, tiny_embedder, tmp_path):
+    """`plusls eval search --rerank DIR` on a CoSQA-shaped set of the fixture pairs: one more mode, hybrid+rerank."""
+    from plusls.training.evaluation.run import EvalOptions, run_eval
+
+    cosqa = tmp_path / "cosqa"
+    cosqa.mkdir()
+    (cosqa / "code_idx_map.txt").write_text(json.dumps({code: n for n, (_, code) in enumerate(PAIRS)}))
+    (cosqa / "cosqa-retrieval-dev-500.json").write_text(json.dumps(
+        [{"doc": text, "retrieval_idx": n} for n, (text, _) in enumerate(PAIRS[:4])]))
+    result = run_eval(EvalOptions(task="search", model=str(tiny_embedder), data=str(tmp_path),
+                                  rerank=str(exported_matcher[0])))
+    metrics = result["metrics"]
+    assert set(metrics) == {"vector", "bm25", "hybrid", "hybrid+rerank"}
+    assert metrics["hybrid+rerank"]["mrr@10"] >= metrics["hybrid"]["mrr@10"]
+    assert metrics["hybrid+rerank"]["recall@1"] >= 0.5
