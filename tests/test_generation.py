@@ -258,4 +258,5 @@ def test_copy_bias_favours_the_input_tokens(exported):
     plain = lm.generate(text, GenerationConfig(max_new_tokens=12, stop_on_eos=False))[0].token_ids
     copied = lm.generate(text, GenerationConfig(max_new_tokens=12, stop_on_eos=False, copy_bias=100.0))[0].token_ids
     assert all(t in source for t in copied) and plain != copied  # a large bonus: only the input's tokens come out
-    assert lm.generate(text, GenerationConfig(max_new_tokens=12, stop_on_eos=False, copy_bias=0.0))[0].token_ids == plain
+    off = GenerationConfig(max_new_tokens=12, stop_on_eos=False, copy_bias=0.0)
+    assert lm.generate(text, off)[0].token_ids == plain

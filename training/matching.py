@@ -23,6 +23,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from plusls.exported.export.embedding_modules import pool
+
 from .data import read_jsonl
 from .loop import TrainConfig, train
 
@@ -44,12 +46,7 @@ class MatchingModel(torch.nn.Module):
 
     def score(self, input_ids, attention_mask, token_type_ids):
         h = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)[0]
-        if self.pooling == "cls":
-            pooled = h[:, 0]
-        else:
-            m = attention_mask.unsqueeze(-1).to(h.dtype)
-            pooled = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
-        return self.head(pooled).squeeze(-1)
+        return self.head(pool(h, attention_mask, self.pooling)).squeeze(-1)
 
     def forward(self, input_ids, attention_mask, token_type_ids, labels):
         logits = self.score(input_ids, attention_mask, token_type_ids)
@@ -257,7 +254,8 @@ def train_matching(corpus: Path, out: Path, embedder_dir: Path | None = None, ma
                       warmup_steps=min(50, max(1, max_steps // 10)), seed=seed, threads=threads,
                       checkpoint_every=checkpoint_every, lr_scale={"head.": 20.0})
     evaluate = (lambda m, step: rerank_mrr(m, miner, held, heldout_queries)) if heldout_queries else None
-    result = train(cfg, model, matching_batches(data, miner, batch_size, seed, negative_temperature), evaluate=evaluate, log=log)
+    batches = matching_batches(data, miner, batch_size, seed, negative_temperature)
+    result = train(cfg, model, batches, evaluate=evaluate, log=log)
     final = out / "model"
     if final.exists():
         shutil.rmtree(final)

@@ -182,19 +182,28 @@ def _export_embedding(src: Path, config: dict, work: Path, scratch: Path, log: L
 
     model, pooling, names = _embedding_module(src, config)
     log(f"exporting embedding model ({pooling} pooling)")
-    example = tuple(torch.ones((2, 8), dtype=torch.long) for _ in names)
-    axes = {n: {0: "batch", 1: "sequence"} for n in names} | {"embedding": {0: "batch"}}
-    try:
-        torch.onnx.export(model, example, str(work / "model.onnx"), input_names=names, output_names=["embedding"],
-                          dynamic_axes=axes, opset_version=17, dynamo=False)
-    except Exception as e:
-        raise ExportError(f"torch.onnx.export failed for {src}: {e}") from e
+    example = _trace_encoder(model, names, "embedding", src, work)
     with torch.no_grad():
         dim = int(model(*example).shape[-1])
     length = _sentence_max_length(src) or config.get("max_position_embeddings") or 512
     if config.get("model_type") in ("codet5p_embedding", "t5"):
         length = 512  # relative position buckets: no hard limit; the model was trained at 512
     return _base_manifest("embedding", config, 17, int(length), {"dim": dim, "pooling": pooling})
+
+
+def _trace_encoder(model, names: list[str], output: str, src: Path, work: Path) -> tuple:
+    """Trace an encoder taking `names` [batch, sequence] to one output [batch, ...] into work/model.onnx; returns
+    the example inputs it traced with."""
+    import torch
+
+    example = tuple(torch.ones((2, 8), dtype=torch.long) for _ in names)
+    axes = {n: {0: "batch", 1: "sequence"} for n in names} | {output: {0: "batch"}}
+    try:
+        torch.onnx.export(model, example, str(work / "model.onnx"), input_names=names, output_names=[output],
+                          dynamic_axes=axes, opset_version=17, dynamo=False)
+    except Exception as e:
+        raise ExportError(f"torch.onnx.export failed for {src}: {e}") from e
+    return example
 
 
 def _sentence_max_length(src: Path) -> int | None:
@@ -206,20 +215,12 @@ def _sentence_max_length(src: Path) -> int | None:
 
 def _export_matching(src: Path, config: dict, work: Path, scratch: Path, log: Log) -> Manifest:
     """A text-code matching cross-encoder (training/matching.py): the pair's ids -> one match logit."""
-    import torch
-
     from .embedding_modules import MatchingLogits
 
     model = MatchingLogits.load(src)
     names = ["input_ids", "attention_mask", "token_type_ids"]
     log(f"exporting matching model ({model.model.pooling} pooling)")
-    example = tuple(torch.ones((2, 8), dtype=torch.long) for _ in names)
-    axes = {n: {0: "batch", 1: "sequence"} for n in names} | {"logits": {0: "batch"}}
-    try:
-        torch.onnx.export(model, example, str(work / "model.onnx"), input_names=names, output_names=["logits"],
-                          dynamic_axes=axes, opset_version=17, dynamo=False)
-    except Exception as e:
-        raise ExportError(f"torch.onnx.export failed for {src}: {e}") from e
+    _trace_encoder(model, names, "logits", src, work)
     return _base_manifest("matching", config, 17, int(config.get("max_position_embeddings") or 512),
                           {"pooling": model.model.pooling, **model.lengths})
 

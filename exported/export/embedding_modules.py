@@ -22,12 +22,15 @@ class SentenceEmbedder(nn.Module):
 
     def forward(self, input_ids, attention_mask, token_type_ids):
         h = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)[0]
-        if self.pooling == "cls":
-            pooled = h[:, 0]
-        else:
-            m = attention_mask.unsqueeze(-1).to(h.dtype)
-            pooled = (h * m).sum(1) / m.sum(1).clamp(min=1e-9)
-        return F.normalize(pooled, p=2, dim=-1)
+        return F.normalize(pool(h, attention_mask, self.pooling), p=2, dim=-1)
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """[batch, seq, dim] -> [batch, dim]: the [CLS] position, or the mean over the real (unmasked) tokens."""
+    if pooling == "cls":
+        return hidden[:, 0]
+    m = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
 
 
 class CodeT5pEmbedder(nn.Module):

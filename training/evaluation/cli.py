@@ -53,7 +53,8 @@ def _eval(args: argparse.Namespace) -> int:
                         batch_size=args.batch_size, seed=args.seed, timeout_s=args.timeout, workers=args.workers)
     options = EvalOptions(task=args.task, model=args.model, data=args.data, limit=args.limit, settings=settings,
                           sandbox=args.sandbox, memory_mb=args.memory_mb, infill_mode=args.infill_mode,
-                          subset=args.subset, rerank=args.rerank, json_path=args.json_path, report_path=args.report_path,
+                          subset=args.subset, rerank=args.rerank, json_path=args.json_path,
+                          report_path=args.report_path,
                           command="plusls " + shlex.join(sys.argv[1:]), models_dir=args.models_dir)
     print(summary(run_eval(options)))
     return 0
