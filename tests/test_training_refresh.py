@@ -249,3 +249,25 @@ def test_completion_refresh_adds_fim_tokens_and_refuses_what_is_not_better(servi
         torch.set_num_threads(threads)
     assert (outcome.before, outcome.after, outcome.swapped) == (0.0, 0.0, False)
     assert "refused" in outcome.reason and read_manifest(current, verify=True).files == before
+
+
+def test_a_refreshed_model_that_fails_its_export_checks_is_refused_and_its_weights_kept(serving, tmp_path,
+                                                                                       monkeypatch):
+    import plusls.exported.export as export
+    from plusls.exported.errors import ExportError
+    from plusls.exported.manifest import read_manifest
+
+    def failing(*args, **kwargs):
+        raise ExportError("int8 loses too much quality: int8_top1_agreement 0.870 < 0.9; export without --int8")
+
+    monkeypatch.setattr(export, "export_model", failing)
+    workspace, model = serving
+    current = fresh_copy(model, tmp_path)
+    before = read_manifest(current).files
+    outcome = run_refresh(workspace, current, tmp_path, steps=5)
+    assert not outcome.swapped and outcome.after is None
+    assert "did not export" in outcome.reason and "int8_top1_agreement" in outcome.reason
+    assert read_manifest(current, verify=True).files == before
+    (run,) = (tmp_path / "runs" / "search").iterdir()
+    assert (run / "model" / "config.json").is_file() and not (run / "ckpt.pt").exists()
+    assert str(run / "model") in outcome.reason

@@ -376,9 +376,14 @@ def refresh(workspace: Path, targets: dict[str, Path], minutes: float = 30.0, st
         run = runs / name / time.strftime("%Y%m%d-%H%M%S")
         outcome = work[name](Path(current), samples, run, steps, minutes / len(targets), seed, threads, lr[name],
                              log)
-        if outcome.swapped:  # run/model is the serving model's source now (its manifest says so): keep that only
+        if outcome.swapped or outcome.after is None and (run / "model").is_dir():
+            # Swapped: run/model is the serving model's source now (its manifest says so). Not exported: the
+            # trained weights may still be worth having, exported another way.
             (run / "ckpt.pt").unlink(missing_ok=True)
             shutil.rmtree(run / "source", ignore_errors=True)
+            if not outcome.swapped:
+                outcome.reason += (f"; the trained weights are kept in {run / 'model'} (`plusls export` them "
+                                   "without --int8 to try them)")
         else:
             shutil.rmtree(run, ignore_errors=True)
         log(outcome.line())
