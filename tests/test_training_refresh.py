@@ -142,6 +142,12 @@ def test_refresh_improves_held_out_retrieval_and_swaps_the_model(serving, tmp_pa
     assert new.files != old_files and Path(new.source).is_dir()  # the next refresh starts from these weights
     assert read_manifest(previous_dir(current)).files == old_files  # kept for going back
     assert Embedder(current).embed(["read the config"]).shape == (1, 32)
+    # --rollback puts the replaced model back (and a second one the refreshed model again).
+    back = subprocess.run([sys.executable, "-m", "plusls.server.cli", "train", "refresh", "--rollback", "--only",
+                           "search", "--embedding", str(current)], capture_output=True, text=True)
+    assert back.returncode == 0 and "back to the model before the last refresh" in back.stdout, back.stderr
+    assert read_manifest(current, verify=True).files == old_files
+    assert read_manifest(previous_dir(current)).files == new.files
     # Deterministic with a seed: the same refresh of the same model measures the same.
     again = run_refresh(workspace, fresh_copy(model, tmp_path / "again"), tmp_path / "again")
     assert (again.before, again.after) == (outcome.before, outcome.after)

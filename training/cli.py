@@ -71,6 +71,7 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     r.add_argument("--embedding", help="the exported search embedder to refresh (default: the embedded MiniLM)")
     r.add_argument("--completion", help="the exported completion model to refresh (default: SmolLM2 int8)")
     r.add_argument("--telemetry", help="accepted-completions log (default: the server's)")
+    r.add_argument("--rollback", action="store_true", help="put back the models the last refresh replaced")
     r.add_argument("--threads", type=int, default=0)
     r.add_argument("--seed", type=int, default=0)
     r.set_defaults(func=_refresh)
@@ -126,13 +127,18 @@ def _refresh(args: argparse.Namespace) -> int:
     from plusls.server.paths import default_models_dir
     from plusls.server.telemetry import default_log_path
 
-    from .refresh import refresh
+    from .refresh import refresh, roll_back
 
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     models = Path(args.models_dir).expanduser() if args.models_dir else default_models_dir()
     chosen = {"search": (args.embedding, EMBEDDER), "completion": (args.completion, COMPLETER_INT8)}
+    chosen = {name: pair for name, pair in chosen.items() if args.only in (None, name)}
+    if args.rollback:
+        for given, default in chosen.values():
+            print(roll_back(Path(given).expanduser() if given else models / default.name))
+        return 0
     targets = {name: Path(given).expanduser() if given else ensure_default(default, models, log)
-               for name, (given, default) in chosen.items() if args.only in (None, name)}
+               for name, (given, default) in chosen.items()}
     outcomes = refresh(Path(args.workspace), targets, minutes=args.minutes, steps=args.steps, seed=args.seed,
                        threads=args.threads, log=log,
                        telemetry=Path(args.telemetry).expanduser() if args.telemetry else default_log_path())

@@ -165,6 +165,16 @@ def swap_in(staged: Path, current: Path) -> Path:
     return previous
 
 
+def roll_back(current: Path) -> str:
+    """Put NAME.previous back in place in one exchange; the refreshed model becomes NAME.previous, so rolling back
+    twice restores the refresh. A running server picks the change up like a refresh."""
+    previous = previous_dir(current)
+    if not (previous / "manifest.json").is_file():
+        raise RefreshError(f"{current} has no previous model to go back to (no {previous.name} beside it)")
+    exchange(previous, current)
+    return f"{current}: back to the model before the last refresh (the refreshed one is now {previous})"
+
+
 def torch_source(current: Path) -> Path:
     """The PyTorch weights the serving export came from (the manifest records them)."""
     source = read_manifest(current).source or ""
