@@ -208,6 +208,7 @@ def refresh_search(current: Path, samples: Samples, run: Path, steps: int, minut
 
     from .contrastive import fine_tune_embedder
 
+    source = torch_source(current)  # before any work: a missing checkpoint is said at once
     train, held = samples.pairs["train"], samples.pairs["heldout"]
     before = heldout_mrr(current, held)
     outcome = Outcome("search embedder", "text->code MRR", before)
@@ -217,7 +218,7 @@ def refresh_search(current: Path, samples: Samples, run: Path, steps: int, minut
         return outcome
     log(f"search: fine-tuning on {len(train)} (summary, code) pairs, {len(held)} held out; MRR now {before:.4f}")
     # The loop's own eval (PyTorch) watches a slice; the verdict is measured on the exports, on all held-out pairs.
-    result = fine_tune_embedder(torch_source(current), train, held[:200], run, max_steps=steps, max_minutes=minutes,
+    result = fine_tune_embedder(source, train, held[:200], run, max_steps=steps, max_minutes=minutes,
                                 batch_size=16, lr=lr, seed=seed, threads=threads, log=log)
     outcome.steps = result["steps"]
     return stage_and_swap(outcome, current, lambda out: export_model(
@@ -294,6 +295,7 @@ def first_line_match(model_dir: Path, cuts: list[dict]) -> float:
 
 def refresh_completion(current: Path, samples: Samples, run: Path, steps: int, minutes: float, seed: int,
                        threads: int, lr: float, log: Log) -> Outcome:
+    source = torch_source(current)
     cuts = [f for f in samples.fim["heldout"] if f["cut"] == "lines" and f["middle"].strip()][:MAX_FIM_EVAL]
     train = samples.fim["train"]
     before = first_line_match(current, cuts) if cuts else 0.0
@@ -303,7 +305,7 @@ def refresh_completion(current: Path, samples: Samples, run: Path, steps: int, m
         return outcome
     log(f"completion: fine-tuning on {len(train)} FIM samples ({samples.accepted} accepted completions), "
         f"{len(cuts)} held-out lines; first-line exact match now {before:.4f}")
-    source = prepare_causal_source(torch_source(current), run)
+    source = prepare_causal_source(source, run)
     outcome.steps = train_fim(source, train, run, steps, minutes, seed, threads, lr, log)
 
     from plusls.exported.export import export_model
