@@ -15,6 +15,12 @@ from .model_files import ModelFiles
 from .sessions import RuntimeOptions
 
 
+def pair_ids(cls_id: int, sep_id: int, text: list[int], code: list[int]) -> tuple[list[int], list[int]]:
+    """[CLS] text [SEP] code [SEP] from ids without special tokens; token types 0 then 1 (training builds its pairs
+    with this too, so the runtime reads them as they were trained)."""
+    return [cls_id, *text, sep_id, *code, sep_id], [0] * (len(text) + 2) + [1] * (len(code) + 1)
+
+
 class Matcher:
     def __init__(self, directory: str | Path, options: RuntimeOptions | None = None, verify: bool = True):
         self.files = ModelFiles(directory, "matching", options, verify)
@@ -42,10 +48,7 @@ class Matcher:
     def pairs(self, text: str, codes: Sequence[str]) -> list[tuple[list[int], list[int]]]:
         """(input ids, token types) of "[CLS] text [SEP] code [SEP]" for each code."""
         t = self._ids([text], self.max_text)[0]
-        out = []
-        for c in self._ids(codes, self.max_code):
-            out.append(([self.cls_id, *t, self.sep_id, *c, self.sep_id], [0] * (len(t) + 2) + [1] * (len(c) + 1)))
-        return out
+        return [pair_ids(self.cls_id, self.sep_id, t, c) for c in self._ids(codes, self.max_code)]
 
     def run(self, rows: list[tuple[list[int], list[int]]]) -> np.ndarray:
         width = max(1, max((len(ids) for ids, _ in rows), default=1))

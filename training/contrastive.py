@@ -39,7 +39,7 @@ class ContrastivePair(torch.nn.Module):
         return SimpleNamespace(loss=(F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2)
 
 
-def _pad(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+def pad_sequences(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(map(len, seqs))
     ids = torch.zeros((len(seqs), width), dtype=torch.long)
     mask = torch.zeros((len(seqs), width), dtype=torch.long)
@@ -63,8 +63,8 @@ def pair_batches(pairs, batch_size: int, seed: int):
         order = list(range(len(pairs)))
         random.Random(f"{seed}:{step // per_epoch}").shuffle(order)
         idx = order[(step % per_epoch) * batch_size : (step % per_epoch + 1) * batch_size]
-        t_ids, t_mask = _pad([pairs[i][0] for i in idx])
-        c_ids, c_mask = _pad([pairs[i][1] for i in idx])
+        t_ids, t_mask = pad_sequences([pairs[i][0] for i in idx])
+        c_ids, c_mask = pad_sequences([pairs[i][1] for i in idx])
         tokens = int(t_mask.sum() + c_mask.sum())
         return {"text_ids": t_ids, "text_mask": t_mask, "code_ids": c_ids, "code_mask": c_mask}, tokens
 
@@ -77,8 +77,8 @@ def retrieval_mrr(model: ContrastivePair, pairs, batch: int = 64) -> float:
         texts, codes = [], []
         for i in range(0, len(pairs), batch):
             chunk = pairs[i : i + batch]
-            texts.append(model.embed(*_pad([p[0] for p in chunk])))
-            codes.append(model.embed(*_pad([p[1] for p in chunk])))
+            texts.append(model.embed(*pad_sequences([p[0] for p in chunk])))
+            codes.append(model.embed(*pad_sequences([p[1] for p in chunk])))
         sims = torch.cat(texts) @ torch.cat(codes).T
         ranks = (sims > sims.diag()[:, None]).sum(1) + 1
     return float((1.0 / ranks.float()).mean())

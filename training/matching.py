@@ -24,7 +24,9 @@ import torch
 import torch.nn.functional as F
 
 from plusls.exported.export.embedding_modules import pool
+from plusls.exported.matching import pair_ids
 
+from .contrastive import pad_sequences
 from .data import read_jsonl
 from .loop import TrainConfig, train
 
@@ -80,12 +82,6 @@ def load_matching(src: Path) -> MatchingModel:
     return model.eval()
 
 
-def pair_ids(cls_id: int, sep_id: int, text: list[int], code: list[int]) -> tuple[list[int], list[int]]:
-    """[CLS] text [SEP] code [SEP] from ids without special tokens; token types 0 then 1."""
-    ids = [cls_id, *text, sep_id, *code, sep_id]
-    return ids, [0] * (len(text) + 2) + [1] * (len(code) + 1)
-
-
 def _pad3(rows: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     width = max(len(ids) for ids, _ in rows)
     ids = torch.zeros((len(rows), width), dtype=torch.long)
@@ -96,16 +92,6 @@ def _pad3(rows: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, torch.
         mask[i, : len(s)] = 1
         types[i, : len(t)] = torch.tensor(t)
     return ids, mask, types
-
-
-def _pad(seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-    width = max(map(len, seqs))
-    ids = torch.zeros((len(seqs), width), dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for i, s in enumerate(seqs):
-        ids[i, : len(s)] = torch.tensor(s)
-        mask[i, : len(s)] = 1
-    return ids, mask
 
 
 class Encoded:
@@ -134,8 +120,8 @@ def mine_negatives(embedder, data: Encoded, idx: list[int], gen: torch.Generator
     """For each text of the batch, a code of another pair, drawn by the frozen embedder's softmax(sim / t)
     (pairs sharing the code or the text are never negatives of each other)."""
     with torch.no_grad():
-        t = embedder(*_pad([data.single(data.texts[i]) for i in idx]), torch.zeros(1, dtype=torch.long))
-        c = embedder(*_pad([data.single(data.codes[i]) for i in idx]), torch.zeros(1, dtype=torch.long))
+        t = embedder(*pad_sequences([data.single(data.texts[i]) for i in idx]), torch.zeros(1, dtype=torch.long))
+        c = embedder(*pad_sequences([data.single(data.codes[i]) for i in idx]), torch.zeros(1, dtype=torch.long))
     sims = t @ c.T / temperature
     for a, i in enumerate(idx):
         for b, j in enumerate(idx):
@@ -192,13 +178,13 @@ def rerank_mrr(model: MatchingModel, embedder, data: Encoded, queries: int = 100
     """Held-out in-domain check: each of `queries` texts searches all held-out codes with the frozen embedder; MRR@10
     of the embedder's ranking vs the matching model's reranking of its top `candidates`."""
     n = len(data)
-    with torch.no_grad():
-        embs_t, embs_c = [], []
-        for s in range(0, n, 64):
-            part = range(s, min(n, s + 64))
-            embs_t.append(embedder(*_pad([data.single(data.texts[i]) for i in part]), None))
-            embs_c.append(embedder(*_pad([data.single(data.codes[i]) for i in part]), None))
-        sims = torch.cat(embs_t[: (queries + 63) // 64])[:queries] @ torch.cat(embs_c).T
+
+    def embed(seqs: list[list[int]]) -> torch.Tensor:
+        return torch.cat([embedder(*pad_sequences([data.single(x) for x in seqs[s : s + 64]]), None)
+                          for s in range(0, len(seqs), 64)])
+
+    with torch.no_grad():  # only the texts that are queries; every code is a candidate
+        sims = embed(data.texts[: min(queries, n)]) @ embed(data.codes).T
     before = after = 0.0
     for q in range(min(queries, n)):
         top = torch.topk(sims[q], min(candidates, n)).indices.tolist()
