@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Callable
 
 from plusls.exported.errors import PluslsError
-from plusls.exported.manifest import read_manifest
+from plusls.exported.manifest import fim_prompt, read_manifest
 from plusls.indexer.chunker import chunk_file
 from plusls.indexer.walker import DEFAULT_MAX_BYTES, check_content, walk
 
@@ -250,25 +250,23 @@ def stage_and_swap(outcome: Outcome, current: Path, export: Callable[[Path], obj
 
 
 # --- completion ----------------------------------------------------------------------------------------------------
-def fim_ids(tokenizer, sample: dict, fim: dict[str, int], eos: int, prefix_tokens: int = 192,
+def fim_ids(tokenizer, sample: dict, fim: dict, eos: int, prefix_tokens: int = 192,
             suffix_tokens: int = 64, middle_tokens: int = 64) -> tuple[list[int], list[int]]:
     """A PSM fill-in-the-middle sequence and its labels (the loss is on the middle and the EOS that ends it)."""
     enc = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"]  # noqa: E731
-    prefix = enc(sample["prefix"])[-prefix_tokens:]
-    suffix = enc(sample["suffix"])[:suffix_tokens]
+    context = fim_prompt(fim, enc(sample["prefix"])[-prefix_tokens:], enc(sample["suffix"])[:suffix_tokens])
     middle = enc(sample["middle"])[:middle_tokens] + [eos]
-    context = [fim["prefix"], *prefix, fim["suffix"], *suffix, fim["middle"]]
     return context + middle, [-100] * len(context) + middle
 
 
-def add_fim_tokens(model, tokenizer) -> dict[str, int]:
+def add_fim_tokens(model, tokenizer) -> dict[str, dict]:
     """Give a tokenizer without FIM tokens the three StarCoder-style ones, and the model embedding rows for them
     (initialised at the mean embedding); the export then declares them in the manifest."""
     if not all(t in tokenizer.get_vocab() for t in FIM_TOKENS):
         tokenizer.add_special_tokens({"additional_special_tokens": list(FIM_TOKENS)})
         model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
-    vocab = tokenizer.get_vocab()
-    return {part: vocab[t] for part, t in zip(("prefix", "suffix", "middle"), FIM_TOKENS)}
+    vocab = tokenizer.get_vocab()  # in the manifest's form: part -> {"token", "id"}
+    return {part: {"token": t, "id": vocab[t]} for part, t in zip(("prefix", "suffix", "middle"), FIM_TOKENS)}
 
 
 def first_line_match(model_dir: Path, cuts: list[dict]) -> float:
@@ -283,11 +281,7 @@ def first_line_match(model_dir: Path, cuts: list[dict]) -> float:
     hits = 0
     for cut in cuts:
         prefix = lm.encode(cut["prefix"])[-192:]
-        if fim:
-            ids = [fim["prefix"]["id"], *prefix, fim["suffix"]["id"], *lm.encode(cut["suffix"])[:64],
-                   fim["middle"]["id"]]
-        else:
-            ids = prefix
+        ids = fim_prompt(fim, prefix, lm.encode(cut["suffix"])[:64]) if fim else prefix
         text = lm.generate_ids([ids], config)[0].text
         hits += text.split("\n")[0].strip() == cut["middle"].split("\n")[0].strip()
     return hits / max(1, len(cuts))
@@ -338,7 +332,7 @@ def train_fim(source: Path, samples: list[dict], run: Path, steps: int, minutes:
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModelForCausalLM.from_pretrained(source, torch_dtype=torch.float32)
     fim = add_fim_tokens(model, tokenizer)
-    eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else fim["middle"]
+    eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else fim["middle"]["id"]
     rows = [fim_ids(tokenizer, s, fim, eos) for s in samples]
 
     def batch_at(step: int):  # seeded epochs, 4 sequences a batch, right-padded

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from plusls.exported.manifest import fim_prompt
+
 from .filters import FilterContext
 
 CHARS_PER_TOKEN = 8  # generous: text beyond budget * this is never tokenized (a 10 MB file costs nothing extra)
@@ -75,8 +77,7 @@ class PromptBuilder:
             return header + prefix
         suffix = self.encode(cursor.text[cursor.offset : cursor.offset + self.suffix_tokens * CHARS_PER_TOKEN])
         suffix = suffix[: self.suffix_tokens]
-        fim = {part: self.fim[part]["id"] for part in ("prefix", "suffix", "middle")}
-        return [fim["prefix"], *header, *prefix, fim["suffix"], *suffix, fim["middle"]]
+        return fim_prompt(self.fim, header + prefix, suffix)
 
     def _prefix_ids(self, cursor: Cursor, state: WindowState, budget: int) -> list[int]:
         lowest = max(0, cursor.offset - budget * CHARS_PER_TOKEN)

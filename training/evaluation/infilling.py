@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from plusls.exported.manifest import fim_prompt
+
 from .data import find_file, read_jsonl, require_keys
 from .errors import EvalError
 from .generators import ModelGenerator, Request
@@ -47,8 +49,7 @@ def fim_ids(gen: ModelGenerator, prefix: str, suffix: str, budget: int) -> list[
     room = max(2, budget - 3)
     keep_suf = min(len(suf), max(room // 2, room - len(pre)))
     keep_pre = min(len(pre), room - keep_suf)
-    return [fim["prefix"]["id"], *pre[len(pre) - keep_pre:], fim["suffix"]["id"], *suf[:keep_suf],
-            fim["middle"]["id"]]
+    return fim_prompt(fim, pre[len(pre) - keep_pre:], suf[:keep_suf])
 
 
 def modes_for(ctx: Context, requested: str) -> list[str]:
