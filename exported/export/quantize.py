@@ -48,8 +48,8 @@ def quantize_dir(work: Path, manifest: Manifest) -> None:
 
 
 def _quantize_dynamic(work: Path, manifest: Manifest) -> None:
-    """The matching model (a reranker bundled with the package) also stores its word embeddings in int8 (Gather):
-    MiniLM's 30522 x 384 table is 47 of its 57 MB otherwise (23 MB with it)."""
+    """The matching model (the reranker, meant to ship inside the package) also stores its word embeddings in int8
+    (Gather): MiniLM's 30522 x 384 table is 47 of its 57 MB otherwise (23 MB with it)."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     ops = ["MatMul", "Gemm", "Gather"] if manifest.kind == "matching" else ["MatMul", "Gemm"]
