@@ -45,8 +45,8 @@ class Truncating:
     def __init__(self, inner, max_length: int):
         self.inner, self.dim, self.max_length = inner, inner.dim, max_length
 
-    def embed(self, texts, batch_size: int = 32, max_length=None, **kw):
-        return self.inner.embed(texts, batch_size=batch_size, max_length=max_length or self.max_length, **kw)
+    def embed(self, texts, max_length=None, **kw):  # the embedder's own batch size (8: measured best)
+        return self.inner.embed(texts, max_length=max_length or self.max_length, **kw)
 
 
 def main() -> None:

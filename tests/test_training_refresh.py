@@ -233,7 +233,8 @@ def test_completion_refresh_adds_fim_tokens_and_refuses_what_is_not_better(servi
 
     from plusls.exported.export import export_model
     from plusls.exported.manifest import read_manifest
-    from plusls.training.refresh import FIM_TOKENS, refresh, train_fim, workspace_samples
+    from plusls.training.completion import FIM_TOKENS, train_fim
+    from plusls.training.refresh import refresh, workspace_samples
 
     workspace, _ = serving
     src = read_manifest(exported["llama"]).source

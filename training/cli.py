@@ -59,6 +59,22 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--limit", type=int, help="only the first N training pairs")
     m.set_defaults(func=_matching)
+    f = sub.add_parser("completion", help="fine-tune the completion model (SmolLM2) on the mined corpus's code with "
+                                          "fill-in-the-middle (adds FIM tokens) and on accepted completions; "
+                                          "resumes from OUT/ckpt.pt")
+    f.add_argument("--out", required=True, help="run folder: checkpoint, model/ (Hugging Face format)")
+    f.add_argument("--corpus", help="corpus folder from `plusls train data` (default: its default)")
+    f.add_argument("--source", help="causal LM to start from: a Hugging Face folder or a GGUF file "
+                                    "(default: the embedded SmolLM2)")
+    f.add_argument("--telemetry", help="accepted-completions log to train on too (default: the server's)")
+    f.add_argument("--fim-rate", type=float, default=0.5, help="share of samples in FIM form (the rest left to right)")
+    f.add_argument("--steps", type=int, default=1000)
+    f.add_argument("--minutes", type=float, default=0.0)
+    f.add_argument("--lr", type=float, default=5e-5)
+    f.add_argument("--threads", type=int, default=0)
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--limit", type=int, help="only the first N FIM samples")
+    f.set_defaults(func=_completion)
     r = sub.add_parser("refresh", help="fine-tune the search and completion models on WORKSPACE (its documented "
                                        "functions, FIM cuts and your accepted completions); a model replaces the "
                                        "serving one only if it measures better on held-out files of WORKSPACE")
@@ -119,6 +135,24 @@ def _matching(args: argparse.Namespace) -> int:
                             max_minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                             threads=args.threads, limit=args.limit)
     print(json.dumps({k: result.get(k) for k in ("steps", "stopped", "train_seconds", "eval")}))
+    return 0
+
+
+def _completion(args: argparse.Namespace) -> int:
+    from plusls.exported.defaults import COMPLETER
+    from plusls.server.telemetry import default_log_path
+
+    from .completion import train_completion
+    from .data import default_corpus_dir
+
+    result = train_completion(Path(args.corpus) if args.corpus else default_corpus_dir(),
+                              Path(args.source).expanduser() if args.source else COMPLETER.source(), Path(args.out),
+                              steps=args.steps, minutes=args.minutes, seed=args.seed, threads=args.threads,
+                              lr=args.lr, fim_rate=args.fim_rate, limit=args.limit,
+                              telemetry=Path(args.telemetry).expanduser() if args.telemetry else default_log_path())
+    print(json.dumps(result))
+    print(f"export it: plusls export {result['model']} --kind causal-lm --int8 --out DIR; "
+          "measure it: plusls eval humaneval --model DIR", file=sys.stderr)
     return 0
 
 

@@ -29,6 +29,7 @@ from plusls.exported.manifest import fim_prompt, read_manifest
 from plusls.indexer.chunker import chunk_file
 from plusls.indexer.walker import DEFAULT_MAX_BYTES, check_content, walk
 
+from .completion import prepare_causal_source, train_fim
 from .data import first_sentence, fim_samples, strip_docstring
 
 Log = Callable[[str], None]
@@ -36,7 +37,6 @@ HELDOUT_FRACTION = 0.25
 MIN_TRAIN_PAIRS, MIN_HELDOUT_PAIRS = 8, 4
 FIM_PER_FILE = 6
 MAX_FIM_EVAL = 60  # held-out completion cuts measured (each one is a greedy generation)
-FIM_TOKENS = ("<fim_prefix>", "<fim_suffix>", "<fim_middle>")
 
 
 class RefreshError(PluslsError):
@@ -250,25 +250,6 @@ def stage_and_swap(outcome: Outcome, current: Path, export: Callable[[Path], obj
 
 
 # --- completion ----------------------------------------------------------------------------------------------------
-def fim_ids(tokenizer, sample: dict, fim: dict, eos: int, prefix_tokens: int = 192,
-            suffix_tokens: int = 64, middle_tokens: int = 64) -> tuple[list[int], list[int]]:
-    """A PSM fill-in-the-middle sequence and its labels (the loss is on the middle and the EOS that ends it)."""
-    enc = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"]  # noqa: E731
-    context = fim_prompt(fim, enc(sample["prefix"])[-prefix_tokens:], enc(sample["suffix"])[:suffix_tokens])
-    middle = enc(sample["middle"])[:middle_tokens] + [eos]
-    return context + middle, [-100] * len(context) + middle
-
-
-def add_fim_tokens(model, tokenizer) -> dict[str, dict]:
-    """Give a tokenizer without FIM tokens the three StarCoder-style ones, and the model embedding rows for them
-    (initialised at the mean embedding); the export then declares them in the manifest."""
-    if not all(t in tokenizer.get_vocab() for t in FIM_TOKENS):
-        tokenizer.add_special_tokens({"additional_special_tokens": list(FIM_TOKENS)})
-        model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
-    vocab = tokenizer.get_vocab()  # in the manifest's form: part -> {"token", "id"}
-    return {part: {"token": t, "id": vocab[t]} for part, t in zip(("prefix", "suffix", "middle"), FIM_TOKENS)}
-
-
 def first_line_match(model_dir: Path, cuts: list[dict]) -> float:
     """Share of held-out line cuts whose first line the exported model writes exactly (greedy), prompted as the
     server prompts it: FIM when its manifest declares FIM tokens, else the prefix alone."""
@@ -307,53 +288,6 @@ def refresh_completion(current: Path, samples: Samples, run: Path, steps: int, m
     return stage_and_swap(outcome, current, lambda out: export_model(
         run / "model", "causal-lm", out, int8=read_manifest(current).quantization is not None, force=True, log=log),
         lambda staged: first_line_match(staged, cuts), log)
-
-
-def prepare_causal_source(source: Path, run: Path) -> Path:
-    """A Hugging Face folder for `source` (a GGUF file is dequantized once into the run folder)."""
-    from plusls.exported.export.sources import find_gguf, materialize_gguf
-
-    gguf = find_gguf(source)
-    if gguf is None:
-        return source
-    hf = run / "source"
-    if not (hf / "config.json").exists():
-        materialize_gguf(gguf, hf)
-    return hf
-
-
-def train_fim(source: Path, samples: list[dict], run: Path, steps: int, minutes: float, seed: int, threads: int,
-              lr: float, log: Log) -> int:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from .loop import TrainConfig, train
-
-    tokenizer = AutoTokenizer.from_pretrained(source)
-    model = AutoModelForCausalLM.from_pretrained(source, torch_dtype=torch.float32)
-    fim = add_fim_tokens(model, tokenizer)
-    eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else fim["middle"]["id"]
-    rows = [fim_ids(tokenizer, s, fim, eos) for s in samples]
-
-    def batch_at(step: int):  # seeded epochs, 4 sequences a batch, right-padded
-        order = list(range(len(rows)))
-        random.Random(f"{seed}:{step * 4 // len(rows)}").shuffle(order)
-        picked = [rows[order[(step * 4 + i) % len(rows)]] for i in range(min(4, len(rows)))]
-        width = max(len(ids) for ids, _ in picked)
-        ids = torch.full((len(picked), width), eos)
-        labels = torch.full((len(picked), width), -100)
-        mask = torch.zeros((len(picked), width), dtype=torch.long)
-        for i, (x, y) in enumerate(picked):
-            ids[i, : len(x)], labels[i, : len(y)], mask[i, : len(x)] = torch.tensor(x), torch.tensor(y), 1
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels}, int(mask.sum())
-
-    cfg = TrainConfig(out_dir=str(run), max_steps=steps, max_minutes=minutes, lr=lr, min_lr=lr / 10,
-                      warmup_steps=min(20, steps // 10), seed=seed, threads=threads, checkpoint_every=25,
-                      log_every=max(1, min(10, steps // 10)))
-    result = train(cfg, model, batch_at, log=log)
-    model.save_pretrained(run / "model")
-    tokenizer.save_pretrained(run / "model")
-    return result["steps"]
 
 
 # --- the command ---------------------------------------------------------------------------------------------------
