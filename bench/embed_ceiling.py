@@ -86,6 +86,8 @@ def main() -> None:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "eval" / "cosqa"))
     ap.add_argument("--limits", default="128,256")
     ap.add_argument("--variants", default="fp32,int8,fused")
+    ap.add_argument("--limit", type=int, default=0, help="only the first N functions and the queries whose gold is "
+                                                            "among them")
     args = ap.parse_args()
 
     from plusls.exported import Embedder
@@ -94,6 +96,9 @@ def main() -> None:
     from plusls.server.paths import default_models_dir
 
     codes, queries = load_cosqa(Path(args.data))
+    if args.limit:
+        codes = dict(list(codes.items())[: args.limit])
+        queries = [(q, g) for q, g in queries if g in codes]
     golds = [g for _, g in queries]
     fp32_dir = ensure_default(EMBEDDER, default_models_dir())
     out: dict = {"bench": "embed_ceiling", "machine": f"{platform.machine()}, {os.cpu_count()} cores",
