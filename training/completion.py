@@ -111,7 +111,7 @@ def corpus_fim_samples(corpus: Path, limit: int | None = None) -> list[dict]:
     return samples[:limit] if limit else samples
 
 
-def accepted_anywhere(log_path: Path | None) -> list[dict]:
+def accepted_completions(log_path: Path | None) -> list[dict]:
     """Every accepted completion in the server's telemetry log, as a FIM sample (the suggestion is the middle)."""
     if log_path is None or not log_path.is_file():
         return []
@@ -123,7 +123,7 @@ def accepted_anywhere(log_path: Path | None) -> list[dict]:
             continue  # a line cut short by a crash
         if r.get("accepted") and r.get("text"):
             out.append({"prefix": r.get("prefix", ""), "middle": r["text"], "suffix": r.get("suffix", ""),
-                        "cut": "accepted"})
+                        "cut": "accepted", "path": str(r.get("path", ""))})
     return out
 
 
@@ -134,7 +134,7 @@ def train_completion(corpus: Path, source: Path, out: Path, steps: int, minutes:
     to export with `plusls export out/model --kind causal-lm` and measure with `plusls eval`."""
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     samples = corpus_fim_samples(corpus, limit)
-    accepted = accepted_anywhere(telemetry)
+    accepted = accepted_completions(telemetry)
     log(f"completion: {len(samples)} FIM cuts from {corpus}, {len(accepted)} accepted completions; "
         f"{fim_rate:.0%} as fill-in-the-middle, the rest left to right")
     out.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
-import json
 import os
 import random
 import shutil
@@ -29,7 +28,7 @@ from plusls.exported.manifest import fim_prompt, read_manifest
 from plusls.indexer.chunker import chunk_file
 from plusls.indexer.walker import DEFAULT_MAX_BYTES, check_content, walk
 
-from .completion import prepare_causal_source, train_fim
+from .completion import accepted_completions, prepare_causal_source, train_fim
 from .data import first_sentence, fim_samples, strip_docstring
 
 Log = Callable[[str], None]
@@ -107,29 +106,16 @@ def workspace_samples(root: Path, seed: int = 0, max_bytes: int = DEFAULT_MAX_BY
         split = "heldout" if rel in held else "train"
         out.pairs[split] += pairs
         out.fim[split] += fims
-    for record in accepted_completions(root, telemetry):  # training only, and never from a held-out file
+    for record in workspace_accepted(root, telemetry):  # training only, and never from a held-out file
         if Path(record["path"]).resolve().relative_to(root).as_posix() not in held:
             out.fim["train"].append(record)
             out.accepted += 1
     return out
 
 
-def accepted_completions(root: Path, log_path: Path | None) -> list[dict]:
-    """Completions accepted in files of this workspace, as FIM samples (the suggestion is the middle)."""
-    if log_path is None or not log_path.is_file():
-        return []
-    out = []
-    for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            r = json.loads(line)
-        except json.JSONDecodeError:
-            continue  # a line cut short by a crash
-        path = Path(str(r.get("path", ""))).resolve()
-        if not r.get("accepted") or not r.get("text") or not path.is_relative_to(root):
-            continue
-        out.append({"prefix": r.get("prefix", ""), "middle": r["text"], "suffix": r.get("suffix", ""),
-                    "cut": "accepted", "path": r["path"]})
-    return out
+def workspace_accepted(root: Path, log_path: Path | None) -> list[dict]:
+    """Completions accepted in files of this workspace."""
+    return [r for r in accepted_completions(log_path) if r["path"] and Path(r["path"]).resolve().is_relative_to(root)]
 
 
 # --- swapping directories ----------------------------------------------------------------------------------------
