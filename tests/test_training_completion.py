@@ -60,9 +60,18 @@ def test_train_completion_cli_adds_fim_tokens_and_learns(checkpoints, tmp_path):
     assert history[-1]["loss"] < history[0]["loss"] * 0.8
 
 
-def test_train_completion_without_a_corpus_says_how_to_make_one(checkpoints, tmp_path):
-    done = subprocess.run([sys.executable, "-m", "plusls.server.cli", "train", "completion", "--out",
-                           str(tmp_path / "run"), "--corpus", str(tmp_path), "--source", str(checkpoints["llama"])],
-                          capture_output=True, text=True, timeout=300)
-    assert done.returncode != 0
-    assert "plusls train data" in done.stderr
+def test_train_completion_bad_input_says_what_to_do(checkpoints, tmp_path):
+    def run(*extra: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "plusls.server.cli", "train", "completion", "--out",
+                               str(tmp_path / "run"), "--corpus", str(tmp_path), "--source", str(checkpoints["llama"]),
+                               "--telemetry", str(tmp_path / "none.jsonl"), *extra],
+                              capture_output=True, text=True, timeout=300)
+
+    missing = run()
+    assert missing.returncode != 0 and "plusls train data" in missing.stderr
+    (tmp_path / "fim.train.jsonl").write_text("")
+    empty = run()
+    assert empty.returncode != 0 and "nothing to train on" in empty.stderr
+    rate = run("--fim-rate", "1.5")
+    assert rate.returncode != 0 and "between 0 and 1" in rate.stderr
+    assert not (tmp_path / "run" / "ckpt.pt").exists()

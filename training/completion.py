@@ -134,8 +134,13 @@ def train_completion(corpus: Path, source: Path, out: Path, steps: int, minutes:
     """Fine-tune the completion model on the mined corpus (and accepted completions); out/model is the result,
     to export with `plusls export out/model --kind causal-lm` and measure with `plusls eval`."""
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
+    if not 0.0 <= fim_rate <= 1.0:
+        raise CompletionTrainingError(f"--fim-rate is a share of the samples, between 0 and 1 (got {fim_rate})")
     samples = corpus_fim_samples(corpus, limit)
     accepted = accepted_completions(telemetry)
+    if not samples + accepted:
+        raise CompletionTrainingError(f"nothing to train on: {corpus / 'fim.train.jsonl'} is empty and no accepted "
+                                      "completions were logged; mine the corpus again (`plusls train data`)")
     log(f"completion: {len(samples)} FIM cuts from {corpus}, {len(accepted)} accepted completions; "
         f"{fim_rate:.0%} as fill-in-the-middle, the rest left to right")
     out.mkdir(parents=True, exist_ok=True)
