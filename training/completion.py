@@ -138,13 +138,14 @@ def train_completion(corpus: Path, source: Path, out: Path, steps: int, minutes:
         raise CompletionTrainingError(f"--fim-rate is a share of the samples, between 0 and 1 (got {fim_rate})")
     samples = corpus_fim_samples(corpus, limit)
     accepted = accepted_completions(telemetry)
-    if not samples + accepted:
+    rows = samples + accepted
+    if not rows:
         raise CompletionTrainingError(f"nothing to train on: {corpus / 'fim.train.jsonl'} is empty and no accepted "
                                       "completions were logged; mine the corpus again (`plusls train data`)")
     log(f"completion: {len(samples)} FIM cuts from {corpus}, {len(accepted)} accepted completions; "
         f"{fim_rate:.0%} as fill-in-the-middle, the rest left to right")
     out.mkdir(parents=True, exist_ok=True)
     source = prepare_causal_source(source, out)
-    done = train_fim(source, samples + accepted, out, steps, minutes, seed, threads, lr, log, fim_rate)
+    done = train_fim(source, rows, out, steps, minutes, seed, threads, lr, log, fim_rate)
     shutil.rmtree(out / "source", ignore_errors=True)  # a dequantized GGUF (0.5 GB for SmolLM2), made again in seconds
     return {"steps": done, "samples": len(samples), "accepted": len(accepted), "model": str(out / "model")}

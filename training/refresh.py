@@ -28,7 +28,7 @@ from plusls.exported.manifest import fim_prompt, read_manifest
 from plusls.indexer.chunker import chunk_file
 from plusls.indexer.walker import DEFAULT_MAX_BYTES, check_content, walk
 
-from .completion import accepted_completions, prepare_causal_source, train_fim
+from .completion import PREFIX_TOKENS, SUFFIX_TOKENS, accepted_completions, prepare_causal_source, train_fim
 from .data import first_sentence, fim_samples, strip_docstring
 
 Log = Callable[[str], None]
@@ -106,16 +106,12 @@ def workspace_samples(root: Path, seed: int = 0, max_bytes: int = DEFAULT_MAX_BY
         split = "heldout" if rel in held else "train"
         out.pairs[split] += pairs
         out.fim[split] += fims
-    for record in workspace_accepted(root, telemetry):  # training only, and never from a held-out file
-        if Path(record["path"]).resolve().relative_to(root).as_posix() not in held:
+    for record in accepted_completions(telemetry):  # this workspace's, for training only, never from a held-out file
+        path = Path(record["path"]).resolve() if record["path"] else None
+        if path is not None and path.is_relative_to(root) and path.relative_to(root).as_posix() not in held:
             out.fim["train"].append(record)
             out.accepted += 1
     return out
-
-
-def workspace_accepted(root: Path, log_path: Path | None) -> list[dict]:
-    """Completions accepted in files of this workspace."""
-    return [r for r in accepted_completions(log_path) if r["path"] and Path(r["path"]).resolve().is_relative_to(root)]
 
 
 # --- swapping directories ----------------------------------------------------------------------------------------
@@ -247,8 +243,8 @@ def first_line_match(model_dir: Path, cuts: list[dict]) -> float:
     config = GenerationConfig(max_new_tokens=32, stop=("\n",))
     hits = 0
     for cut in cuts:
-        prefix = lm.encode(cut["prefix"])[-192:]
-        ids = fim_prompt(fim, prefix, lm.encode(cut["suffix"])[:64]) if fim else prefix
+        prefix = lm.encode(cut["prefix"])[-PREFIX_TOKENS:]  # the windows it was trained with
+        ids = fim_prompt(fim, prefix, lm.encode(cut["suffix"])[:SUFFIX_TOKENS]) if fim else prefix
         text = lm.generate_ids([ids], config)[0].text
         hits += text.split("\n")[0].strip() == cut["middle"].split("\n")[0].strip()
     return hits / max(1, len(cuts))
