@@ -32,13 +32,11 @@ def chunk_texts(codes: dict[int, str], tmp: Path) -> tuple[list[int], list[str],
 
     index = WorkspaceIndex(write_corpus(codes, tmp / "ws"), None, "none", tmp / "index", log=lambda m: None)
     index.update(embed=False)
-    files, code, doc = [], [], []
-    for _, path, text, doc_view in index.store.db.execute(
-            "SELECT id, path, text, CASE WHEN docstring != '' THEN qualname || ': ' || docstring "
-            "ELSE qualname || ' ' || signature END FROM chunks ORDER BY id"):
-        files.append(int(Path(path).stem))
-        code.append(text)
-        doc.append(doc_view)
+    pending = index.store.pending(0, 1 << 30)  # every chunk's (id, code view, doc view), as indexing embeds them
+    paths = index.store.rows([i for i, _, _ in pending], text=False)
+    files = [int(Path(paths[i]["path"]).stem) for i, _, _ in pending]
+    code = [text for _, text, _ in pending]
+    doc = [view for _, _, view in pending]
     index.close()
     return files, code, doc
 
