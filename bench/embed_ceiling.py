@@ -27,7 +27,7 @@ import numpy as np
 
 
 def chunk_texts(codes: dict[int, str], tmp: Path) -> tuple[list[int], list[str], list[str]]:
-    from plusls.indexer.retrieval_eval import write_corpus
+    from plusls.evaluation.retrieval import write_corpus
     from plusls.indexer.workspace_index import WorkspaceIndex
 
     index = WorkspaceIndex(write_corpus(codes, tmp / "ws"), None, "none", tmp / "index", log=lambda m: None)
@@ -90,8 +90,8 @@ def main() -> None:
 
     from plusls.exported import Embedder
     from plusls.exported.defaults import EMBEDDER, ensure_default
-    from plusls.indexer.retrieval_eval import load_cosqa
-    from plusls.server.paths import default_models_dir
+    from plusls.evaluation.retrieval import load_cosqa
+    from plusls.common.paths import default_models_dir
 
     codes, queries = load_cosqa(Path(args.data))
     if args.limit:

@@ -19,7 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 
 def eager_baseline(model_dir: Path, texts: list[str]) -> float:
@@ -60,10 +59,10 @@ def main() -> None:
     from plusls.exported import Embedder
     from plusls.exported.defaults import EMBEDDER, ensure_default
     from plusls.exported.export import export_model
-    from plusls.indexer.retrieval_eval import MODES, load_cosqa, rank_all, write_corpus
-    from plusls.training.evaluation.metrics import mrr_at_k, recall_at_k
+    from plusls.evaluation.retrieval import MODES, load_cosqa, rank_all, write_corpus
+    from plusls.common.metrics import mrr_at_k, recall_at_k
     from plusls.indexer.workspace_index import WorkspaceIndex
-    from plusls.server.paths import default_models_dir
+    from plusls.common.paths import default_models_dir
 
     codes, queries = load_cosqa(Path(args.data))
     if args.limit:

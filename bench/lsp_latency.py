@@ -67,12 +67,12 @@ def rss(pid: int) -> dict:
 
 
 async def session(workspace: Path, file: Path, start_line: int, chars: int, options: dict, cache: Path) -> dict:
-    from plusls.server.paths import default_models_dir
+    from plusls.common.paths import default_models_dir
 
     # A fresh cache (index, telemetry); the exported default models stay where they are.
     env = dict(os.environ, XDG_CACHE_HOME=str(cache), PLUSLS_MODELS_DIR=str(default_models_dir()))
     client = LanguageClient("bench", "1")
-    await client.start_io(sys.executable, "-m", "plusls.server.cli", "serve", env=env)
+    await client.start_io(sys.executable, "-m", "plusls.cli", "serve", env=env)
     pid = client._server.pid
     await client.initialize_async(t.InitializeParams(
         capabilities=t.ClientCapabilities(), root_uri=workspace.as_uri(), initialization_options=options))

@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def reindex_latency(runs: int) -> dict:
     from plusls.indexer.embedding_model import load_embedder
     from plusls.indexer.workspace_index import WorkspaceIndex
-    from plusls.server.paths import default_models_dir
+    from plusls.common.paths import default_models_dir
 
     with tempfile.TemporaryDirectory() as tmp:
         ws = Path(tmp) / "ws"

@@ -76,7 +76,7 @@ def main() -> None:
     from plusls.exported.defaults import COMPLETER, ensure_default
     from plusls.exported.export import export_model
     from plusls.exported.export.sources import materialize_gguf
-    from plusls.server.paths import default_models_dir
+    from plusls.common.paths import default_models_dir
 
     models = Path(args.models_dir) if args.models_dir else default_models_dir()
     fp32_dir = ensure_default(COMPLETER, models, print)

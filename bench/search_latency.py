@@ -48,10 +48,10 @@ def main() -> None:
     from plusls.exported import Embedder
     from plusls.exported.defaults import EMBEDDER, ensure_default
     from plusls.indexer.chunker import Chunk
-    from plusls.indexer.retrieval_eval import load_cosqa
+    from plusls.evaluation.retrieval import load_cosqa
     from plusls.indexer.search import search
     from plusls.indexer.workspace_index import IndexSummary, WorkspaceIndex
-    from plusls.server.paths import default_models_dir
+    from plusls.common.paths import default_models_dir
 
     codes, queries = load_cosqa(Path(args.data))
     code_list = list(codes.values())

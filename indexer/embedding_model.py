@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Callable
 
 from plusls.exported import Embedder, RuntimeOptions
+from plusls.exported.defaults import EMBEDDER, ensure_default
 
 
 def load_embedder(model_dir: str | Path | None, models_dir: Path, log: Callable[[str], None] = print,
@@ -12,7 +13,6 @@ def load_embedder(model_dir: str | Path | None, models_dir: Path, log: Callable[
     """(embedder, model id). The id names the model and its weights' checksum, so another model, or the same
     model re-exported differently, is noticed and triggers a rebuild of the vectors."""
     if model_dir is None:
-        from plusls.exported.defaults import EMBEDDER, ensure_default
 
         model_dir = ensure_default(EMBEDDER, models_dir, log)
     embedder = Embedder(model_dir, options or RuntimeOptions.from_env())

@@ -7,7 +7,6 @@ FAISS write) are queued again, so the next run completes what the last one left.
 from __future__ import annotations
 
 import hashlib
-import os
 import sqlite3
 import threading
 import time
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 import numpy as np
+
+from plusls.common.paths import index_home
 
 from .chunker import chunk_file
 from .errors import WorkspaceIndexError
@@ -69,11 +70,8 @@ class IndexSummary:
 
 
 def default_index_dir(root: Path) -> Path:
-    from plusls.server.paths import cache_home
-
-    base = Path(os.environ["PLUSLS_INDEX_DIR"]) if os.environ.get("PLUSLS_INDEX_DIR") else cache_home() / "index"
     key = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:12]
-    return base / f"{root.resolve().name}-{key}"
+    return index_home() / f"{root.resolve().name}-{key}"
 
 
 class WorkspaceIndex:

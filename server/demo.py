@@ -10,6 +10,11 @@ from pathlib import Path
 from plusls.exported import CausalLM, Embedder, GenerationConfig, RuntimeOptions
 from plusls.exported.defaults import COMPLETER_INT8, EMBEDDER, ensure_default
 from plusls.exported.doctor import collect, format_report
+from plusls.indexer.embedding_model import load_embedder
+from plusls.indexer.progress_bar import ProgressBar
+from plusls.indexer.search import search
+from plusls.indexer.workspace_index import WorkspaceIndex
+from plusls.server.demo_session import run_editor_session
 
 SNIPPETS = {
     "read_text": "def read_text(path):\n    with open(path, encoding='utf-8') as f:\n        return f.read()",
@@ -63,7 +68,6 @@ def run_demo(models_dir: Path, workspace: Path) -> None:
         print("".join(f"  + {line}\n" for line in g.text.rstrip().split("\n")), end="")
         print(f"  ({len(g.token_ids)} tokens, {g.finish_reason}; prompt {g.prompt_tokens} tokens, first token "
               f"{g.first_token_s * 1000:.0f} ms, {g.tokens_per_s:.1f} tokens/s)")
-    from plusls.server.demo_session import run_editor_session
 
     run_editor_session(workspace, models_dir)
     print("\nplusls doctor:")
@@ -71,10 +75,6 @@ def run_demo(models_dir: Path, workspace: Path) -> None:
 
 
 def _index_and_search(workspace: Path, models_dir: Path) -> None:
-    from plusls.indexer.embedding_model import load_embedder
-    from plusls.indexer.search import search
-    from plusls.indexer.workspace_index import WorkspaceIndex
-    from plusls.server.progress_bar import ProgressBar
 
     embedder, model_id = load_embedder(None, models_dir, _log)
     index = WorkspaceIndex(workspace, embedder, model_id, log=_log)

@@ -43,7 +43,7 @@ async def editor_session(workspace: Path, models_dir: Path) -> None:
     def _show(params: t.ShowMessageParams) -> None:
         print(f"  (server says: {params.message})")
 
-    await client.start_io(sys.executable, "-m", "plusls.server.cli", "serve")
+    await client.start_io(sys.executable, "-m", "plusls.cli", "serve")
     try:
         await client.initialize_async(t.InitializeParams(
             capabilities=t.ClientCapabilities(), root_uri=workspace.resolve().as_uri(),

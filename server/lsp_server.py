@@ -14,11 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from lsprotocol import types as t
-from pygls.lsp.server import LanguageServer
-from pygls.uris import to_fs_path, from_fs_path
-
+from plusls.exported.causal_lm import CausalLM
 from plusls.exported.errors import PluslsError
+from plusls.exported.seq2seq_lm import Seq2SeqLM
+from plusls.indexer.embedding_model import load_embedder as load
 from plusls.indexer.languages import spec_for
+from pygls.lsp.server import LanguageServer
+from pygls.uris import from_fs_path, to_fs_path
 
 from .completion.engine import CompletionEngine, Suggestion
 from .completion.prompt import Cursor
@@ -64,8 +66,6 @@ class PluslsServer(LanguageServer):
             self.engine.reload(settings.completion)
 
     def _load_models(self) -> None:
-        from plusls.exported.causal_lm import CausalLM
-        from plusls.exported.seq2seq_lm import Seq2SeqLM
 
         dirs = resolve_dirs(self.settings)
         options = runtime_options(self.settings)
@@ -94,7 +94,6 @@ class PluslsServer(LanguageServer):
             return
 
         def load_embedder():
-            from plusls.indexer.embedding_model import load_embedder as load
 
             dirs = resolve_dirs(self.settings)
             # One session: each extra parallel MiniLM session costs ~95 MB of the server's memory for ~15% more

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from plusls.exported.defaults import bundled_docstring_dir
+from plusls.common.paths import default_models_dir
+from plusls.exported.defaults import COMPLETER_INT8, bundled_docstring_dir, ensure_default
 from plusls.exported.errors import PluslsError
 from plusls.exported.sessions import RuntimeOptions
 
-from .paths import default_models_dir
 from .settings import Settings
 
 
@@ -68,7 +68,6 @@ def resolve_dirs(settings: Settings) -> ModelDirs:
 def completion_dir(dirs: ModelDirs, log: Callable[[str], None]) -> Path:
     if dirs.completion is not None:
         return dirs.completion
-    from plusls.exported.defaults import COMPLETER_INT8, ensure_default
 
     return ensure_default(COMPLETER_INT8, dirs.models_dir, log)
 

@@ -8,16 +8,12 @@ import time
 from collections import OrderedDict
 from pathlib import Path
 
-from .paths import cache_home
-
-
-def default_log_path() -> Path:
-    return cache_home() / "telemetry" / "completions.jsonl"
+from plusls.common.paths import telemetry_log_path
 
 
 class CompletionLog:
     def __init__(self, path: Path | None = None, remember: int = 512):
-        self.path = path or default_log_path()
+        self.path = path or telemetry_log_path()
         self._shown: OrderedDict[str, dict] = OrderedDict()  # suggestion id -> its context, until answered
         self._remember = remember
         self._lock = threading.Lock()

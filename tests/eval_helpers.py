@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import pytest
-from plusls.training.evaluation.data import default_data_dir
-from plusls.training.evaluation.generators import Generated, Request
+from plusls.evaluation.data import default_data_dir
+from plusls.evaluation.generators import Generated, Request
 
 CAN_ISOLATE = os.geteuid() == 0 and sys.platform.startswith("linux")
 

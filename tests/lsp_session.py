@@ -25,7 +25,7 @@ def init_options(exported: dict[str, Path], memorized: Path, **completion) -> di
 
 
 async def start(workspace: Path, cache: Path, options: dict | None, editor: str = "neovim") -> LanguageClient:
-    config = ClientServerConfig(server_command=[sys.executable, "-m", "plusls.server.cli", "serve"],
+    config = ClientServerConfig(server_command=[sys.executable, "-m", "plusls.cli", "serve"],
                                 server_env=server_env(cache))
     client = await config.start()
     client.init_result = await client.initialize_session(t.InitializeParams(

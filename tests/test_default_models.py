@@ -9,7 +9,7 @@ import pytest
 
 from plusls.exported import CausalLM, Embedder, GenerationConfig
 from plusls.exported.defaults import COMPLETER, EMBEDDER, ensure_default
-from plusls.server.paths import default_models_dir
+from plusls.common.paths import default_models_dir
 
 
 @pytest.fixture(scope="module")

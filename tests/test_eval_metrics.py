@@ -5,7 +5,7 @@ import math
 from math import comb
 
 import pytest
-from plusls.training.evaluation.metrics import (
+from plusls.common.metrics import (
     bleu_tokens,
     corpus_smoothed_bleu4,
     exact_match,
@@ -14,7 +14,7 @@ from plusls.training.evaluation.metrics import (
     rouge_l,
     smoothed_bleu4,
 )
-from plusls.training.evaluation.passk import mean_pass_at_k, pass_at_k
+from plusls.evaluation.passk import mean_pass_at_k, pass_at_k
 
 
 def test_pass_at_k_hand_values():

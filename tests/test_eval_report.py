@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from plusls.training.evaluation.report import write_report
+from plusls.evaluation.report import write_report
 
 
 def result(task: str, metrics: dict, samples: list[dict]) -> dict:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from eval_helpers import CAN_ISOLATE
-from plusls.training.evaluation.sandbox import NOBODY, Limits, Sandbox
+from plusls.evaluation.sandbox import NOBODY, Limits, Sandbox
 
 LIMITS = Limits(timeout_s=2.0, memory_bytes=512 << 20, processes=16)
 MODES = [pytest.param("namespace", marks=pytest.mark.skipif(not CAN_ISOLATE, reason="needs root on Linux")),

@@ -5,14 +5,14 @@ import re
 
 import pytest
 from eval_helpers import Scripted, data_dir
-from plusls.training.evaluation.errors import EvalError
-from plusls.training.evaluation.generators import identifier_words
-from plusls.training.evaluation.humaneval import HumanEval
-from plusls.training.evaluation.mbpp import MBPP
-from plusls.training.evaluation.mtpb import MTPB, truncate
-from plusls.training.evaluation.run import EvalOptions, run_eval
-from plusls.training.evaluation.sampling import Context, Settings
-from plusls.training.evaluation.sandbox import Limits, Sandbox
+from plusls.evaluation.errors import EvalError
+from plusls.evaluation.generators import identifier_words
+from plusls.evaluation.humaneval import HumanEval
+from plusls.evaluation.mbpp import MBPP
+from plusls.evaluation.mtpb import MTPB, truncate
+from plusls.evaluation.run import EvalOptions, run_eval
+from plusls.evaluation.sampling import Context, Settings
+from plusls.evaluation.sandbox import Limits, Sandbox
 
 
 @pytest.fixture(scope="module")

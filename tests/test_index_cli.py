@@ -11,7 +11,7 @@ import pytest
 from fixture_repo import make_repo
 
 from plusls.exported.defaults import EMBEDDER, ensure_default
-from plusls.server.paths import default_models_dir
+from plusls.common.paths import default_models_dir
 
 PLUSLS = str(Path(sys.executable).with_name("plusls"))
 

@@ -26,7 +26,7 @@ def test_neovim_receives_completion_hover_and_symbols(tmp_path, exported, memori
     env = server_env(tmp_path / "cache")
     env.update(PLUSLS_E2E_OUT=str(tmp_path / "out.json"), PLUSLS_E2E_REPO=str(ROOT),
                PLUSLS_E2E_FILE=str(workspace / "src" / "mathutil.py"), PLUSLS_E2E_TYPED=json.dumps(typed.split("\n")),
-               PLUSLS_E2E_CMD=json.dumps([sys.executable, "-m", "plusls.server.cli", "serve"]),
+               PLUSLS_E2E_CMD=json.dumps([sys.executable, "-m", "plusls.cli", "serve"]),
                PLUSLS_E2E_SETTINGS=json.dumps(settings), HOME=str(tmp_path / "home"))
     subprocess.run([NVIM, "--headless", "--clean", "-l", str(ROOT / "tests" / "nvim_e2e.lua")], env=env,
                    timeout=300, check=True, capture_output=True, cwd=workspace)

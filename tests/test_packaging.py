@@ -31,15 +31,17 @@ def test_wheel_installs_only_under_plusls(tmp_path):
     tops = {n.split("/")[0] for n in zipfile.ZipFile(wheel).namelist()}
     assert {t for t in tops if not t.endswith(".dist-info")} == {"plusls"}
     names = zipfile.ZipFile(wheel).namelist()
-    for sub in ("server", "indexer", "exported", "training"):
+    for sub in ("common", "exported", "indexer", "server", "training", "evaluation", "cli"):
         for init in (ROOT / sub).rglob("__init__.py"):  # every package, subpackages included
             assert f"plusls/{init.relative_to(ROOT).as_posix()}" in names
     assert not any(n.startswith("plusls/tests") for n in names)
+    assert "plusls/exported/bundled/docstring/manifest.json" in names
     entry = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
-    assert "plusls = plusls.server.cli:main" in entry
+    assert "plusls = plusls.cli:main" in entry
 
 
 def test_generic_names_are_not_importable(tmp_path):
-    code = "import importlib.util as u; print([n for n in ('server','indexer','exported','training') if u.find_spec(n)])"
+    names = ("common", "exported", "indexer", "server", "training", "evaluation", "cli")
+    code = f"import importlib.util as u; print([n for n in {names!r} if u.find_spec(n)])"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, check=True)
     assert out.stdout.strip() == "[]"

@@ -238,7 +238,7 @@ async def test_storm_of_changes_and_cancels_then_the_last_request_is_right(works
 
 
 def test_malformed_json_rpc_does_not_kill_the_server(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "plusls.server.cli", "serve"], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-m", "plusls.cli", "serve"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=server_env(tmp_path))
 
     def send(body: bytes) -> None:

@@ -44,7 +44,7 @@ def test_train_completion_cli_adds_fim_tokens_and_learns(checkpoints, tmp_path):
                                "suffix": "", "path": "/elsewhere/x.py"}) + "\n"
                    + json.dumps({"accepted": False, "text": "no", "prefix": "", "suffix": "", "path": "/x.py"}) + "\n")
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "plusls.server.cli", "train", "completion", "--out", str(out), "--corpus",
+    cmd = [sys.executable, "-m", "plusls.cli", "train", "completion", "--out", str(out), "--corpus",
            str(corpus), "--source", str(checkpoints["llama"]), "--telemetry", str(log), "--steps", "30",
            "--lr", "3e-3", "--threads", "1"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -62,7 +62,7 @@ def test_train_completion_cli_adds_fim_tokens_and_learns(checkpoints, tmp_path):
 
 def test_train_completion_bad_input_says_what_to_do(checkpoints, tmp_path):
     def run(*extra: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "plusls.server.cli", "train", "completion", "--out",
+        return subprocess.run([sys.executable, "-m", "plusls.cli", "train", "completion", "--out",
                                str(tmp_path / "run"), "--corpus", str(tmp_path), "--source", str(checkpoints["llama"]),
                                "--telemetry", str(tmp_path / "none.jsonl"), *extra],
                               capture_output=True, text=True, timeout=300)

@@ -129,7 +129,7 @@ def tiny_embedder(trained):
 
 
 def test_loss_falls_and_the_model_ranks_each_texts_code_above_the_distractors(trained):
-    from plusls.training.matching import MatchingModel, load_matching
+    from plusls.exported.export.embedding_modules import MatchingModel, load_matching
     from transformers import AutoModel, AutoTokenizer
 
     losses = [h["loss"] for h in trained["result"]["history"] if "loss" in h]
@@ -172,7 +172,7 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(trained, tm
 
 def test_export_parity_and_runtime_scores(trained, exported_matcher):
     from plusls.exported.matching import Matcher
-    from plusls.training.matching import load_matching
+    from plusls.exported.export.embedding_modules import load_matching
 
     out, manifest = exported_matcher
     assert manifest.kind == "matching" and manifest.parity["fp32_max_abs_diff"] <= 1e-3
@@ -234,7 +234,7 @@ def test_reranking_puts_the_described_function_first(trained, exported_matcher, 
 
 def test_eval_search_reports_hybrid_with_reranking(exported_matcher, tiny_embedder, tmp_path):
     """`plusls eval search --rerank DIR` on a CoSQA-shaped set of the fixture pairs: one more mode, hybrid+rerank."""
-    from plusls.training.evaluation.run import EvalOptions, run_eval
+    from plusls.evaluation.run import EvalOptions, run_eval
 
     cosqa = tmp_path / "cosqa"
     cosqa.mkdir()

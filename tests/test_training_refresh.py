@@ -143,7 +143,7 @@ def test_refresh_improves_held_out_retrieval_and_swaps_the_model(serving, tmp_pa
     assert read_manifest(previous_dir(current)).files == old_files  # kept for going back
     assert Embedder(current).embed(["read the config"]).shape == (1, 32)
     # --rollback puts the replaced model back (and a second one the refreshed model again).
-    back = subprocess.run([sys.executable, "-m", "plusls.server.cli", "train", "refresh", "--rollback", "--only",
+    back = subprocess.run([sys.executable, "-m", "plusls.cli", "train", "refresh", "--rollback", "--only",
                            "search", "--embedding", str(current)], capture_output=True, text=True)
     assert back.returncode == 0 and "back to the model before the last refresh" in back.stdout, back.stderr
     assert read_manifest(current, verify=True).files == old_files
@@ -180,7 +180,7 @@ def test_killed_refresh_leaves_the_previous_model_serving(serving, tmp_path):
     current = fresh_copy(model, tmp_path)
     manifest = (current / "manifest.json").read_bytes()
     env = {**os.environ, "PLUSLS_INDEX_DIR": str(tmp_path / "index")}
-    proc = subprocess.Popen([sys.executable, "-m", "plusls.server.cli", "train", "refresh", str(workspace),
+    proc = subprocess.Popen([sys.executable, "-m", "plusls.cli", "train", "refresh", str(workspace),
                              "--only", "search", "--embedding", str(current), "--steps", "100000", "--minutes", "0",
                              "--threads", "1"], stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.monotonic() + 120
@@ -201,7 +201,7 @@ def test_killed_refresh_leaves_the_previous_model_serving(serving, tmp_path):
 
 
 def test_refresh_cli_explains_a_missing_workspace(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "plusls.server.cli", "train", "refresh", str(tmp_path / "nope"),
+    out = subprocess.run([sys.executable, "-m", "plusls.cli", "train", "refresh", str(tmp_path / "nope"),
                           "--only", "search", "--embedding", str(tmp_path)], capture_output=True, text=True)
     assert out.returncode != 0
     assert "manifest" in out.stderr or "not a folder" in out.stderr

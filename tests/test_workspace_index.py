@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 

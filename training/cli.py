@@ -6,8 +6,15 @@ import json
 import sys
 from pathlib import Path
 
+from plusls.common.paths import default_models_dir, telemetry_log_path
+from plusls.exported.defaults import COMPLETER, COMPLETER_INT8, EMBEDDER, ensure_default
 
-def add_train_parser(subparsers) -> argparse.ArgumentParser:
+from .completion import train_completion
+from .data import HELD_OUT, default_corpus_dir, main
+from .refresh import refresh, roll_back
+
+
+def register(subparsers) -> argparse.ArgumentParser:
     t = subparsers.add_parser("train", help="mine training data and train plusls's own models (needs the train extra)",
                               description="Training: corpus mining from permissively licensed local code, and the "
                                           "docstring encoder-decoder.")
@@ -95,7 +102,6 @@ def add_train_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _data(args: argparse.Namespace) -> int:
-    from .data import HELD_OUT, main
 
     main(Path(args.out) if args.out else None, args.held_out if args.held_out is not None else HELD_OUT, args.seed,
          log=lambda m: print(m, file=sys.stderr, flush=True))
@@ -103,8 +109,7 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _docstring(args: argparse.Namespace) -> int:
-    from .data import default_corpus_dir
-    from .docstring import train_docstring
+    from .docstring import train_docstring  # torch: only when this trainer runs
 
     result = train_docstring(Path(args.corpus) if args.corpus else default_corpus_dir(), Path(args.out),
                              design=args.design, max_steps=args.steps, max_minutes=args.minutes,
@@ -115,8 +120,7 @@ def _docstring(args: argparse.Namespace) -> int:
 
 
 def _contrastive(args: argparse.Namespace) -> int:
-    from .contrastive import train_contrastive
-    from .data import default_corpus_dir
+    from .contrastive import train_contrastive  # torch: only when this trainer runs
 
     result = train_contrastive(Path(args.corpus) if args.corpus else default_corpus_dir(), Path(args.out),
                                Path(args.embedder) if args.embedder else None, max_steps=args.steps,
@@ -127,8 +131,7 @@ def _contrastive(args: argparse.Namespace) -> int:
 
 
 def _matching(args: argparse.Namespace) -> int:
-    from .data import default_corpus_dir
-    from .matching import train_matching
+    from .matching import train_matching  # torch: only when this trainer runs
 
     result = train_matching(Path(args.corpus) if args.corpus else default_corpus_dir(), Path(args.out),
                             Path(args.embedder) if args.embedder else None, max_steps=args.steps,
@@ -139,17 +142,13 @@ def _matching(args: argparse.Namespace) -> int:
 
 
 def _completion(args: argparse.Namespace) -> int:
-    from plusls.exported.defaults import COMPLETER
-    from plusls.server.telemetry import default_log_path
 
-    from .completion import train_completion
-    from .data import default_corpus_dir
 
     result = train_completion(Path(args.corpus) if args.corpus else default_corpus_dir(),
                               Path(args.source).expanduser() if args.source else COMPLETER.source(), Path(args.out),
                               steps=args.steps, minutes=args.minutes, seed=args.seed, threads=args.threads,
                               lr=args.lr, fim_rate=args.fim_rate, limit=args.limit,
-                              telemetry=Path(args.telemetry).expanduser() if args.telemetry else default_log_path())
+                              telemetry=Path(args.telemetry).expanduser() if args.telemetry else telemetry_log_path())
     print(json.dumps(result))
     print(f"export it: plusls export {result['model']} --kind causal-lm --int8 --out DIR; "
           "measure it: plusls eval humaneval --model DIR", file=sys.stderr)
@@ -157,11 +156,7 @@ def _completion(args: argparse.Namespace) -> int:
 
 
 def _refresh(args: argparse.Namespace) -> int:
-    from plusls.exported.defaults import COMPLETER_INT8, EMBEDDER, ensure_default
-    from plusls.server.paths import default_models_dir
-    from plusls.server.telemetry import default_log_path
 
-    from .refresh import refresh, roll_back
 
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     models = Path(args.models_dir).expanduser() if args.models_dir else default_models_dir()
@@ -175,7 +170,7 @@ def _refresh(args: argparse.Namespace) -> int:
                for name, (given, default) in chosen.items()}
     outcomes = refresh(Path(args.workspace), targets, minutes=args.minutes, steps=args.steps, seed=args.seed,
                        threads=args.threads, log=log,
-                       telemetry=Path(args.telemetry).expanduser() if args.telemetry else default_log_path())
+                       telemetry=Path(args.telemetry).expanduser() if args.telemetry else telemetry_log_path())
     for o in outcomes:
         print(o.line())
     return 0 if any(o.swapped for o in outcomes) else 3

@@ -55,6 +55,7 @@ def add_fim_tokens(model, tokenizer) -> dict[str, dict]:
 
 def prepare_causal_source(source: Path, run: Path) -> Path:
     """A Hugging Face folder for `source` (a GGUF file is dequantized once into the run folder)."""
+    # torch: the export package loads it; `plusls train` must start without it
     from plusls.exported.export.sources import find_gguf, materialize_gguf
 
     gguf = find_gguf(source)
@@ -73,7 +74,7 @@ def train_fim(source: Path, samples: list[dict], run: Path, steps: int, minutes:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .loop import TrainConfig, train
+    from .loop import TrainConfig, train  # torch, as above
 
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModelForCausalLM.from_pretrained(source, torch_dtype=torch.float32)

@@ -18,6 +18,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from plusls.exported.defaults import EMBEDDER
+from plusls.exported.export.embedding_modules import load_sentence_embedder
+
 from .data import read_jsonl
 from .loop import TrainConfig, train
 
@@ -90,7 +93,6 @@ def train_contrastive(corpus: Path, out: Path, embedder_dir: Path | None = None,
                       log: Callable[[str], None] | None = None) -> dict:
     """Fine-tune the sentence embedder in `embedder_dir` (default: the embedded MiniLM) on the mined corpus."""
     if embedder_dir is None:
-        from plusls.exported.defaults import EMBEDDER
 
         embedder_dir = EMBEDDER.source()
     train_rows = list(read_jsonl(corpus / "summary.train.jsonl"))[:limit]
@@ -107,8 +109,6 @@ def fine_tune_embedder(embedder_dir: Path, train_rows: list[dict], held_rows: li
     """Contrastive fine-tune of a sentence-transformers folder on {"summary", "code"} rows; writes out/model
     (sentence-transformers layout) and out/result.json. Resumes from out/ckpt.pt."""
     from transformers import AutoTokenizer
-
-    from plusls.exported.export.embedding_modules import load_sentence_embedder
 
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     tokenizer = AutoTokenizer.from_pretrained(embedder_dir)

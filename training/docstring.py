@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+from plusls.exported.defaults import EMBEDDER
 
-from .data import read_jsonl
+from .data import TOKEN, read_jsonl
 from .loop import TrainConfig, train
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -236,7 +237,6 @@ def train_docstring(corpus: Path, out: Path, design: str | Design = "bert2bert",
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     design = design if isinstance(design, Design) else DESIGNS[design]
     if minilm_dir is None:
-        from plusls.exported.defaults import EMBEDDER
 
         minilm_dir = EMBEDDER.source()
     out.mkdir(parents=True, exist_ok=True)
@@ -284,7 +284,6 @@ def train_docstring(corpus: Path, out: Path, design: str | Design = "bert2bert",
 
 def write_summarize_set(rows: list[dict], path: Path) -> Path:
     """Held-out pairs in the layout `plusls eval summarize` reads (CodeXGLUE: code_tokens, docstring_tokens)."""
-    from .data import TOKEN
 
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w") as f:

@@ -17,69 +17,17 @@ import random
 import shutil
 import sys
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
-from plusls.exported.export.embedding_modules import pool
+from plusls.exported.defaults import EMBEDDER
+from plusls.exported.export.embedding_modules import MAX_CODE, MAX_TEXT, MatchingModel, load_sentence_embedder
 from plusls.exported.matching import pair_ids
 
 from .contrastive import pad_sequences
 from .data import read_jsonl
 from .loop import TrainConfig, train
-
-MAX_CODE, MAX_TEXT = 128, 32
-HEAD_FILE, CONFIG_FILE = "matching_head.safetensors", "matching.json"
-
-
-class MatchingModel(torch.nn.Module):
-    """BERT encoder -> mean pool (or [CLS]) -> Linear(hidden, 1): the match logit of a (text, code) pair."""
-
-    def __init__(self, encoder: torch.nn.Module, pooling: str = "mean", max_text: int = MAX_TEXT,
-                 max_code: int = MAX_CODE):
-        super().__init__()
-        self.encoder, self.pooling = encoder, pooling
-        self.max_text, self.max_code = max_text, max_code
-        self.head = torch.nn.Linear(encoder.config.hidden_size, 1)
-        torch.nn.init.normal_(self.head.weight, std=0.02)
-        torch.nn.init.zeros_(self.head.bias)
-
-    def score(self, input_ids, attention_mask, token_type_ids):
-        h = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)[0]
-        return self.head(pool(h, attention_mask, self.pooling)).squeeze(-1)
-
-    def forward(self, input_ids, attention_mask, token_type_ids, labels):
-        logits = self.score(input_ids, attention_mask, token_type_ids)
-        return SimpleNamespace(loss=F.binary_cross_entropy_with_logits(logits, labels.float()), logits=logits)
-
-    def save(self, out: Path) -> None:
-        from safetensors.torch import save_file
-
-        out.mkdir(parents=True, exist_ok=True)
-        self.encoder.save_pretrained(out)
-        save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, str(out / HEAD_FILE))
-        (out / CONFIG_FILE).write_text(json.dumps({"pooling": self.pooling, "max_text": self.max_text,
-                                                   "max_code": self.max_code}, indent=2) + "\n")
-
-
-def is_matching_dir(src: Path) -> bool:
-    return (Path(src) / HEAD_FILE).is_file()
-
-
-def load_matching(src: Path) -> MatchingModel:
-    """A saved matching model (out/model of a run): encoder + head, eval mode."""
-    from safetensors.torch import load_file
-    from transformers import AutoModel
-
-    src = Path(src)
-    cfg = json.loads((src / CONFIG_FILE).read_text()) if (src / CONFIG_FILE).is_file() else {}
-    encoder = AutoModel.from_pretrained(src, dtype=torch.float32, attn_implementation="eager", add_pooling_layer=False)
-    model = MatchingModel(encoder, cfg.get("pooling", "mean"), cfg.get("max_text", MAX_TEXT),
-                          cfg.get("max_code", MAX_CODE))
-    model.head.load_state_dict(load_file(str(src / HEAD_FILE)))
-    return model.eval()
 
 
 def _pad3(rows: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -207,13 +155,10 @@ def train_matching(corpus: Path, out: Path, embedder_dir: Path | None = None, ma
     MiniLM, also the frozen negative miner); resumes from out/ckpt.pt; writes out/model and out/result.json."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    from plusls.exported.export.embedding_modules import load_sentence_embedder
-
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
     if threads:
         torch.set_num_threads(threads)
     if embedder_dir is None:
-        from plusls.exported.defaults import EMBEDDER
 
         embedder_dir = EMBEDDER.source()
     embedder_dir, out = Path(embedder_dir), Path(out)

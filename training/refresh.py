@@ -23,13 +23,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from plusls.exported import Embedder
+from plusls.exported.causal_lm import CausalLM
 from plusls.exported.errors import PluslsError
+from plusls.exported.generation import GenerationConfig
 from plusls.exported.manifest import fim_prompt, read_manifest
 from plusls.indexer.chunker import chunk_file
 from plusls.indexer.walker import DEFAULT_MAX_BYTES, check_content, walk
+from plusls.indexer.workspace_index import default_index_dir
 
 from .completion import PREFIX_TOKENS, SUFFIX_TOKENS, accepted_completions, prepare_causal_source, train_fim
-from .data import first_sentence, fim_samples, strip_docstring
+from .data import fim_samples, first_sentence, strip_docstring
 
 Log = Callable[[str], None]
 HELDOUT_FRACTION = 0.25
@@ -172,7 +176,6 @@ def heldout_mrr(model_dir: Path, pairs: list[dict]) -> float:
     """MRR of each held-out summary's own code among all held-out code, through the exported ONNX model."""
     import numpy as np
 
-    from plusls.exported import Embedder
 
     embedder = Embedder(model_dir)
     texts = embedder.embed([p["summary"] for p in pairs])
@@ -186,9 +189,10 @@ def heldout_mrr(model_dir: Path, pairs: list[dict]) -> float:
 
 def refresh_search(current: Path, samples: Samples, run: Path, steps: int, minutes: float, seed: int,
                    threads: int, lr: float, log: Log) -> Outcome:
+    # torch: only a refresh that trains needs it
     from plusls.exported.export import export_model
 
-    from .contrastive import fine_tune_embedder
+    from .contrastive import fine_tune_embedder  # torch
 
     source = torch_source(current)  # before any work: a missing checkpoint is said at once
     train, held = samples.pairs["train"], samples.pairs["heldout"]
@@ -235,8 +239,6 @@ def stage_and_swap(outcome: Outcome, current: Path, export: Callable[[Path], obj
 def first_line_match(model_dir: Path, cuts: list[dict]) -> float:
     """Share of held-out line cuts whose first line the exported model writes exactly (greedy), prompted as the
     server prompts it: FIM when its manifest declares FIM tokens, else the prefix alone."""
-    from plusls.exported.causal_lm import CausalLM
-    from plusls.exported.generation import GenerationConfig
 
     lm = CausalLM(model_dir)
     fim = lm.manifest.fim
@@ -265,7 +267,7 @@ def refresh_completion(current: Path, samples: Samples, run: Path, steps: int, m
     source = prepare_causal_source(source, run)
     outcome.steps = train_fim(source, train, run, steps, minutes, seed, threads, lr, log)
 
-    from plusls.exported.export import export_model
+    from plusls.exported.export import export_model  # torch, as in refresh_search
 
     return stage_and_swap(outcome, current, lambda out: export_model(
         run / "model", "causal-lm", out, int8=read_manifest(current).quantization is not None, force=True, log=log),
@@ -314,6 +316,5 @@ def refresh(workspace: Path, targets: dict[str, Path], minutes: float = 30.0, st
 
 
 def _default_runs_dir(workspace: Path) -> Path:
-    from plusls.indexer.workspace_index import default_index_dir
 
     return default_index_dir(workspace).parent.parent / "refresh" / default_index_dir(workspace).name

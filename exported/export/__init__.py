@@ -15,9 +15,18 @@ from typing import Callable
 
 import numpy as np
 
+from ..causal_lm import CausalLM
+from ..embedder import Embedder
 from ..errors import ExportError
+from ..generation import DECODING_KEYS, NEUTRAL
 from ..manifest import KINDS, ONNX_FILES, Manifest, checksum_files
+from ..matching import Matcher
+from ..seq2seq_lm import Seq2SeqLM
+from ..sessions import RuntimeOptions
 from . import parity
+from .bert2bert import export_bert2bert, is_bert2bert
+from .embedding_modules import MatchingLogits, is_codet5p_embedding, load_codet5p_embedding, load_sentence_embedder
+from .quantize import quantize_dir
 from .sources import check_source, find_gguf, materialize_gguf
 
 PARITY_LIMIT = 1e-3  # max |logit diff| (or |embedding diff|) fp32 ONNX vs PyTorch
@@ -83,7 +92,6 @@ def _decoding_settings(src: Path) -> dict:
     completions stay plain greedy). They go into the manifest, so every user of the directory decodes the same way."""
     import json
 
-    from ..generation import DECODING_KEYS, NEUTRAL
 
     path = src / "generation_config.json"
     settings = json.loads(path.read_text()) if path.is_file() else {}
@@ -138,7 +146,6 @@ def _export_causal(src: Path, config: dict, work: Path, scratch: Path, log: Log)
 
 
 def _export_seq2seq(src: Path, config: dict, work: Path, scratch: Path, log: Log) -> Manifest:
-    from .bert2bert import is_bert2bert
 
     if is_bert2bert(config):
         return _export_bert2bert(src, config, work, log)
@@ -154,7 +161,6 @@ def _export_seq2seq(src: Path, config: dict, work: Path, scratch: Path, log: Log
 
 def _export_bert2bert(src: Path, config: dict, work: Path, log: Log) -> Manifest:
     """A BERT encoder + BERT decoder EncoderDecoderModel (optimum does not export those with past)."""
-    from .bert2bert import export_bert2bert
 
     log("exporting the BERT encoder-decoder (traced here)")
     try:
@@ -169,7 +175,6 @@ def _export_bert2bert(src: Path, config: dict, work: Path, log: Log) -> Manifest
 
 
 def _embedding_module(src: Path, config: dict):
-    from .embedding_modules import is_codet5p_embedding, load_codet5p_embedding, load_sentence_embedder
 
     if is_codet5p_embedding(config):
         return load_codet5p_embedding(src, config), "first-token+proj", ["input_ids", "attention_mask"]
@@ -215,7 +220,6 @@ def _sentence_max_length(src: Path) -> int | None:
 
 def _export_matching(src: Path, config: dict, work: Path, scratch: Path, log: Log) -> Manifest:
     """A text-code matching cross-encoder (training/matching.py): the pair's ids -> one match logit."""
-    from .embedding_modules import MatchingLogits
 
     model = MatchingLogits.load(src)
     names = ["input_ids", "attention_mask", "token_type_ids"]
@@ -266,18 +270,12 @@ def _load_torch_model(src: Path, config: dict, kind: str):
     if kind == "seq2seq":
         return AutoModelForSeq2SeqLM.from_pretrained(src, dtype=torch.float32).eval()
     if kind == "matching":
-        from .embedding_modules import MatchingLogits
 
         return MatchingLogits.load(src)
     return _embedding_module(src, config)[0]
 
 
 def _runtime(kind: str, work: Path):
-    from ..causal_lm import CausalLM
-    from ..embedder import Embedder
-    from ..matching import Matcher
-    from ..seq2seq_lm import Seq2SeqLM
-    from ..sessions import RuntimeOptions
 
     cls = {"causal-lm": CausalLM, "seq2seq": Seq2SeqLM, "embedding": Embedder, "matching": Matcher}[kind]
     return cls(work, RuntimeOptions(providers=("CPUExecutionProvider",)), verify=False)
@@ -307,7 +305,6 @@ def _check_parity(src: Path, config: dict, work: Path, manifest: Manifest, int8:
         )
     if not int8:
         return
-    from .quantize import quantize_dir
 
     log("quantizing weights to int8")
     quantize_dir(work, manifest)

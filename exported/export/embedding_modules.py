@@ -4,6 +4,7 @@ from __future__ import annotations
 import copy
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -54,6 +55,59 @@ class CodeT5pEmbedder(nn.Module):
         return F.normalize(self.proj(h[:, 0, :]), p=2, dim=-1)
 
 
+# The text-code matching cross-encoder (trained by training/matching.py), defined here so export can load it.
+MAX_CODE, MAX_TEXT = 128, 32
+HEAD_FILE, CONFIG_FILE = "matching_head.safetensors", "matching.json"
+
+
+class MatchingModel(torch.nn.Module):
+    """BERT encoder -> mean pool (or [CLS]) -> Linear(hidden, 1): the match logit of a (text, code) pair."""
+
+    def __init__(self, encoder: torch.nn.Module, pooling: str = "mean", max_text: int = MAX_TEXT,
+                 max_code: int = MAX_CODE):
+        super().__init__()
+        self.encoder, self.pooling = encoder, pooling
+        self.max_text, self.max_code = max_text, max_code
+        self.head = torch.nn.Linear(encoder.config.hidden_size, 1)
+        torch.nn.init.normal_(self.head.weight, std=0.02)
+        torch.nn.init.zeros_(self.head.bias)
+
+    def score(self, input_ids, attention_mask, token_type_ids):
+        h = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)[0]
+        return self.head(pool(h, attention_mask, self.pooling)).squeeze(-1)
+
+    def forward(self, input_ids, attention_mask, token_type_ids, labels):
+        logits = self.score(input_ids, attention_mask, token_type_ids)
+        return SimpleNamespace(loss=F.binary_cross_entropy_with_logits(logits, labels.float()), logits=logits)
+
+    def save(self, out: Path) -> None:
+        from safetensors.torch import save_file
+
+        out.mkdir(parents=True, exist_ok=True)
+        self.encoder.save_pretrained(out)
+        save_file({k: v.contiguous() for k, v in self.head.state_dict().items()}, str(out / HEAD_FILE))
+        (out / CONFIG_FILE).write_text(json.dumps({"pooling": self.pooling, "max_text": self.max_text,
+                                                   "max_code": self.max_code}, indent=2) + "\n")
+
+
+def is_matching_dir(src: Path) -> bool:
+    return (Path(src) / HEAD_FILE).is_file()
+
+
+def load_matching(src: Path) -> MatchingModel:
+    """A saved matching model (out/model of a run): encoder + head, eval mode."""
+    from safetensors.torch import load_file
+    from transformers import AutoModel
+
+    src = Path(src)
+    cfg = json.loads((src / CONFIG_FILE).read_text()) if (src / CONFIG_FILE).is_file() else {}
+    encoder = AutoModel.from_pretrained(src, dtype=torch.float32, attn_implementation="eager", add_pooling_layer=False)
+    model = MatchingModel(encoder, cfg.get("pooling", "mean"), cfg.get("max_text", MAX_TEXT),
+                          cfg.get("max_code", MAX_CODE))
+    model.head.load_state_dict(load_file(str(src / HEAD_FILE)))
+    return model.eval()
+
+
 class MatchingLogits(nn.Module):
     """A training/matching.py cross-encoder as one module: (input_ids, attention_mask, token_type_ids) -> [batch]
     match logits."""
@@ -64,8 +118,6 @@ class MatchingLogits(nn.Module):
 
     @classmethod
     def load(cls, src: Path) -> "MatchingLogits":
-        from plusls.training.matching import CONFIG_FILE, is_matching_dir, load_matching
-
         if not is_matching_dir(src):
             raise ExportError(f"{src} is not a matching model (no matching_head.safetensors); train one with "
                               "`plusls train matching`")

@@ -11,3 +11,12 @@ def cache_home() -> Path:
 
 def default_models_dir() -> Path:
     return Path(os.environ.get("PLUSLS_MODELS_DIR") or cache_home() / "models")
+
+
+def telemetry_log_path() -> Path:
+    """Accepted and rejected completions (the server writes them, refresh training reads them)."""
+    return cache_home() / "telemetry" / "completions.jsonl"
+
+
+def index_home() -> Path:
+    return Path(os.environ["PLUSLS_INDEX_DIR"]) if os.environ.get("PLUSLS_INDEX_DIR") else cache_home() / "index"

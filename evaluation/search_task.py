@@ -8,8 +8,12 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from plusls.common.metrics import mrr_at_k, recall_at_k
+from plusls.evaluation.retrieval import MODES, load_cosqa, rank_all, write_corpus
+from plusls.exported.matching import Matcher
+from plusls.indexer.workspace_index import WorkspaceIndex
+
 from .data import find_file
-from .metrics import mrr_at_k, recall_at_k
 from .sampling import Context
 
 FOLDER, FILE = "cosqa", "cosqa-retrieval-dev-500.json"
@@ -21,8 +25,6 @@ class Search:
     formats = ("raw",)
 
     def run(self, ctx: Context, data: str | None, limit: int | None) -> dict[str, Any]:
-        from plusls.indexer.retrieval_eval import MODES, load_cosqa, rank_all, write_corpus
-        from plusls.indexer.workspace_index import WorkspaceIndex
 
         folder = find_file(data, FOLDER, FILE).parent
         codes, queries = load_cosqa(folder)
@@ -37,7 +39,6 @@ class Search:
             summary = index.update(progress=model.progress)
             modes = [(m, None) for m in MODES]
             if ctx.options.get("rerank"):
-                from plusls.exported.matching import Matcher
 
                 modes.append(("hybrid+rerank", Matcher(ctx.options["rerank"])))
             for mode, reranker in modes:

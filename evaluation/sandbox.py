@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import EvalError
+from .sandbox_child import others_can_read
 
 CHILD = Path(__file__).with_name("sandbox_child.py")
 MODES = ("auto", "namespace", "guard")
@@ -154,7 +155,6 @@ class Sandbox:
 
 def _library_readable_by_others() -> bool:
     """Whether a dropped uid could import from this interpreter's library and site folders."""
-    from .sandbox_child import others_can_read
 
     stdlib = sysconfig.get_paths()["stdlib"]
     folders = [stdlib, os.path.join(stdlib, "lib-dynload"), *SITE_DIRS]

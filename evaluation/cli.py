@@ -5,10 +5,13 @@ import argparse
 import shlex
 import sys
 
+from .run import EvalOptions, run_eval, summary
+from .sampling import Settings
+
 TASK_HELP = "humaneval, mbpp, mtpb, infilling, summarize, search"
 
 
-def add_eval_parser(subparsers) -> argparse.ArgumentParser:
+def register(subparsers) -> argparse.ArgumentParser:
     e = subparsers.add_parser(
         "eval", help="run a benchmark (HumanEval, MBPP, MTPB, infilling, summarize, CoSQA search) on a model",
         description="Sample a model on a benchmark, run generated code in a sandbox, report pass@k / BLEU.")
@@ -44,8 +47,6 @@ def add_eval_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from .run import EvalOptions, run_eval, summary
-    from .sampling import Settings
 
     temperature = args.temperature if args.temperature is not None else (0.0 if args.samples == 1 else 0.8)
     settings = Settings(samples=args.samples, temperature=temperature, top_p=args.top_p,

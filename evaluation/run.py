@@ -8,11 +8,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from plusls.common.progress import clock
+
 from .errors import EvalError
 from .generators import resolve
-from .progress import clock
 from .prompts import CHATML_TOKENS
 from .record import machine, utc_now
+from .report import write_report
 from .sampling import Context, Settings
 from .sandbox import MODES, Limits, Sandbox
 from .tasks import get_task
@@ -88,7 +90,6 @@ def run_eval(options: EvalOptions, progress: TextIO | None = None) -> dict[str, 
     if options.json_path:
         Path(options.json_path).write_text(json.dumps(result, indent=1) + "\n")
     if options.report_path:
-        from .report import write_report
 
         result["report_files"] = [str(p) for p in write_report(result, Path(options.report_path))]
     return result

@@ -7,9 +7,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .errors import WorkspaceIndexError
-from .search import search
-from .workspace_index import WorkspaceIndex
+from plusls.indexer.search import search
+from plusls.indexer.workspace_index import WorkspaceIndex
+
+from .errors import EvalError
 
 MODES = ("vector", "bm25", "hybrid")
 
@@ -19,7 +20,7 @@ def load_cosqa(data_dir: Path) -> tuple[dict[int, str], list[tuple[str, int]]]:
     base, queries = data_dir / "code_idx_map.txt", data_dir / "cosqa-retrieval-dev-500.json"
     for f in (base, queries):
         if not f.is_file():
-            raise WorkspaceIndexError(f"{f} not found: pass the folder holding CoSQA's code_idx_map.txt and "
+            raise EvalError(f"{f} not found: pass the folder holding CoSQA's code_idx_map.txt and "
                                       "cosqa-retrieval-dev-500.json")
     codes = {idx: code for code, idx in json.loads(base.read_text()).items()}
     return codes, [(q["doc"], int(q["retrieval_idx"])) for q in json.loads(queries.read_text())]

@@ -14,7 +14,7 @@ from .data import find_file, read_jsonl, require_keys
 from .errors import EvalError
 from .generators import ModelGenerator, Request
 from .humaneval import program as humaneval_program
-from .metrics import exact_match
+from plusls.common.metrics import exact_match
 from .passk import mean_pass_at_k
 from .prompts import FUNCTION_STOPS, frame
 from .sampling import Context, Item, pass_counts, run_items, status_counts

@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 from plusls.exported import GenerationConfig
 
 from .generators import Generated, Generator, Request
-from .progress import Progress
+from plusls.common.progress import Progress
 from .sandbox import Sandbox
 
 

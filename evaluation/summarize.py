@@ -9,7 +9,7 @@ from typing import Any
 
 from .data import find_file, read_jsonl, require_keys
 from .generators import Request
-from .metrics import corpus_rouge_l, corpus_smoothed_bleu4, rouge_l, smoothed_bleu4
+from plusls.common.metrics import corpus_rouge_l, corpus_smoothed_bleu4, rouge_l, smoothed_bleu4
 from .sampling import Context, Item, run_items
 
 FOLDER, FILE = "code2text_python", "valid.jsonl"

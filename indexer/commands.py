@@ -1,53 +1,23 @@
-"""The `plusls` command. Each subcommand parses its arguments and calls one domain function."""
+"""`plusls index` and `plusls search`: argument parsing and printing; the work is in workspace_index and search."""
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
+from plusls.common.cli_args import models_dir_parent
 from plusls.exported.errors import PluslsError
-from plusls.exported.sessions import RuntimeOptions
-from plusls.server.paths import default_models_dir
-from plusls.training.cli import add_train_parser
-from plusls.training.evaluation.cli import add_eval_parser
+from plusls.exported.matching import Matcher
+
+from .embedding_model import load_embedder
+from .progress_bar import ProgressBar
+from .search import search
+from .workspace_index import WorkspaceIndex, default_index_dir
 
 
-def _doctor(args: argparse.Namespace) -> int:
-    from plusls.exported.doctor import collect, format_report
-
-    report = collect(Path(args.models_dir), RuntimeOptions.from_env())
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
-    return 0
-
-
-def _export(args: argparse.Namespace) -> int:
-    try:
-        from plusls.exported.export import export_model
-    except ImportError as e:
-        raise PluslsError(f"export needs the train extra ({e.name} is missing): pip install 'plusls[train]'") from e
-    export_model(args.src, args.kind, args.out, int8=args.int8, force=args.force)
-    return 0
-
-
-def _serve(args: argparse.Namespace) -> int:
-    from plusls.server.lsp_server import serve
-
-    serve()
-    return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from plusls.server.demo import run_demo
-
-    run_demo(Path(args.models_dir), Path(args.workspace))
-    return 0
-
-
-def _open_index(args: argparse.Namespace, read_only: bool = False):
-    from plusls.indexer.embedding_model import load_embedder
-    from plusls.indexer.workspace_index import WorkspaceIndex
-
+def _open_index(args: argparse.Namespace, read_only: bool = False) -> WorkspaceIndex:
     root = Path(args.path)
     if not root.is_dir():
         raise PluslsError(f"{root} is not a folder; pass the workspace folder")
@@ -57,12 +27,7 @@ def _open_index(args: argparse.Namespace, read_only: bool = False):
 
 
 def _index(args: argparse.Namespace) -> int:
-    from plusls.indexer.workspace_index import default_index_dir
-    from plusls.server.progress_bar import ProgressBar
-
     if args.rebuild:
-        import shutil
-
         shutil.rmtree(Path(args.index_dir) if args.index_dir else default_index_dir(Path(args.path)),
                       ignore_errors=True)
     index = _open_index(args)
@@ -81,17 +46,10 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    from plusls.indexer.search import search
-    from plusls.indexer.workspace_index import default_index_dir
-
     index_dir = Path(args.index_dir) if args.index_dir else default_index_dir(Path(args.path))
     if not (index_dir / "index.sqlite").exists():
         raise PluslsError(f"{args.path} has no index yet; run `plusls index {args.path}` first")
-    reranker = None
-    if args.rerank:
-        from plusls.exported.matching import Matcher
-
-        reranker = Matcher(Path(args.rerank))
+    reranker = Matcher(Path(args.rerank)) if args.rerank else None
     response = search(_open_index(args, read_only=True), args.query, k=args.k, language=args.lang, path_glob=args.glob,
                       mode=args.mode, reranker=reranker)
     if args.json:
@@ -107,25 +65,8 @@ def _search(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="plusls", description="Offline AI language server for code")
-    sub = p.add_subparsers(dest="command", required=True)
-    models = argparse.ArgumentParser(add_help=False)
-    models.add_argument("--models-dir", default=str(default_models_dir()),
-                        help="where exported models live (default: %(default)s; env PLUSLS_MODELS_DIR)")
-
-    d = sub.add_parser("doctor", parents=[models], help="versions, providers, models, GPU")
-    d.add_argument("--json", action="store_true")
-    d.set_defaults(func=_doctor)
-
-    e = sub.add_parser("export", help="export a local checkpoint directory (or .gguf file) to ONNX")
-    e.add_argument("src", help="local Hugging Face checkpoint directory or .gguf file (never a hub id)")
-    e.add_argument("--kind", required=True, choices=["causal-lm", "seq2seq", "embedding", "matching"])
-    e.add_argument("--out", required=True)
-    e.add_argument("--int8", action="store_true", help="quantize weights to int8 after the fp32 parity check")
-    e.add_argument("--force", action="store_true", help="replace OUT if it exists")
-    e.set_defaults(func=_export)
-
+def register(sub) -> None:
+    models = models_dir_parent()
     ws = argparse.ArgumentParser(add_help=False)
     ws.add_argument("--model", default=None, help="exported embedding model directory (default: all-MiniLM-L6-v2)")
     ws.add_argument("--index-dir", default=None, help="where the index lives (default: per workspace under "
@@ -149,30 +90,3 @@ def build_parser() -> argparse.ArgumentParser:
                    help="rerank the top results with this exported matching model (plusls export --kind matching)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_search)
-
-    v = sub.add_parser("serve", help="run the language server on stdio (what an editor starts)")
-    v.add_argument("--stdio", action="store_true", help="accepted for editors that pass it; stdio is the default")
-    v.set_defaults(func=_serve)
-
-    m = sub.add_parser("demo", parents=[models], help="export the default models, search, index, complete, doctor")
-    m.add_argument("--workspace", default=".", help="the folder to index and search (default: current folder)")
-    m.set_defaults(func=_demo)
-    add_eval_parser(sub)
-    add_train_parser(sub)
-    return p
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except PluslsError as e:
-        print(f"plusls: error: {e}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("plusls: interrupted", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -9,8 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
-from plusls.exported import GenerationConfig
-from plusls.exported.errors import ModelDirError
+from plusls.common.paths import default_models_dir
+from plusls.exported import CausalLM, GenerationConfig, ModelDirError, Seq2SeqLM, read_manifest
+from plusls.exported.defaults import COMPLETER, ensure_default
+from plusls.exported.generation import cut_at_stop
+from plusls.indexer.embedding_model import load_embedder
+from plusls.indexer.progress_bar import ProgressBar
 
 from .errors import EvalError
 
@@ -93,7 +97,6 @@ class ModelGenerator:
     model: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-        from plusls.exported import CausalLM, Seq2SeqLM
 
         self.model = (CausalLM if self.kind == "causal-lm" else Seq2SeqLM)(self.directory)
         self.name = self.name or self.directory.name
@@ -121,7 +124,6 @@ class ModelGenerator:
     def generate(self, requests: Sequence[Request], config: GenerationConfig) -> list[Generated]:
         from dataclasses import replace
 
-        from plusls.exported.generation import cut_at_stop
 
         config = replace(config, stop=tuple(dict.fromkeys((*config.stop, *requests[0].stops))))
         if self.kind == "seq2seq":  # the runtime truncates the encoder input itself
@@ -165,10 +167,8 @@ def resolve(model: str | None, need: str, task: str, default_dir: Path | None = 
         if need == "seq2seq":
             raise EvalError(f"{task} needs --model DIR (an exported seq2seq model) or --model "
                             "baseline:identifier-words; plusls has no default docstring model yet")
-        from plusls.exported.defaults import COMPLETER, ensure_default
 
         return ModelGenerator(ensure_default(COMPLETER, default_dir or _models_dir(), log=_log), need)
-    from plusls.exported import read_manifest
 
     path = Path(model)
     try:
@@ -186,9 +186,6 @@ class EmbeddingModel:
     kind = "embedding"
 
     def __init__(self, directory: Path | None, models_dir: Path):
-        from plusls.exported import ModelDirError
-        from plusls.indexer.embedding_model import load_embedder
-        from plusls.server.progress_bar import ProgressBar
 
         try:
             self.embedder, self.model_id = load_embedder(directory, models_dir, log=_log)
@@ -209,7 +206,6 @@ class EmbeddingModel:
 
 
 def _models_dir() -> Path:
-    from plusls.server.paths import default_models_dir
 
     return default_models_dir()
 

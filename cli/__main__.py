@@ -1,0 +1,5 @@
+import sys
+
+from plusls.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""The lowest layer: paths, progress lines, metrics and small helpers every other package may use."""

@@ -1,0 +1,42 @@
+"""`plusls doctor` and `plusls export`: argument parsing only."""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from plusls.common.cli_args import models_dir_parent
+
+from .doctor import collect, format_report
+from .errors import PluslsError
+from .sessions import RuntimeOptions
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    report = collect(Path(args.models_dir), RuntimeOptions.from_env())
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    try:
+        # torch, transformers and optimum: only `plusls export` needs them
+        from .export import export_model
+    except ImportError as e:
+        raise PluslsError(f"export needs the train extra ({e.name} is missing): pip install 'plusls[train]'") from e
+    export_model(args.src, args.kind, args.out, int8=args.int8, force=args.force)
+    return 0
+
+
+def register(sub) -> None:
+    d = sub.add_parser("doctor", parents=[models_dir_parent()], help="versions, providers, models, GPU")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=_doctor)
+
+    e = sub.add_parser("export", help="export a local checkpoint directory (or .gguf file) to ONNX")
+    e.add_argument("src", help="local Hugging Face checkpoint directory or .gguf file (never a hub id)")
+    e.add_argument("--kind", required=True, choices=["causal-lm", "seq2seq", "embedding", "matching"])
+    e.add_argument("--out", required=True)
+    e.add_argument("--int8", action="store_true", help="quantize weights to int8 after the fp32 parity check")
+    e.add_argument("--force", action="store_true", help="replace OUT if it exists")
+    e.set_defaults(func=_export)
