@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from plusls.common.metrics import mrr_at_k
+
 
 def chunk_texts(codes: dict[int, str], tmp: Path) -> tuple[list[int], list[str], list[str]]:
     from plusls.evaluation.retrieval import write_corpus
@@ -42,16 +44,17 @@ def chunk_texts(codes: dict[int, str], tmp: Path) -> tuple[list[int], list[str],
 
 
 def mrr_at_10(scores: np.ndarray, files: list[int], golds: list[int]) -> float:
-    total = 0.0
-    for row, gold in zip(scores, golds):
+    """Each query's files in rank order (a file with several chunks counts once, at its best), MRR@10."""
+    rankings = []
+    for row in scores:
         ranked: list[int] = []
         for c in np.argsort(-row):
             if files[c] not in ranked:
                 ranked.append(files[c])
             if len(ranked) == 10:
                 break
-        total += 1 / (ranked.index(gold) + 1) if gold in ranked else 0.0
-    return total / len(golds)
+        rankings.append(ranked)
+    return mrr_at_k(rankings, golds, 10)
 
 
 def variant_dir(name: str, fp32_dir: Path, tmp: Path) -> Path:

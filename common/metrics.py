@@ -1,4 +1,5 @@
-"""Text and ranking metrics: CodeXGLUE's smoothed BLEU-4, ROUGE-L, exact match, MRR@k and recall@k."""
+"""Every metric plusls reports, in one place: CodeXGLUE's smoothed BLEU-4, ROUGE-L, exact match, edit similarity,
+MRR@k and recall@k. Training, refresh, evaluation and the benchmarks all read them from here."""
 from __future__ import annotations
 
 import math
@@ -7,6 +8,8 @@ import sys
 import xml.sax.saxutils
 from collections import Counter
 from typing import Hashable, Sequence
+
+import numpy as np
 
 # CodeXGLUE code-to-text's evaluator (bleu.py) first splits words from punctuation, then applies the NIST
 # mteval-v11a normalisation. Its punctuation class spans ranges that include '_', so identifiers split too.
@@ -84,6 +87,19 @@ def corpus_rouge_l(references: Sequence[str], hypotheses: Sequence[str]) -> floa
     return 100.0 * sum(map(rouge_l, references, hypotheses)) / len(references)
 
 
+def edit_similarity(reference: str, hypothesis: str) -> float:
+    """1 - Levenshtein distance / the longer length, on characters (1.0: identical; as in code completion papers)."""
+    if not reference and not hypothesis:
+        return 1.0
+    previous = list(range(len(hypothesis) + 1))
+    for i, a in enumerate(reference, 1):
+        current = [i]
+        for j, b in enumerate(hypothesis, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a != b)))
+        previous = current
+    return 1.0 - previous[-1] / max(len(reference), len(hypothesis))
+
+
 def normalize_code(text: str) -> str:
     """Code compared line by line: trailing spaces and blank lines at either end ignored, indentation kept."""
     return "\n".join(line.rstrip() for line in text.strip("\n").splitlines()).strip("\n")
@@ -93,15 +109,15 @@ def exact_match(reference: str, hypothesis: str) -> bool:
     return normalize_code(reference) == normalize_code(hypothesis)
 
 
-def first_rank(ranked: Sequence[Hashable], gold: Hashable) -> int | None:
-    """1-based rank of `gold` in `ranked`, None if absent."""
+def first_rank(ranked: Sequence[Hashable], gold: Hashable | set) -> int | None:
+    """1-based rank of `gold` in `ranked` (of any of them, for a set of equally right items), None if absent."""
     for i, item in enumerate(ranked, 1):
-        if item == gold:
+        if item in gold if isinstance(gold, (set, frozenset)) else item == gold:
             return i
     return None
 
 
-def mrr_at_k(rankings: Sequence[Sequence[Hashable]], golds: Sequence[Hashable], k: int = 10) -> float:
+def mrr_at_k(rankings: Sequence[Sequence[Hashable]], golds: Sequence[Hashable | set], k: int = 10) -> float:
     """Mean reciprocal rank of each query's gold item, counting 0 when it is not in the top k."""
     _same_length(rankings, golds)
     total = 0.0
@@ -109,6 +125,14 @@ def mrr_at_k(rankings: Sequence[Sequence[Hashable]], golds: Sequence[Hashable], 
         rank = first_rank(ranked[:k], gold)
         total += 1.0 / rank if rank else 0.0
     return total / len(golds)
+
+
+def diagonal_mrr(similarities: np.ndarray) -> float:
+    """MRR when query i's gold item is candidate i (in-domain retrieval: each text's own code among all codes);
+    ties rank the gold first."""
+    sims = np.asarray(similarities, dtype=np.float64)
+    ranks = (sims > np.diag(sims)[:, None]).sum(axis=1) + 1
+    return float((1.0 / ranks).mean())
 
 
 def recall_at_k(rankings: Sequence[Sequence[Hashable]], golds: Sequence[Hashable], k: int) -> float:

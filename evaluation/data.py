@@ -9,7 +9,7 @@ from typing import Any
 
 from .errors import EvalError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 ENV = "PLUSLS_EVAL_DATA"
 LAYOUT_HELP = ("a folder with humaneval/, humaneval_infilling/, mbpp/, mtpb/, code2text_python/ "
                "(the layout of shared/eval/README.md), or the task's own file")

@@ -5,14 +5,13 @@ Every generator answers a batch of Requests with Generated records that carry la
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 from plusls.common.paths import default_models_dir
 from plusls.exported import CausalLM, GenerationConfig, ModelDirError, Seq2SeqLM, read_manifest
 from plusls.exported.defaults import COMPLETER, ensure_default
-from plusls.exported.generation import cut_at_stop
 from plusls.indexer.embedding_model import load_embedder
 from plusls.indexer.progress_bar import ProgressBar
 
@@ -97,13 +96,9 @@ class ModelGenerator:
     model: Any = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
-
+        # The runtime stops at the model's stop tokens (exported.special_tokens), as it does for the server.
         self.model = (CausalLM if self.kind == "causal-lm" else Seq2SeqLM)(self.directory)
         self.name = self.name or self.directory.name
-        tok = self.model.tokenizer
-        # Special tokens other than EOS (e.g. SmolLM2's <|endoftext|>) do not stop the runtime's loop;
-        # a completion must still end there, as it would in a real document.
-        self.special_ids = {i for i, t in tok.get_added_tokens_decoder().items() if t.special}
 
     @property
     def manifest(self):
@@ -116,15 +111,10 @@ class ModelGenerator:
         return self.model.tokenizer.encode(text, add_special_tokens=False).ids
 
     def describe(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
         return {"name": self.name, "kind": self.kind, "dir": str(self.directory),
                 "providers": self.model.providers, "manifest": asdict(self.manifest)}
 
     def generate(self, requests: Sequence[Request], config: GenerationConfig) -> list[Generated]:
-        from dataclasses import replace
-
-
         config = replace(config, stop=tuple(dict.fromkeys((*config.stop, *requests[0].stops))))
         if self.kind == "seq2seq":  # the runtime truncates the encoder input itself
             outs = self.model.generate([r.text for r in requests], config)
@@ -135,16 +125,8 @@ class ModelGenerator:
             prompts = [r.ids if r.ids is not None else self.model.encode(r.text) for r in requests]
             cut_prompt = [len(p) > budget for p in prompts]
             outs = self.model.generate_ids([p[-budget:] for p in prompts], config)
-        results = []
-        for g, cut_left in zip(outs, cut_prompt):
-            text, ids = g.text, g.token_ids
-            cut = next((i for i, t in enumerate(ids) if t in self.special_ids), None)
-            if cut is not None:
-                ids = ids[:cut]
-                text, _ = cut_at_stop(self.model.tokenizer.decode(ids, skip_special_tokens=True), config.stop)
-            results.append(Generated(text, len(g.token_ids), g.prompt_tokens, g.total_s, g.first_token_s,
-                                     "special-token" if cut is not None else g.finish_reason, cut_left))
-        return results
+        return [Generated(g.text, len(g.token_ids), g.prompt_tokens, g.total_s, g.first_token_s, g.finish_reason,
+                          cut_left) for g, cut_left in zip(outs, cut_prompt)]
 
     def prompt_budget(self, max_new_tokens: int) -> int:
         """Prompt tokens that fit in the model's context beside max_new_tokens."""
@@ -199,8 +181,6 @@ class EmbeddingModel:
         return self.embedder.manifest
 
     def describe(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
         return {"name": self.name, "kind": self.kind, "providers": self.embedder.providers,
                 "manifest": asdict(self.embedder.manifest)}
 

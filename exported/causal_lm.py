@@ -7,10 +7,19 @@ from typing import Sequence
 import numpy as np
 import onnxruntime as ort
 
-from .generation import (CancelToken, Generation, GenerationConfig, RowDecoder, StopWatch, adjust_logits, choose_tokens,
-                         resolve_config)
+from .generation import (
+    CancelToken,
+    Generation,
+    GenerationConfig,
+    RowDecoder,
+    StopWatch,
+    adjust_logits,
+    choose_tokens,
+    resolve_config,
+)
 from .model_files import ModelFiles
 from .sessions import RuntimeOptions
+from .special_tokens import stop_ids
 
 Past = list  # list of np.ndarray or ort.OrtValue, in the session's past_key_values input order
 
@@ -28,9 +37,7 @@ class CausalLM:
         shape = inputs[self.past_names[0]].shape  # [batch, kv_heads, past_len, head_dim]
         self.kv_heads, self.head_dim = int(shape[1]), int(shape[3])
         self.has_position_ids = "position_ids" in inputs
-        # <|endoftext|> ends a document even where the tokenizer's EOS is another token (SmolLM2-Instruct: <|im_end|>).
-        ends = [self.manifest.token_id("eos"), self.tokenizer.token_to_id("<|endoftext|>")]
-        self.eos_ids = {i for i in ends if i is not None}
+        self.stop_ids = stop_ids(self.manifest.special_tokens, self.tokenizer)
         pad = self.manifest.token_id("pad")
         self.pad_id = pad if pad is not None else (self.manifest.token_id("eos") or 0)
         # An empty prompt (an empty file) starts from BOS, or the end-of-text token that separates documents.
@@ -87,7 +94,7 @@ class CausalLM:
         # prefix-reuse loop reproduces token for token.
         config = resolve_config(config or GenerationConfig(), None)
         watch = StopWatch(config, cancel)
-        rows = [RowDecoder(self.tokenizer, len(p), config, self.eos_ids) for p in prompts]
+        rows = [RowDecoder(self.tokenizer, len(p), config, self.stop_ids) for p in prompts]
         if config.max_new_tokens <= 0 or not prompts:
             return [r.result(0.0, "length") for r in rows]
         if reason := watch.interrupted():

@@ -17,7 +17,7 @@ class GenerationConfig:
     top_k: int = 0
     stop: tuple[str, ...] = ()  # generation ends at the first of these; it is cut from the text
     deadline_s: float | None = None  # wall-clock budget for the whole call, checked between steps
-    stop_on_eos: bool = True
+    stop_on_eos: bool = True  # end at the model's stop tokens (exported.special_tokens); False: run to the limit
     seed: int | None = None
     # Logit adjustments. Repetition control looks at each row's own new tokens (not the prompt). None: the model
     # directory's setting (a seq2seq manifest's config["generation"], written by `plusls export` from the checkpoint's
@@ -158,10 +158,10 @@ def cut_at_stop(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
 class RowDecoder:
     """Per-row state of a generation: its new tokens, decoded text and why it ended."""
 
-    def __init__(self, tokenizer, prompt_tokens: int, config: GenerationConfig, eos_ids: set[int]) -> None:
+    def __init__(self, tokenizer, prompt_tokens: int, config: GenerationConfig, stop_ids: set[int]) -> None:
         self.tokenizer = tokenizer
         self.config = config
-        self.eos_ids = eos_ids
+        self.stop_ids = stop_ids
         self.prompt_tokens = prompt_tokens
         self.ids: list[int] = []
         self.text = ""
@@ -177,13 +177,13 @@ class RowDecoder:
             return
         if not self.ids:
             self.first_token_s = elapsed
-        if self.config.stop_on_eos and token in self.eos_ids:
+        if self.config.stop_on_eos and token in self.stop_ids:
             self.finish_reason = "eos"
             return
         self.ids.append(int(token))
         if self.config.stop:
             # Decoding the whole row each step is cheap at completion lengths and never splits a character.
-            self.text, hit = cut_at_stop(self.tokenizer.decode(self.ids, skip_special_tokens=True), self.config.stop)
+            self.text, hit = cut_at_stop(self.tokenizer.decode(self.ids, skip_special_tokens=False), self.config.stop)
             if hit:
                 self.finish_reason = "stop"
                 return
@@ -192,7 +192,7 @@ class RowDecoder:
 
     def result(self, total_s: float, reason: str | None = None) -> Generation:
         if not self.config.stop:
-            self.text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
+            self.text = self.tokenizer.decode(self.ids, skip_special_tokens=False)
         return Generation(
             text=self.text,
             token_ids=self.ids,

@@ -6,10 +6,19 @@ from typing import Sequence
 
 import numpy as np
 
-from .generation import (CancelToken, Generation, GenerationConfig, RowDecoder, StopWatch, adjust_logits, choose_tokens,
-                         resolve_config)
+from .generation import (
+    CancelToken,
+    Generation,
+    GenerationConfig,
+    RowDecoder,
+    StopWatch,
+    adjust_logits,
+    choose_tokens,
+    resolve_config,
+)
 from .model_files import ModelFiles
 from .sessions import RuntimeOptions
+from .special_tokens import stop_ids
 
 
 class Seq2SeqLM:
@@ -25,7 +34,7 @@ class Seq2SeqLM:
         shape = inputs[self.past_names[0]].shape  # [batch, heads, len, head_dim]
         self.heads, self.head_dim = int(shape[1]), int(shape[3])
         self.start_id = int(self.manifest.config["decoder_start_token_id"])
-        self.eos_ids = {i for i in [self.manifest.token_id("eos")] if i is not None}
+        self.stop_ids = stop_ids(self.manifest.special_tokens, self.tokenizer)
         pad = self.manifest.token_id("pad")
         self.pad_id = pad if pad is not None else 0
         self.tokenizer.enable_truncation(self.manifest.max_length)  # cuts before the closing </s> is added
@@ -58,7 +67,7 @@ class Seq2SeqLM:
         if not texts:
             return []
         ids, mask = self.encode_batch(texts)
-        rows = [RowDecoder(self.tokenizer, int(m.sum()), config, self.eos_ids) for m in mask]
+        rows = [RowDecoder(self.tokenizer, int(m.sum()), config, self.stop_ids) for m in mask]
         if config.max_new_tokens <= 0:
             return [r.result(0.0, "length") for r in rows]
         if reason := watch.interrupted():

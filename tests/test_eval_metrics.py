@@ -8,6 +8,8 @@ import pytest
 from plusls.common.metrics import (
     bleu_tokens,
     corpus_smoothed_bleu4,
+    diagonal_mrr,
+    edit_similarity,
     exact_match,
     mrr_at_k,
     recall_at_k,
@@ -89,3 +91,21 @@ def test_mrr_and_recall_hand_worked():
     assert [recall_at_k(rankings, golds, k) for k in (1, 2, 3)] == pytest.approx([0, 1 / 3, 2 / 3])
     with pytest.raises(ValueError):
         mrr_at_k([[1]], [1, 2])
+
+
+def test_mrr_with_several_right_answers_counts_the_first_found():
+    assert mrr_at_k([[4, 2, 3]], [{3, 2}], k=10) == pytest.approx(1 / 2)
+
+
+def test_diagonal_mrr_ranks_each_row_against_its_own_column():
+    sims = [[0.9, 0.1, 0.0],  # own column first: rank 1
+            [0.8, 0.5, 0.7],  # two candidates above: rank 3
+            [0.2, 0.3, 0.3]]  # a tie with its own column: rank 1
+    assert diagonal_mrr(sims) == pytest.approx((1 + 1 / 3 + 1) / 3)
+
+
+def test_edit_similarity_hand_worked():
+    assert edit_similarity("return x", "return x") == 1.0
+    assert edit_similarity("kitten", "sitting") == pytest.approx(1 - 3 / 7)
+    assert edit_similarity("", "abc") == 0.0
+    assert edit_similarity("", "") == 1.0

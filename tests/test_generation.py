@@ -260,3 +260,28 @@ def test_copy_bias_favours_the_input_tokens(exported):
     assert all(t in source for t in copied) and plain != copied  # a large bonus: only the input's tokens come out
     off = GenerationConfig(max_new_tokens=12, stop_on_eos=False, copy_bias=0.0)
     assert lm.generate(text, off)[0].token_ids == plain
+
+
+def test_every_control_token_ends_a_generation_and_none_reaches_the_text(exported):
+    """The one stop policy (exported.special_tokens): the manifest records EOS, <|endoftext|> and every special
+    added token (FIM markers included); a row ends at any of them, and the text never carries one."""
+    from plusls.exported.generation import RowDecoder
+    from plusls.exported.special_tokens import stop_ids
+
+    lm = CausalLM(exported["gpt2"])  # the tiny model with FIM tokens
+    tok = lm.tokenizer
+    recorded = {t["token"] for t in lm.manifest.special_tokens["stop"]}
+    assert "<|endoftext|>" in recorded
+    fim = lm.manifest.fim
+    assert {fim[p]["token"] for p in ("prefix", "suffix", "middle")} <= recorded
+    # A manifest written before the stop set was recorded gets the same set from its tokenizer.
+    legacy = {k: v for k, v in lm.manifest.special_tokens.items() if k != "stop"}
+    assert stop_ids(legacy, tok) == lm.stop_ids
+    word = tok.encode("return a + b").ids
+    for control in sorted(lm.stop_ids):
+        row = RowDecoder(tok, 0, GenerationConfig(max_new_tokens=20, stop=("\n\n",)), lm.stop_ids)
+        for t in [*word, control, *word]:
+            row.push(t, 0.0)
+        out = row.result(0.0)
+        assert out.finish_reason == "eos" and out.token_ids == word
+        assert out.text == tok.decode(word) and "<|" not in out.text and "<fim" not in out.text

@@ -19,9 +19,10 @@ from typing import Callable
 
 from plusls.exported.errors import PluslsError
 from plusls.exported.manifest import fim_prompt
+from plusls.exported.special_tokens import find_fim
 
 Log = Callable[[str], None]
-FIM_TOKENS = ("<fim_prefix>", "<fim_suffix>", "<fim_middle>")
+FIM_TOKENS = ("<fim_prefix>", "<fim_suffix>", "<fim_middle>")  # added where a tokenizer has none
 PREFIX_TOKENS, SUFFIX_TOKENS, MIDDLE_TOKENS = 192, 64, 64
 
 
@@ -44,13 +45,15 @@ def fim_ids(tokenizer, sample: dict, fim: dict, eos: int, as_fim: bool = True) -
 
 
 def add_fim_tokens(model, tokenizer) -> dict[str, dict]:
-    """Give a tokenizer without FIM tokens the three StarCoder-style ones, and the model embedding rows for them
-    (initialised at the mean embedding); the export then declares them in the manifest."""
-    if not all(t in tokenizer.get_vocab() for t in FIM_TOKENS):
-        tokenizer.add_special_tokens({"additional_special_tokens": list(FIM_TOKENS)})
-        model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
-    vocab = tokenizer.get_vocab()  # in the manifest's form: part -> {"token", "id"}
-    return {part: {"token": t, "id": vocab[t]} for part, t in zip(("prefix", "suffix", "middle"), FIM_TOKENS)}
+    """The tokenizer's own FIM tokens (any spelling the export knows, e.g. Qwen's <|fim_prefix|>); a tokenizer
+    without any gets the three StarCoder-style ones, and the model embedding rows for them (initialised at the mean
+    embedding); the export then declares them in the manifest. In the manifest's form: part -> {"token", "id"}."""
+    fim = find_fim(tokenizer.get_vocab())
+    if fim is not None:
+        return fim
+    tokenizer.add_special_tokens({"additional_special_tokens": list(FIM_TOKENS)})
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=True)
+    return find_fim(tokenizer.get_vocab())
 
 
 def prepare_causal_source(source: Path, run: Path) -> Path:

@@ -18,6 +18,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from plusls.common.metrics import diagonal_mrr
 from plusls.exported.defaults import EMBEDDER
 from plusls.exported.export.embedding_modules import load_sentence_embedder
 
@@ -83,8 +84,7 @@ def retrieval_mrr(model: ContrastivePair, pairs, batch: int = 64) -> float:
             texts.append(model.embed(*pad_sequences([p[0] for p in chunk])))
             codes.append(model.embed(*pad_sequences([p[1] for p in chunk])))
         sims = torch.cat(texts) @ torch.cat(codes).T
-        ranks = (sims > sims.diag()[:, None]).sum(1) + 1
-    return float((1.0 / ranks.float()).mean())
+    return diagonal_mrr(sims.numpy())
 
 
 def train_contrastive(corpus: Path, out: Path, embedder_dir: Path | None = None, max_steps: int = 300,

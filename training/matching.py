@@ -21,6 +21,7 @@ from typing import Callable
 
 import torch
 
+from plusls.common.metrics import mrr_at_k
 from plusls.exported.defaults import EMBEDDER
 from plusls.exported.export.embedding_modules import MAX_CODE, MAX_TEXT, MatchingModel, load_sentence_embedder
 from plusls.exported.matching import pair_ids
@@ -133,16 +134,17 @@ def rerank_mrr(model: MatchingModel, embedder, data: Encoded, queries: int = 100
 
     with torch.no_grad():  # only the texts that are queries; every code is a candidate
         sims = embed(data.texts[: min(queries, n)]) @ embed(data.codes).T
-    before = after = 0.0
+    embedded, reranked, golds = [], [], []
     for q in range(min(queries, n)):
         top = torch.topk(sims[q], min(candidates, n)).indices.tolist()
-        gold = {j for j in range(n) if data.code_keys[j] == data.code_keys[q]}
-        before += next((1 / (r + 1) for r, j in enumerate(top) if j in gold), 0.0)
+        golds.append({j for j in range(n) if data.code_keys[j] == data.code_keys[q]})
         scores = score_pairs(model, data, [(q, j) for j in top])
-        order = [top[k] for k in torch.argsort(-scores, stable=True).tolist()]
-        after += next((1 / (r + 1) for r, j in enumerate(order) if j in gold), 0.0)
-    q = max(1, min(queries, n))
-    return {"embedder_mrr": round(before / q, 4), "reranked_mrr": round(after / q, 4)}
+        embedded.append(top)
+        reranked.append([top[k] for k in torch.argsort(-scores, stable=True).tolist()])
+    if not golds:
+        return {"embedder_mrr": 0.0, "reranked_mrr": 0.0}
+    return {"embedder_mrr": round(mrr_at_k(embedded, golds, candidates), 4),
+            "reranked_mrr": round(mrr_at_k(reranked, golds, candidates), 4)}
 
 
 def train_matching(corpus: Path, out: Path, embedder_dir: Path | None = None, max_steps: int = 1000,

@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
+from plusls.common.metrics import diagonal_mrr
 from plusls.exported import Embedder
 from plusls.exported.causal_lm import CausalLM
 from plusls.exported.errors import PluslsError
@@ -174,17 +177,12 @@ def torch_source(current: Path) -> Path:
 # --- search --------------------------------------------------------------------------------------------------------
 def heldout_mrr(model_dir: Path, pairs: list[dict]) -> float:
     """MRR of each held-out summary's own code among all held-out code, through the exported ONNX model."""
-    import numpy as np
-
-
     embedder = Embedder(model_dir)
     texts = embedder.embed([p["summary"] for p in pairs])
     codes = embedder.embed([p["code"] for p in pairs])
     if not (np.isfinite(texts).all() and np.isfinite(codes).all()):
         return 0.0
-    sims = texts @ codes.T
-    ranks = (sims > np.diag(sims)[:, None]).sum(1) + 1
-    return float((1.0 / ranks).mean())
+    return diagonal_mrr(texts @ codes.T)
 
 
 def refresh_search(current: Path, samples: Samples, run: Path, steps: int, minutes: float, seed: int,

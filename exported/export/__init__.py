@@ -21,8 +21,10 @@ from ..errors import ExportError
 from ..generation import DECODING_KEYS, NEUTRAL
 from ..manifest import KINDS, ONNX_FILES, Manifest, checksum_files
 from ..matching import Matcher
+from ..model_files import load_tokenizer
 from ..seq2seq_lm import Seq2SeqLM
 from ..sessions import RuntimeOptions
+from ..special_tokens import find_fim, stop_tokens
 from . import parity
 from .bert2bert import export_bert2bert, is_bert2bert
 from .embedding_modules import MatchingLogits, is_codet5p_embedding, load_codet5p_embedding, load_sentence_embedder
@@ -32,12 +34,6 @@ from .sources import check_source, find_gguf, materialize_gguf
 PARITY_LIMIT = 1e-3  # max |logit diff| (or |embedding diff|) fp32 ONNX vs PyTorch
 INT8_MIN_AGREEMENT = 0.9  # top-1 agreement of int8 logits with PyTorch's, below which --int8 is refused
 INT8_MIN_COSINE = 0.98  # the same for embeddings
-FIM_NAMES = [  # (prefix, suffix, middle) spellings in use; read from the tokenizer, never assumed
-    ("<fim_prefix>", "<fim_suffix>", "<fim_middle>"),
-    ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"),
-    ("<PRE>", "<SUF>", "<MID>"),
-    ("▁<PRE>", "▁<SUF>", "▁<MID>"),
-]
 Log = Callable[[str], None]
 
 
@@ -249,13 +245,8 @@ def _save_tokenizer(src: Path, work: Path, manifest: Manifest) -> None:
         token = getattr(tok, f"{name}_token", None)
         if token is not None:
             special[name] = {"token": str(token), "id": int(tok.convert_tokens_to_ids(str(token)))}
-    vocab = tok.get_vocab()
-    special["fim"] = None
-    for prefix, suffix, middle in FIM_NAMES:
-        if all(t in vocab for t in (prefix, suffix, middle)):
-            special["fim"] = {k: {"token": t, "id": vocab[t]} for k, t in
-                              (("prefix", prefix), ("suffix", suffix), ("middle", middle))}
-            break
+    special["fim"] = find_fim(tok.get_vocab())
+    special["stop"] = stop_tokens(load_tokenizer(work / "tokenizer.json"), [special.get("eos", {}).get("id")])
     manifest.special_tokens = special
     if manifest.kind == "embedding" and manifest.max_length > tok.model_max_length:
         manifest.max_length = int(tok.model_max_length)

@@ -75,7 +75,7 @@ class PrefixReuseLM:
                   need: str = "") -> tuple[Generation, ReuseStats]:
         watch = StopWatch(config, cancel)
         stats = ReuseStats(prompt_tokens=len(ids))
-        row = RowDecoder(self.lm.tokenizer, len(ids), config, self.lm.eos_ids)
+        row = RowDecoder(self.lm.tokenizer, len(ids), config, self.lm.stop_ids)
         if config.max_new_tokens <= 0 or (reason := watch.interrupted()):
             return row.result(watch.elapsed(), "length" if config.max_new_tokens <= 0 else reason), stats
         entry = self._entries.pop(key, None)
