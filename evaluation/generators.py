@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Protocol, Sequence
 
 from plusls.common.paths import default_models_dir
+from plusls.common.text import identifier_words
 from plusls.exported import CausalLM, GenerationConfig, ModelDirError, Seq2SeqLM, read_manifest
 from plusls.exported.defaults import COMPLETER, ensure_default
 from plusls.indexer.embedding_model import load_embedder
@@ -69,21 +70,17 @@ class ReferenceBaseline(_Baseline):
         return [Generated(r.reference or "", finish_reason="reference") for r in requests]
 
 
-def identifier_words(code: str) -> str:
-    """'def get_user_name(...)' -> 'Get user name.'; camelCase splits too ('parseHTTP' -> 'Parse http.')."""
+def identifier_summary(code: str) -> str:
+    """'def get_user_name(...)' -> 'Get user name.': the server's fallback summary of the first definition's name."""
     m = re.search(r"\bdef\s+([A-Za-z_]\w*)", code) or re.search(r"\bclass\s+([A-Za-z_]\w*)", code)
-    if not m:
-        return ""
-    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", m.group(1))
-    words = [w.lower() for w in spaced.split("_") if w]
-    return (" ".join(words).capitalize() + ".") if words else ""
+    return identifier_words(m.group(1)) if m else ""
 
 
 class IdentifierBaseline(_Baseline):
     name = "baseline:identifier-words"
 
     def generate(self, requests: Sequence[Request], config: GenerationConfig) -> list[Generated]:
-        return [Generated(identifier_words(r.text), finish_reason="baseline") for r in requests]
+        return [Generated(identifier_summary(r.text), finish_reason="baseline") for r in requests]
 
 
 @dataclass

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from plusls.exported.manifest import fim_prompt
+from plusls.common.metrics import exact_match
+from plusls.server.completion.prompt import Cursor, PromptBuilder, WindowState
 
 from .data import find_file, read_jsonl, require_keys
 from .errors import EvalError
 from .generators import ModelGenerator, Request
 from .humaneval import program as humaneval_program
-from plusls.common.metrics import exact_match
 from .passk import mean_pass_at_k
 from .prompts import FUNCTION_STOPS, frame
 from .sampling import Context, Item, pass_counts, run_items, status_counts
@@ -42,14 +42,10 @@ def fill(text: str, subset: str, lines: int, mode: str) -> str:
 
 
 def fim_ids(gen: ModelGenerator, prefix: str, suffix: str, budget: int) -> list[int]:
-    """<prefix> P <suffix> S <middle>; when too long for the context, P keeps its end and S its start, each
-    keeping at least half the room if it needs it."""
-    fim = gen.manifest.fim
-    pre, suf = gen.encode(prefix), gen.encode(suffix)
-    room = max(2, budget - 3)
-    keep_suf = min(len(suf), max(room // 2, room - len(pre)))
-    keep_pre = min(len(pre), room - keep_suf)
-    return fim_prompt(fim, pre[len(pre) - keep_pre:], suf[:keep_suf])
+    """The server's FIM prompt for a cursor between `prefix` and `suffix`, with up to half the budget for the
+    suffix (the server's own budgets are for typing speed, not for a benchmark)."""
+    builder = PromptBuilder(gen.model.tokenizer, gen.manifest.fim, budget, budget // 2)
+    return builder.build(Cursor(prefix + suffix, len(prefix), "python"), WindowState())
 
 
 def modes_for(ctx: Context, requested: str) -> list[str]:

@@ -9,10 +9,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from plusls.common.progress import Progress
 from plusls.exported import GenerationConfig
 
 from .generators import Generated, Generator, Request
-from plusls.common.progress import Progress
 from .sandbox import Sandbox
 
 

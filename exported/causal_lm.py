@@ -18,6 +18,7 @@ from .generation import (
     resolve_config,
 )
 from .model_files import ModelFiles
+from .padding import pad_batch
 from .sessions import RuntimeOptions
 from .special_tokens import stop_ids
 
@@ -100,12 +101,7 @@ class CausalLM:
         if reason := watch.interrupted():
             return [r.result(watch.elapsed(), reason) for r in rows]
         prompts = [list(p) or self.start_ids for p in prompts]
-        width = max(len(p) for p in prompts)
-        ids = np.full((len(prompts), width), self.pad_id, np.int64)
-        mask = np.zeros((len(prompts), width), np.int64)
-        for i, p in enumerate(prompts):
-            ids[i, width - len(p) :] = p
-            mask[i, width - len(p) :] = 1
+        ids, mask = pad_batch(prompts, self.pad_id, left=True)
         positions = np.maximum(mask.cumsum(axis=1) - 1, 0)
         rng = np.random.default_rng(config.seed)
         logits, past = self.forward(ids, mask, positions, self.empty_past(len(prompts)))

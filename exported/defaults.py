@@ -54,7 +54,7 @@ def ensure_default(model: DefaultModel, models_dir: Path, log: Callable[[str], N
     """The model's exported directory, exporting it first if it is missing or broken (minutes, once)."""
     out = models_dir / model.name
     try:
-        read_manifest(out, verify=True)
+        read_manifest(out, verify=True)  # size + mtime after the first full check
         return out
     except ModelDirError as e:
         if out.exists():

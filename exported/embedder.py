@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from .model_files import ModelFiles
+from .padding import pad_batch
 from .sessions import RuntimeOptions, make_session
 
 
@@ -63,12 +64,7 @@ class Embedder:
         batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
 
         def run(session, idx: np.ndarray) -> None:
-            width = max(1, max(len(encs[i]) for i in idx))
-            ids = np.full((len(idx), width), self.pad_id, np.int64)
-            mask = np.zeros((len(idx), width), np.int64)
-            for row, i in enumerate(idx):
-                ids[row, : len(encs[i])] = encs[i]
-                mask[row, : len(encs[i])] = 1
+            ids, mask = pad_batch([encs[i] for i in idx], self.pad_id)
             feed = {"input_ids": ids, "attention_mask": mask}
             if "token_type_ids" in self.input_names:
                 feed["token_type_ids"] = np.zeros_like(ids)

@@ -10,6 +10,7 @@ from typing import Any
 from .errors import ModelDirError
 
 MANIFEST = "manifest.json"
+STAMPS = ".verified.json"  # size + mtime of each file when its sha256 last matched (see read_manifest)
 FORMAT_VERSION = 1
 KINDS = ("causal-lm", "seq2seq", "embedding", "matching")
 # ONNX files each kind needs, by role.
@@ -73,12 +74,38 @@ def checksum_files(directory: Path) -> dict[str, str]:
     return {
         p.name: sha256_file(p)
         for p in sorted(directory.iterdir())
-        if p.is_file() and p.name != MANIFEST
+        if p.is_file() and p.name not in (MANIFEST, STAMPS) and not p.name.startswith(f".{STAMPS}")
     }
 
 
-def read_manifest(directory: str | Path, verify: bool = True) -> Manifest:
-    """Load and check a model directory's manifest; with verify, also each file's sha256."""
+def _stamp(path: Path) -> list[int]:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _read_stamps(directory: Path) -> dict:
+    try:
+        return json.loads((directory / STAMPS).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def write_stamps(directory: Path, manifest: Manifest) -> None:
+    """Remember each file's size and mtime with the digest it was checked against (best effort: a read-only
+    install just checks the digests at every load)."""
+    stamps = {name: [*_stamp(directory / name), digest] for name, digest in manifest.files.items()}
+    try:
+        tmp = directory / f".{STAMPS}.tmp"
+        tmp.write_text(json.dumps(stamps))
+        tmp.replace(directory / STAMPS)
+    except OSError:
+        pass
+
+
+def read_manifest(directory: str | Path, verify: bool | str = True) -> Manifest:
+    """Load and check a model directory's manifest. verify="full": every file's sha256 (doctor, export, install);
+    True: the same, except files whose size and mtime match those recorded after their last full check (every
+    load: a model of a gigabyte is not hashed each time); False: presence only."""
     directory = Path(directory)
     if not directory.is_dir():
         raise ModelDirError(f"model directory {directory} does not exist; export one with `plusls export`")
@@ -101,12 +128,19 @@ def read_manifest(directory: str | Path, verify: bool = True) -> Manifest:
     for name in needed:
         if name not in manifest.files:
             raise ModelDirError(f"{path} does not list {name}; re-export the model")
+    stamps = _read_stamps(directory) if verify is True else {}
+    hashed = False
     for name, digest in manifest.files.items():
         f = directory / name
         if not f.is_file():
             raise ModelDirError(f"{directory} is incomplete: {name} is missing; re-export the model")
-        if verify and sha256_file(f) != digest:
+        if not verify or stamps.get(name) == [*_stamp(f), digest]:
+            continue
+        hashed = True
+        if sha256_file(f) != digest:
             raise ModelDirError(
                 f"{f} is corrupt (sha256 differs from the manifest); re-export the model with `plusls export`"
             )
+    if hashed:
+        write_stamps(directory, manifest)
     return manifest

@@ -12,6 +12,7 @@ from typing import Sequence
 import numpy as np
 
 from .model_files import ModelFiles
+from .padding import pad_batch
 from .sessions import RuntimeOptions
 
 
@@ -51,12 +52,8 @@ class Matcher:
         return [pair_ids(self.cls_id, self.sep_id, t, c) for c in self._ids(codes, self.max_code)]
 
     def run(self, rows: list[tuple[list[int], list[int]]]) -> np.ndarray:
-        width = max(1, max((len(ids) for ids, _ in rows), default=1))
-        ids = np.full((len(rows), width), self.pad_id, np.int64)
-        mask = np.zeros((len(rows), width), np.int64)
-        types = np.zeros((len(rows), width), np.int64)
-        for r, (s, t) in enumerate(rows):
-            ids[r, : len(s)], mask[r, : len(s)], types[r, : len(t)] = s, 1, t
+        ids, mask = pad_batch([s for s, _ in rows], self.pad_id)
+        types, _ = pad_batch([t for _, t in rows], 0)
         feed = {"input_ids": ids, "attention_mask": mask}
         if "token_type_ids" in self.input_names:
             feed["token_type_ids"] = types

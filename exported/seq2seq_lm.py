@@ -17,6 +17,7 @@ from .generation import (
     resolve_config,
 )
 from .model_files import ModelFiles
+from .padding import pad_batch
 from .sessions import RuntimeOptions
 from .special_tokens import stop_ids
 
@@ -50,13 +51,7 @@ class Seq2SeqLM:
 
     def encode_batch(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         encs = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
-        width = max(1, max(len(e) for e in encs))
-        ids = np.full((len(encs), width), self.pad_id, np.int64)
-        mask = np.zeros((len(encs), width), np.int64)
-        for i, e in enumerate(encs):
-            ids[i, : len(e)] = e
-            mask[i, : len(e)] = 1
-        return ids, mask
+        return pad_batch(encs, self.pad_id)
 
     def generate(
         self, texts: str | Sequence[str], config: GenerationConfig | None = None, cancel: CancelToken | None = None

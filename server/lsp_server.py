@@ -14,18 +14,20 @@ from pathlib import Path
 from typing import Any
 
 from lsprotocol import types as t
+from pygls.lsp.server import LanguageServer
+from pygls.uris import from_fs_path, to_fs_path
+
+from plusls.common.text import as_sentence, identifier_words
 from plusls.exported.causal_lm import CausalLM
 from plusls.exported.errors import PluslsError
 from plusls.exported.seq2seq_lm import Seq2SeqLM
 from plusls.indexer.embedding_model import load_embedder as load
 from plusls.indexer.languages import spec_for
-from pygls.lsp.server import LanguageServer
-from pygls.uris import from_fs_path, to_fs_path
 
 from .completion.engine import CompletionEngine, Suggestion
 from .completion.prompt import Cursor
 from .docs.definition_at import Definition, definition_at
-from .docs.docstring_style import as_sentence, docstring_insertion, identifier_words
+from .docs.docstring_style import docstring_insertion
 from .docs.summarizer import Summarizer
 from .model_registry import Watched, completion_dir, docstring_dir, resolve_dirs, runtime_options
 from .settings import Settings, camel_keys, parse_settings

@@ -5,30 +5,27 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections import OrderedDict
 from pathlib import Path
 
+from plusls.common.lru import LRU
 from plusls.common.paths import telemetry_log_path
 
 
 class CompletionLog:
     def __init__(self, path: Path | None = None, remember: int = 512):
         self.path = path or telemetry_log_path()
-        self._shown: OrderedDict[str, dict] = OrderedDict()  # suggestion id -> its context, until answered
-        self._remember = remember
+        self._shown: LRU[str, dict] = LRU(remember)  # suggestion id -> its context, until answered
         self._lock = threading.Lock()
 
     def shown(self, sid: str, text: str, prefix: str, suffix: str, language: str, path: str) -> None:
         with self._lock:
-            self._shown[sid] = {"text": text, "prefix": prefix[-2000:], "suffix": suffix[:500],
-                                "language": language, "path": path}
-            while len(self._shown) > self._remember:
-                self._shown.popitem(last=False)
+            self._shown.put(sid, {"text": text, "prefix": prefix[-2000:], "suffix": suffix[:500],
+                                  "language": language, "path": path})
 
     def record(self, sid: str, accepted: bool) -> bool:
         """Append one accept/reject record; False if the id names no suggestion this server showed."""
         with self._lock:
-            context = self._shown.pop(sid, None)
+            context = self._shown.pop(sid)
             if context is None:
                 return False
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -40,8 +40,9 @@ def memorized(tmp_path_factory) -> Path:
     """An exported tiny causal LM that recites the fixture repository's src/mathutil.py (predictable completions:
     after `    a, b =` comes ` 0, 1`)."""
     from fixture_repo import FILES
-    from plusls.exported.export import export_model
     from tiny_models import memorized_causal_lm
+
+    from plusls.exported.export import export_model
 
     root = tmp_path_factory.mktemp("memorized")
     src = memorized_causal_lm(root / "checkpoint", [FILES["src/mathutil.py"]])

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import pytest
+
 from plusls.evaluation.data import default_data_dir
 from plusls.evaluation.generators import Generated, Request
 

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import asyncio
 
+from fixture_repo import FILES
+
 from plusls.exported.causal_lm import CausalLM
 from plusls.server.completion.engine import CompletionEngine
 from plusls.server.completion.prompt import Cursor
 from plusls.server.settings import CompletionSettings
-
-from fixture_repo import FILES
 
 MATH = FILES["src/mathutil.py"]
 TYPED = MATH[: MATH.index("    a, b =") + len("    a, b =")]

@@ -3,9 +3,17 @@ from __future__ import annotations
 
 import pytest
 
-from plusls.server.completion.filters import (FilterContext, balance_brackets, cut_special_tokens, drop_repeats,
-                                              drop_suffix_overlap, postprocess, skip_leading_newlines,
-                                              strip_trailing_whitespace, trim_to_scope)
+from plusls.server.completion.filters import (
+    FilterContext,
+    balance_brackets,
+    cut_special_tokens,
+    drop_repeats,
+    drop_suffix_overlap,
+    postprocess,
+    skip_leading_newlines,
+    strip_trailing_whitespace,
+    trim_to_scope,
+)
 
 
 def ctx(line_prefix="", line_suffix="", above=(), below=(), multiline=False) -> FilterContext:

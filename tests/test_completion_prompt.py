@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fixture_repo import make_repo
+
 from plusls.exported.causal_lm import CausalLM
 from plusls.indexer.embedding_model import load_embedder
 from plusls.server.completion.prompt import Cursor, PromptBuilder, Snippet, WindowState
 from plusls.server.settings import SearchSettings
 from plusls.server.workspace_search import WorkspaceSearch
-
-from fixture_repo import make_repo
 
 CODE = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(200))
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import pytest
 
+from plusls.common.text import identifier_words
 from plusls.server.docs.definition_at import definition_at
-from plusls.server.docs.docstring_style import docstring_insertion, identifier_words
+from plusls.server.docs.docstring_style import docstring_insertion
 
 CASES = {
     "python": ("m.py", 'class A:\n    def greet(self, name):\n        return "hi " + name\n', "return",

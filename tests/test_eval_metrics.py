@@ -5,6 +5,7 @@ import math
 from math import comb
 
 import pytest
+
 from plusls.common.metrics import (
     bleu_tokens,
     corpus_smoothed_bleu4,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from eval_helpers import CAN_ISOLATE
+
 from plusls.evaluation.sandbox import NOBODY, Limits, Sandbox
 
 LIMITS = Limits(timeout_s=2.0, memory_bytes=512 << 20, processes=16)

@@ -5,8 +5,9 @@ import re
 
 import pytest
 from eval_helpers import Scripted, data_dir
+
 from plusls.evaluation.errors import EvalError
-from plusls.evaluation.generators import identifier_words
+from plusls.evaluation.generators import identifier_summary
 from plusls.evaluation.humaneval import HumanEval
 from plusls.evaluation.mbpp import MBPP
 from plusls.evaluation.mtpb import MTPB, truncate
@@ -75,9 +76,9 @@ def test_summarize_identifier_baseline_and_reference():
 
 
 def test_identifier_words():
-    assert identifier_words("def get_user_name(self):") == "Get user name."
-    assert identifier_words("def parseHTTPResponse ( raw ) :") == "Parse http response."
-    assert identifier_words("x = 1") == ""
+    assert identifier_summary("def get_user_name(self):") == "Get user name."
+    assert identifier_summary("def parseHTTPResponse ( raw ) :") == "Parse http response."
+    assert identifier_summary("x = 1") == ""
 
 
 def test_mtpb_truncation_follows_codegen():

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from fixture_repo import make_repo
 
-from plusls.exported.defaults import EMBEDDER, ensure_default
 from plusls.common.paths import default_models_dir
+from plusls.exported.defaults import EMBEDDER, ensure_default
 
 PLUSLS = str(Path(sys.executable).with_name("plusls"))
 

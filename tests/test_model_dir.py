@@ -67,3 +67,30 @@ def test_providers_reported_and_unavailable_provider_refused(exported):
     assert CausalLM(exported["llama"]).providers[0] == "CPUExecutionProvider"
     with pytest.raises(ModelDirError, match="none of the requested providers"):
         CausalLM(exported["llama"], RuntimeOptions(providers=("NoSuchExecutionProvider",)))
+
+
+def test_a_load_hashes_only_files_changed_since_their_last_check(model_copy, monkeypatch):
+    """Loads check size + mtime against the last full sha256 check; doctor (verify="full") still hashes all."""
+    import os
+
+    from plusls.exported import manifest as manifest_module
+
+    hashed = []
+    real = manifest_module.sha256_file
+    monkeypatch.setattr(manifest_module, "sha256_file", lambda p, *a: hashed.append(p.name) or real(p, *a))
+    CausalLM(model_copy)  # the export recorded its stamps: nothing to hash
+    assert hashed == []
+    onnx = model_copy / "model.onnx"
+    data = bytearray(onnx.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    st = onnx.stat()
+    onnx.write_bytes(bytes(data))
+    os.utime(onnx, ns=(st.st_atime_ns, st.st_mtime_ns))  # same size, same mtime: a load cannot tell
+    CausalLM(model_copy)
+    assert hashed == []
+    with pytest.raises(ModelDirError, match="model.onnx is corrupt"):
+        manifest_module.read_manifest(model_copy, verify="full")
+    onnx.touch()  # a changed mtime is hashed at the next load, and the corruption found
+    with pytest.raises(ModelDirError, match="model.onnx is corrupt"):
+        CausalLM(model_copy)
+    assert "model.onnx" in hashed

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from fixture_repo import FILES, make_repo
 from lsp_session import init_options, server_env
 

@@ -10,10 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from lsprotocol import types as t
-
 from fixture_repo import FILES, make_repo
 from lsp_session import change, init_options, inline_params, open_doc, position_after, server_env, serving
+from lsprotocol import types as t
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(300)]
 MATH = FILES["src/mathutil.py"]

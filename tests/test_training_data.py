@@ -6,8 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from plusls.training.data import (build_corpus, distribution_licence, first_sentence, installed_sources,
-                                  licence_family, read_jsonl, spdx_family, stdlib_sources, strip_docstring)
+from plusls.training.data import (
+    build_corpus,
+    distribution_licence,
+    first_sentence,
+    installed_sources,
+    licence_family,
+    read_jsonl,
+    spdx_family,
+    stdlib_sources,
+    strip_docstring,
+)
 
 UTILS = '''"""Utilities."""
 import os

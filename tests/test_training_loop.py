@@ -81,3 +81,15 @@ def test_learning_rate_warms_up_then_decays():
     assert lr_at(100, cfg) == pytest.approx(1e-4)
     timed = TrainConfig(out_dir="x", max_steps=10_000, lr=1e-3, min_lr=1e-4, warmup_steps=10, max_minutes=1)
     assert lr_at(20, timed, elapsed_s=60) == pytest.approx(1e-4)  # a time budget decays by the clock
+
+
+def test_batches_walk_seeded_epochs_and_cross_their_boundary_cleanly():
+    from plusls.training.loop import batch_indices
+
+    n, size = 10, 4
+    rows = [i for step in range(5) for i in batch_indices(n, size, 0, step)]  # 20 rows: exactly two epochs
+    assert sorted(rows[:10]) == list(range(10)) and sorted(rows[10:]) == list(range(10))
+    assert rows[:10] != rows[10:]  # each epoch its own order
+    assert batch_indices(n, size, 0, 2) == batch_indices(n, size, 0, 2)  # a pure function of the step
+    assert batch_indices(n, size, 1, 0) != batch_indices(n, size, 0, 0)
+    assert sorted(batch_indices(3, 8, 0, 0)) == [0, 1, 2]  # never more rows than the data has

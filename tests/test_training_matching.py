@@ -21,6 +21,7 @@ FIXTURE_FUNCTIONS = {"read_text": ("src/files.py", "read a file into one string"
 
 def _fixture_pairs() -> list[tuple[str, str]]:
     from fixture_repo import FILES
+
     from plusls.indexer.chunker import chunk_file
 
     out = []
@@ -129,8 +130,9 @@ def tiny_embedder(trained):
 
 
 def test_loss_falls_and_the_model_ranks_each_texts_code_above_the_distractors(trained):
-    from plusls.exported.export.embedding_modules import MatchingModel, load_matching
     from transformers import AutoModel, AutoTokenizer
+
+    from plusls.exported.export.embedding_modules import MatchingModel, load_matching
 
     losses = [h["loss"] for h in trained["result"]["history"] if "loss" in h]
     assert losses[-1] < 0.6 * losses[0]
@@ -142,8 +144,9 @@ def test_loss_falls_and_the_model_ranks_each_texts_code_above_the_distractors(tr
 
 
 def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(trained, tmp_path, monkeypatch):
-    import plusls.training.matching as matching
     from safetensors.torch import load_file
+
+    import plusls.training.matching as matching
 
     kw = dict(max_steps=6, batch_size=4, lr=2e-3, seed=0, threads=1, heldout_queries=0, checkpoint_every=3,
               log=lambda m: None, **TINY)
@@ -171,8 +174,8 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(trained, tm
 
 
 def test_export_parity_and_runtime_scores(trained, exported_matcher):
-    from plusls.exported.matching import Matcher
     from plusls.exported.export.embedding_modules import load_matching
+    from plusls.exported.matching import Matcher
 
     out, manifest = exported_matcher
     assert manifest.kind == "matching" and manifest.parity["fp32_max_abs_diff"] <= 1e-3

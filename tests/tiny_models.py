@@ -99,8 +99,9 @@ def build(arch: str, out: Path) -> Path:
             {"word_embedding_dimension": 32, "pooling_mode_mean_tokens": True, "pooling_mode_cls_token": False}))
         (out / "sentence_bert_config.json").write_text(json.dumps({"max_seq_length": 48}))
     elif arch == "codet5p-embedding":
-        from plusls.exported.export.embedding_modules import CodeT5pEmbedder
         from safetensors.torch import save_file
+
+        from plusls.exported.export.embedding_modules import CodeT5pEmbedder
 
         tok = bpe_tokenizer(["<pad>", "</s>", "<unk>", "<s>"], pad_token="<pad>", eos_token="</s>",
                             unk_token="<unk>", bos_token="<s>")

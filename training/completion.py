@@ -77,7 +77,7 @@ def train_fim(source: Path, samples: list[dict], run: Path, steps: int, minutes:
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from .loop import TrainConfig, train  # torch, as above
+    from .loop import TrainConfig, batch_indices, train  # torch, as above
 
     tokenizer = AutoTokenizer.from_pretrained(source)
     model = AutoModelForCausalLM.from_pretrained(source, torch_dtype=torch.float32)
@@ -88,9 +88,7 @@ def train_fim(source: Path, samples: list[dict], run: Path, steps: int, minutes:
             for i, s in enumerate(samples)]
 
     def batch_at(step: int):  # seeded epochs, right-padded
-        order = list(range(len(rows)))
-        random.Random(f"{seed}:{step * batch_size // len(rows)}").shuffle(order)
-        picked = [rows[order[(step * batch_size + i) % len(rows)]] for i in range(min(batch_size, len(rows)))]
+        picked = [rows[i] for i in batch_indices(len(rows), batch_size, seed, step)]
         width = max(len(ids) for ids, _ in picked)
         ids = torch.full((len(picked), width), eos)
         labels = torch.full((len(picked), width), -100)

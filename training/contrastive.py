@@ -23,7 +23,7 @@ from plusls.exported.defaults import EMBEDDER
 from plusls.exported.export.embedding_modules import load_sentence_embedder
 
 from .data import read_jsonl
-from .loop import TrainConfig, train
+from .loop import TrainConfig, batch_indices, train
 
 MAX_CODE, MAX_TEXT = 128, 32
 
@@ -61,12 +61,8 @@ def encode(tokenizer, rows: list[dict]) -> list[tuple[list[int], list[int]]]:
 
 def pair_batches(pairs, batch_size: int, seed: int):
     """batch_at(step): seeded epochs of `batch_size` pairs (a batch is a pure function of the step)."""
-    per_epoch = max(1, len(pairs) // batch_size)
-
     def batch_at(step: int):
-        order = list(range(len(pairs)))
-        random.Random(f"{seed}:{step // per_epoch}").shuffle(order)
-        idx = order[(step % per_epoch) * batch_size : (step % per_epoch + 1) * batch_size]
+        idx = batch_indices(len(pairs), batch_size, seed, step)
         t_ids, t_mask = pad_sequences([pairs[i][0] for i in idx])
         c_ids, c_mask = pad_sequences([pairs[i][1] for i in idx])
         tokens = int(t_mask.sum() + c_mask.sum())

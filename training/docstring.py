@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+
 from plusls.exported.defaults import EMBEDDER
 
 from .data import TOKEN, read_jsonl

@@ -7,8 +7,10 @@ and thread count a run and its resumed twin end with identical weights on CPU.
 """
 from __future__ import annotations
 
+import functools
 import math
 import os
+import random
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -18,6 +20,21 @@ from typing import Any, Callable
 import torch
 
 Batch = tuple[dict[str, torch.Tensor], int]  # model inputs, tokens it holds (for tokens/s)
+
+
+@functools.lru_cache(maxsize=4)
+def _epoch_order(n: int, seed: int | str, epoch: int) -> tuple[int, ...]:
+    order = list(range(n))
+    random.Random(f"{seed}:{epoch}").shuffle(order)
+    return tuple(order)
+
+
+def batch_indices(n: int, batch_size: int, seed: int | str, step: int) -> list[int]:
+    """Rows of global step `step`'s batch: the data is read in epochs, each its own seeded permutation, so a batch
+    is a pure function of the step; one that crosses an epoch's end takes the rest of that epoch and the start of
+    the next (never a row twice within an epoch)."""
+    start = step * batch_size
+    return [_epoch_order(n, seed, pos // n)[pos % n] for pos in range(start, start + min(batch_size, n))]
 
 
 @dataclass

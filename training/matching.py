@@ -28,7 +28,7 @@ from plusls.exported.matching import pair_ids
 
 from .contrastive import pad_sequences
 from .data import read_jsonl
-from .loop import TrainConfig, train
+from .loop import TrainConfig, batch_indices, train
 
 
 def _pad3(rows: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -99,12 +99,8 @@ class _Frozen(torch.nn.Module):
 
 def matching_batches(data: Encoded, embedder, batch_size: int, seed: int, temperature: float = 0.05):
     """batch_at(step): `batch_size` positives and as many mined hard negatives (a pure function of the step)."""
-    per_epoch = max(1, len(data) // batch_size)
-
     def batch_at(step: int):
-        order = list(range(len(data)))
-        random.Random(f"{seed}:{step // per_epoch}").shuffle(order)
-        idx = order[(step % per_epoch) * batch_size : (step % per_epoch + 1) * batch_size]
+        idx = batch_indices(len(data), batch_size, seed, step)
         gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
         negs = mine_negatives(embedder, data, idx, gen, temperature)
         rows = [data.pair(i, i) for i in idx] + [data.pair(i, j) for i, j in zip(idx, negs)]

@@ -30,10 +30,11 @@ from plusls.exported import Embedder
 from plusls.exported.causal_lm import CausalLM
 from plusls.exported.errors import PluslsError
 from plusls.exported.generation import GenerationConfig
-from plusls.exported.manifest import fim_prompt, read_manifest
+from plusls.exported.manifest import read_manifest
 from plusls.indexer.chunker import chunk_file
 from plusls.indexer.walker import DEFAULT_MAX_BYTES, check_content, walk
 from plusls.indexer.workspace_index import default_index_dir
+from plusls.server.completion.prompt import Cursor, PromptBuilder, WindowState
 
 from .completion import PREFIX_TOKENS, SUFFIX_TOKENS, accepted_completions, prepare_causal_source, train_fim
 from .data import fim_samples, first_sentence, strip_docstring
@@ -239,13 +240,13 @@ def first_line_match(model_dir: Path, cuts: list[dict]) -> float:
     server prompts it: FIM when its manifest declares FIM tokens, else the prefix alone."""
 
     lm = CausalLM(model_dir)
-    fim = lm.manifest.fim
+    # The server's prompt builder, with the windows the model was trained with.
+    builder = PromptBuilder(lm.tokenizer, lm.manifest.fim, PREFIX_TOKENS + SUFFIX_TOKENS, SUFFIX_TOKENS)
     config = GenerationConfig(max_new_tokens=32, stop=("\n",))
     hits = 0
     for cut in cuts:
-        prefix = lm.encode(cut["prefix"])[-PREFIX_TOKENS:]  # the windows it was trained with
-        ids = fim_prompt(fim, prefix, lm.encode(cut["suffix"])[:SUFFIX_TOKENS]) if fim else prefix
-        text = lm.generate_ids([ids], config)[0].text
+        cursor = Cursor(cut["prefix"] + cut["suffix"], len(cut["prefix"]), "python")
+        text = lm.generate_ids([builder.build(cursor, WindowState())], config)[0].text
         hits += text.split("\n")[0].strip() == cut["middle"].split("\n")[0].strip()
     return hits / max(1, len(cuts))
 

@@ -19,7 +19,7 @@ from ..causal_lm import CausalLM
 from ..embedder import Embedder
 from ..errors import ExportError
 from ..generation import DECODING_KEYS, NEUTRAL
-from ..manifest import KINDS, ONNX_FILES, Manifest, checksum_files
+from ..manifest import KINDS, ONNX_FILES, Manifest, checksum_files, write_stamps
 from ..matching import Matcher
 from ..model_files import load_tokenizer
 from ..seq2seq_lm import Seq2SeqLM
@@ -78,6 +78,7 @@ def export_model(
         _check_parity(src, config, work, manifest, int8, log)
         manifest.files = checksum_files(work)
         manifest.write(work)
+        write_stamps(work, manifest)  # just hashed: the first load need not hash again
         _replace_dir(work, out)
     log(f"wrote {out} in {time.perf_counter() - t0:.1f}s (parity {manifest.parity})")
     return manifest

@@ -9,11 +9,11 @@ import asyncio
 import hashlib
 import re
 import time
-from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
+from plusls.common.lru import LRU
 from plusls.exported.causal_lm import CausalLM
 from plusls.exported.generation import CancelToken, GenerationConfig
 
@@ -78,8 +78,7 @@ class CompletionEngine:
         self.executor = executor or ThreadPoolExecutor(1, thread_name_prefix="plusls-complete")
         self.stats = CompletionStats()
         self._docs: dict[str, _DocState] = {}
-        self._cache: OrderedDict[str, str] = OrderedDict()
-        self._cache_size = cache_size
+        self._cache: LRU[str, str] = LRU(cache_size)
         self._model: PrefixReuseLM | None = None
         self._builder: PromptBuilder | None = None
 
@@ -159,7 +158,6 @@ class CompletionEngine:
         multiline = cursor.multiline and self.settings.multiline
         key = hashlib.sha1(f"{multiline}:{ids}".encode()).hexdigest()
         if (text := self._cache.get(key)) is not None:
-            self._cache.move_to_end(key)
             self.stats.cache_hits += 1
             return self._remember(state, cursor, text, key, from_cache=True)
         config = GenerationConfig(
@@ -179,9 +177,7 @@ class CompletionEngine:
             self.stats.cancelled += 1
             return None
         text = postprocess(generation.text, cursor.filter_context(self.settings.multiline))
-        self._cache[key] = text
-        while len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        self._cache.put(key, text)
         return self._remember(state, cursor, text, key)
 
     @staticmethod

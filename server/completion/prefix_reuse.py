@@ -7,12 +7,12 @@ and verifies up to DRAFT tokens in one forward pass.
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Hashable, Sequence
 
 import numpy as np
 
+from plusls.common.lru import LRU
 from plusls.exported.causal_lm import CausalLM
 from plusls.exported.generation import CancelToken, Generation, GenerationConfig, RowDecoder, StopWatch, choose_tokens
 
@@ -42,12 +42,12 @@ class PrefixReuseLM:
         self.lm = lm
         self.max_documents = max_documents if reuse else 0
         self.speculative = speculative
-        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
+        self._entries: LRU[Hashable, _Entry] = LRU(self.max_documents)
         self._lock = threading.Lock()  # one generation at a time: the CPU is the bottleneck anyway
         self._strings: list[str] | None = None
 
     def forget(self, key: Hashable) -> None:
-        self._entries.pop(key, None)
+        self._entries.pop(key)
 
     def generate(self, key: Hashable, ids: Sequence[int], config: GenerationConfig,
                  cancel: CancelToken | None = None, starts_with: str = "") -> tuple[Generation, ReuseStats]:
@@ -78,7 +78,7 @@ class PrefixReuseLM:
         row = RowDecoder(self.lm.tokenizer, len(ids), config, self.lm.stop_ids)
         if config.max_new_tokens <= 0 or (reason := watch.interrupted()):
             return row.result(watch.elapsed(), "length" if config.max_new_tokens <= 0 else reason), stats
-        entry = self._entries.pop(key, None)
+        entry = self._entries.pop(key)
         keep = _common_prefix(entry.ids, ids) if entry else 0
         keep = min(keep, len(ids) - 1)  # the last prompt token always runs: its logits choose the first token
         past = _truncate(entry.past, keep) if entry and keep > 0 else self.lm.empty_past(1)
@@ -150,10 +150,7 @@ class PrefixReuseLM:
         return []
 
     def _store(self, key, ids: list[int], past: list) -> None:
-        self._entries[key] = _Entry(ids, past)
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_documents:
-            self._entries.popitem(last=False)
+        self._entries.put(key, _Entry(ids, past))
 
 
 def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:

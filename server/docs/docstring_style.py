@@ -1,9 +1,10 @@
 """A summary written as a docstring in the language's own convention, and where it goes."""
 from __future__ import annotations
 
-import re
 import textwrap
 from dataclasses import dataclass
+
+from plusls.common.text import as_sentence
 
 from .definition_at import Definition
 
@@ -15,21 +16,6 @@ class Insertion:
     line: int  # 0-based
     text: str
     character: int = 0  # 0: at the start of the line
-
-
-def identifier_words(name: str) -> str:
-    """get_user_name / getUserName -> "Get user name." (what a docstring says when the model says nothing)."""
-    spaced = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1 \2", name)  # HTTPHeader -> HTTP Header
-    words = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", spaced).replace("_", " ").split()
-    return as_sentence(" ".join(w.lower() for w in words))
-
-
-def as_sentence(summary: str) -> str:
-    summary = " ".join(summary.split()).strip()
-    if not summary:
-        return summary
-    summary = summary[0].upper() + summary[1:]
-    return summary if summary[-1] in ".!?" else summary + "."
 
 
 def docstring_insertion(definition: Definition, summary: str) -> Insertion:

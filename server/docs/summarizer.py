@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from typing import Callable
 
+from plusls.common.lru import LRU
 from plusls.exported.generation import CancelToken, GenerationConfig
 from plusls.exported.seq2seq_lm import Seq2SeqLM
 
@@ -23,16 +23,12 @@ class Summarizer:
         self._load_model = load_model
         self._model: Seq2SeqLM | None = None
         self.max_new_tokens = max_new_tokens
-        self._cache: OrderedDict[str, str] = OrderedDict()
-        self._cache_size = cache_size
+        self._cache: LRU[str, str] = LRU(cache_size)
         self._lock = threading.Lock()
         self.model_runs = 0
 
     def cached(self, definition: Definition) -> str | None:
-        text = self._cache.get(definition.hash)
-        if text is not None:
-            self._cache.move_to_end(definition.hash)
-        return text
+        return self._cache.get(definition.hash)
 
     def summarize(self, definition: Definition, cancel: CancelToken | None = None,
                   deadline_s: float | None = 10.0) -> str:
@@ -48,9 +44,7 @@ class Summarizer:
         if degenerate(text):
             text = ""  # say nothing rather than "read the file to the file."
         if result.finish_reason != "cancelled":
-            self._cache[definition.hash] = text
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+            self._cache.put(definition.hash, text)
         return text
 
     def reload(self) -> None:
