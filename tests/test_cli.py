@@ -1,6 +1,8 @@
 """The plusls command as a user runs it."""
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
@@ -19,6 +21,7 @@ def test_export_from_a_hub_id_fails_clearly(tmp_path):
     assert "does not exist" in r.stderr and "never downloads" in r.stderr and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow  # exports through the CLI
 def test_export_and_doctor(checkpoints, tmp_path):
     models = tmp_path / "models"
     r = run("export", str(checkpoints["bert"]), "--kind", "embedding", "--out", str(models / "emb"))
@@ -38,6 +41,7 @@ def test_export_and_doctor(checkpoints, tmp_path):
     assert "providers used: CPUExecutionProvider" in text and "broken: BROKEN" in text
 
 
+@pytest.mark.slow  # exports through the CLI
 def test_export_refuses_to_overwrite(checkpoints, tmp_path):
     out = tmp_path / "o"
     out.mkdir()

@@ -12,6 +12,9 @@ from plusls.exported import CausalLM, Embedder, GenerationConfig
 from plusls.exported.defaults import COMPLETER, EMBEDDER, ensure_default
 
 
+pytestmark = pytest.mark.slow  # exports the real default models
+
+
 @pytest.fixture(scope="module")
 def minilm():
     return Embedder(ensure_default(EMBEDDER, default_models_dir()))

@@ -14,6 +14,9 @@ import pytest
 
 from plusls.server.settings import Settings, camel_keys
 
+pytestmark = pytest.mark.slow  # compiles the extension, spawns a server
+
+
 ROOT = Path(__file__).resolve().parents[1]
 EXT = ROOT / "editors" / "vscode"
 

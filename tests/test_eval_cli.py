@@ -1,6 +1,8 @@
 """`plusls eval` as a user runs it: clear errors, results files, reports, and real (tiny) models end to end."""
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
@@ -22,6 +24,7 @@ def assert_clean_error(r: subprocess.CompletedProcess, *words: str) -> None:
         assert word in r.stderr, r.stderr
 
 
+@pytest.mark.slow  # many CLI subprocesses
 def test_bad_input_is_reported_without_a_traceback(tmp_path, exported):
     assert_clean_error(plusls_eval("humaneval", "--data", str(tmp_path / "missing")), "does not exist")
     assert_clean_error(plusls_eval("humaneval", "--data", str(tmp_path)), "has no humaneval/HumanEval.jsonl.gz")
@@ -40,6 +43,7 @@ def test_bad_input_is_reported_without_a_traceback(tmp_path, exported):
                                    "--data", data_dir()), "<|im_start|>")
 
 
+@pytest.mark.slow  # many CLI subprocesses
 def test_json_and_report_record_the_run(tmp_path):
     out, report = tmp_path / "he.json", tmp_path / "report" / "he.md"
     r = plusls_eval("humaneval", "--model", "baseline:reference", "--data", data_dir(), "--limit", "3",
@@ -93,6 +97,7 @@ def test_infilling_with_a_fim_model_runs_both_modes_side_by_side(tmp_path, expor
     assert all(s["prompt_truncated"] for s in result["samples"] if s["mode"] == "prefix")
 
 
+@pytest.mark.slow  # many CLI subprocesses
 def test_mtpb_and_summarize_run_on_tiny_models(tmp_path, exported):
     out = tmp_path / "mtpb.json"
     r = plusls_eval("mtpb", "--model", str(exported["qwen2"]), "--data", data_dir(), "--limit", "1",

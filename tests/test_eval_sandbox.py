@@ -65,6 +65,7 @@ def test_memory_bomb_is_stopped_by_the_limit(sandbox):
     assert_still_works(sandbox)
 
 
+@pytest.mark.slow  # process storms
 def test_fork_bomb_is_contained_and_leaves_no_process(sandbox):
     start = time.monotonic()
     out = sandbox.run(FORK_BOMB)
@@ -114,6 +115,7 @@ def test_namespace_mode_gives_each_program_a_private_tmp_and_no_root():
     assert sandbox.run("import os\nassert os.getuid() == 65534 and os.getpid() < 10").passed
 
 
+@pytest.mark.slow  # process storms
 def test_the_harness_goes_on_after_each_kind_of_attack(sandbox, tmp_path):
     victim = tmp_path / "victim.txt"
     victim.write_text("keep me")

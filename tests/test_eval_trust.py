@@ -25,6 +25,7 @@ def reference_run(task: str, limit: int | None = None, **options) -> dict:
     return run_eval(EvalOptions(task=task, model="baseline:reference", data=data_dir(), limit=limit, **options))
 
 
+@pytest.mark.slow  # runs every benchmark solution in the sandbox
 def test_every_canonical_humaneval_solution_passes():
     result = reference_run("humaneval")
     assert result["problems"] == 164
@@ -32,6 +33,7 @@ def test_every_canonical_humaneval_solution_passes():
     assert result["sandbox"]["mode"] in ("namespace", "guard")
 
 
+@pytest.mark.slow  # runs every benchmark solution in the sandbox
 def test_every_canonical_mbpp_test_split_solution_passes():
     result = reference_run("mbpp")
     ids = [int(s["task_id"]) for s in result["samples"]]

@@ -67,6 +67,7 @@ def test_reindex_is_incremental(indexed):
     assert r.returncode == 0 and "indexed 0 files" in r.stdout and "0 embedded" in r.stdout
 
 
+@pytest.mark.slow  # many CLI subprocesses
 def test_missing_path_and_corrupt_index_fail_clearly(indexed, tmp_path):
     root, env, _ = indexed
     r = run(env, "index", str(tmp_path / "nope"))

@@ -11,6 +11,9 @@ import pytest
 from fixture_repo import FILES, make_repo
 from lsp_session import init_options, server_env
 
+pytestmark = pytest.mark.slow  # spawns Neovim and a server
+
+
 ROOT = Path(__file__).resolve().parents[1]
 NVIM = shutil.which("nvim", path=str(Path(sys.executable).parent)) or shutil.which("nvim")
 MATH = FILES["src/mathutil.py"]

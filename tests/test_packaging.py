@@ -1,6 +1,8 @@
 """The install: one `plusls` namespace, and a serving runtime that never imports torch or transformers."""
 from __future__ import annotations
 
+import pytest
+
 import json
 import subprocess
 import sys
@@ -24,6 +26,7 @@ print(json.dumps([m for m in ("torch", "transformers", "optimum") if m in sys.mo
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
+@pytest.mark.slow  # builds a wheel
 def test_wheel_installs_only_under_plusls(tmp_path):
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
                     str(tmp_path), str(ROOT)], check=True, capture_output=True)

@@ -14,7 +14,7 @@ from fixture_repo import FILES, make_repo
 from lsp_session import change, init_options, inline_params, open_doc, position_after, server_env, serving
 from lsprotocol import types as t
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(300), pytest.mark.slow]  # spawns servers
 MATH = FILES["src/mathutil.py"]
 TYPED = MATH[: MATH.index("    a, b =") + len("    a, b =")]  # the user is typing fibonacci's body
 

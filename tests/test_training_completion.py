@@ -10,6 +10,9 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
+pytestmark = pytest.mark.slow  # trains models
+
+
 SAMPLES = [{"prefix": f"def add_{i}(a, b):\n    ", "middle": "return a + b", "suffix": f"\n\n\nx_{i} = 1\n",
             "cut": "lines"} for i in range(12)]
 

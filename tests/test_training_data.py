@@ -18,6 +18,9 @@ from plusls.training.data import (
     strip_docstring,
 )
 
+pytestmark = pytest.mark.slow  # mines a corpus from the installed packages
+
+
 UTILS = '''"""Utilities."""
 import os
 

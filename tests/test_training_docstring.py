@@ -10,6 +10,9 @@ import pytest
 from plusls.exported import GenerationConfig, Seq2SeqLM
 from plusls.training.docstring import DECODING
 
+pytestmark = pytest.mark.slow  # trains models
+
+
 PAIRS = [
     ("def add(a, b):\n    return a + b", "Return the sum of two numbers."),
     ("def read_file(path):\n    with open(path) as f:\n        return f.read()", "Read a whole file."),

@@ -13,6 +13,9 @@ from fixture_repo import make_repo
 # (summary, code) pairs: four of the fixture repository's functions as the index chunks them (the reranking test
 # searches for them by these summaries), and a few more.
 # Summaries in other words than the docstrings, so the tiny random embedder alone does not find them first.
+pytestmark = pytest.mark.slow  # trains models
+
+
 FIXTURE_FUNCTIONS = {"read_text": ("src/files.py", "read a file into one string"),
                      "fibonacci": ("src/mathutil.py", "fib sequence value at position n"),
                      "sortByAge": ("web/types.ts", "order people from young to old"),

@@ -15,6 +15,9 @@ import pytest
 pytest.importorskip("torch")
 
 # Docstrings say in other words what the code's names say: what a refresh must learn is this workspace's vocabulary.
+pytestmark = pytest.mark.slow  # trains models
+
+
 VERBS = {"read": "fetch", "write": "emit", "parse": "interpret", "load": "import", "save": "persist",
          "delete": "remove", "find": "locate", "count": "tally", "sort": "order", "merge": "combine",
          "split": "divide", "check": "verify"}

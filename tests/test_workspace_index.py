@@ -194,6 +194,7 @@ def add_generated_files(repo: Path, files: int = 150) -> None:
         (repo / f"gen/m{i}.py").write_text("".join(f"def f{i}_{j}(x):\n    return x + {j}\n\n" for j in range(8)))
 
 
+@pytest.mark.slow  # spawns indexing processes
 def test_search_answers_while_another_process_indexes(repo, embedder, exported, tmp_path):
     add_generated_files(repo)
     script = KILL_SCRIPT.format(tests=str(Path(__file__).parent), model=str(exported["bert"]), repo=str(repo),
@@ -213,6 +214,7 @@ def test_search_answers_while_another_process_indexes(repo, embedder, exported, 
     assert len({s[0] for s in seen}) > 2  # and the vector count grew while we watched
 
 
+@pytest.mark.slow  # spawns indexing processes
 @pytest.mark.parametrize("delay", [0.3, 1.0, 2.0])
 def test_kill_9_during_indexing_then_reopen_completes(delay, repo, embedder, exported, tmp_path):
     add_generated_files(repo)
