@@ -26,6 +26,14 @@ def find_fim(vocab: dict[str, int]) -> dict[str, Any] | None:
     return None
 
 
+def find_repo(vocab: dict[str, int]) -> dict[str, Any] | None:
+    """The manifest's "repo" entry: Qwen2.5-Coder's repository-level tokens (<|repo_name|>, <|file_sep|>), or None."""
+    names = {"name": "<|repo_name|>", "file_sep": "<|file_sep|>"}
+    if not all(t in vocab for t in names.values()):
+        return None
+    return {part: {"token": t, "id": vocab[t]} for part, t in names.items()}
+
+
 def stop_tokens(tokenizer: Tokenizer, eos: Iterable[int | None] = ()) -> list[dict[str, Any]]:
     """The manifest's "stop" entry: EOS, <|endoftext|> and every added token the tokenizer marks special."""
     ids = {i for i in eos if i is not None}

@@ -71,7 +71,7 @@ class PluslsServer(LanguageServer):
 
         dirs = resolve_dirs(self.settings)
         options = runtime_options(self.settings)
-        self._completion_model = Watched(lambda: completion_dir(dirs, self.log_message),
+        self._completion_model = Watched(lambda: completion_dir(dirs, options, self.log_message),
                                          lambda p: CausalLM(p, options))
         self._docstring_model = Watched(lambda: docstring_dir(dirs), lambda p: Seq2SeqLM(p, options))
         retriever = (lambda cursor: self.search.snippets_for(cursor)) if self.search else None

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Callable
 
 from plusls.common.paths import default_models_dir
-from plusls.exported.defaults import COMPLETER_INT8, bundled_docstring_dir, ensure_default
+from plusls.exported.defaults import bundled_docstring_dir, default_completer, ensure_default
 from plusls.exported.errors import PluslsError
-from plusls.exported.sessions import RuntimeOptions
+from plusls.exported.sessions import RuntimeOptions, resolve_providers
 
 from .settings import Settings
 
@@ -65,11 +65,10 @@ def resolve_dirs(settings: Settings) -> ModelDirs:
                      Path(m.dir).expanduser() if m.dir else default_models_dir())
 
 
-def completion_dir(dirs: ModelDirs, log: Callable[[str], None]) -> Path:
+def completion_dir(dirs: ModelDirs, options: RuntimeOptions, log: Callable[[str], None]) -> Path:
     if dirs.completion is not None:
         return dirs.completion
-
-    return ensure_default(COMPLETER_INT8, dirs.models_dir, log)
+    return ensure_default(default_completer(resolve_providers(options.providers)), dirs.models_dir, log)
 
 
 def docstring_dir(dirs: ModelDirs) -> Path:

@@ -24,7 +24,7 @@ from ..matching import Matcher
 from ..model_files import load_tokenizer
 from ..seq2seq_lm import Seq2SeqLM
 from ..sessions import RuntimeOptions
-from ..special_tokens import find_fim, stop_tokens
+from ..special_tokens import find_fim, find_repo, stop_tokens
 from . import parity
 from .bert2bert import export_bert2bert, is_bert2bert
 from .embedding_modules import MatchingLogits, is_codet5p_embedding, load_codet5p_embedding, load_sentence_embedder
@@ -247,6 +247,9 @@ def _save_tokenizer(src: Path, work: Path, manifest: Manifest) -> None:
         if token is not None:
             special[name] = {"token": str(token), "id": int(tok.convert_tokens_to_ids(str(token)))}
     special["fim"] = find_fim(tok.get_vocab())
+    special["repo"] = find_repo(tok.get_vocab())
+    if isinstance(getattr(tok, "chat_template", None), str):
+        manifest.config["chat_template"] = tok.chat_template  # the tokenizer's own, never written here
     special["stop"] = stop_tokens(load_tokenizer(work / "tokenizer.json"), [special.get("eos", {}).get("id")])
     manifest.special_tokens = special
     if manifest.kind == "embedding" and manifest.max_length > tok.model_max_length:

@@ -57,6 +57,7 @@ def materialize_gguf(gguf: Path, out: Path) -> None:
     except Exception as e:
         raise ExportError(f"cannot load {gguf} as a causal LM ({e}); is the `gguf` package installed?") from e
     _apply_gguf_special_tokens(gguf, model, tokenizer)
+    _mark_gguf_control_tokens(gguf, tokenizer)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
 
@@ -69,6 +70,33 @@ def _gguf_fields(gguf: Path) -> dict:
         if key.startswith("tokenizer.ggml.") and key.endswith(("_token_id", "add_bos_token", "add_eos_token")):
             fields[key.removeprefix("tokenizer.ggml.")] = f.parts[f.data[0]].tolist()[0]
     return fields
+
+
+GGUF_CONTROL, GGUF_UNUSED = 3, 5  # tokenizer.ggml.token_type values (llama.cpp's llama_token_type)
+
+
+def _mark_gguf_control_tokens(gguf: Path, tokenizer) -> None:
+    """Every control (and unused) token of the GGUF becomes a special token of the Hugging Face tokenizer, as it
+    is in the original checkpoint: transformers (4.57) keeps only BOS/EOS/PAD special, which would leave Qwen's
+    <|fim_pad|>, <|file_sep|> and FIM markers out of the stop set. Their ids stay the same. The chat template
+    comes along when transformers did not carry it over."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(gguf)
+    types, tokens = reader.fields.get("tokenizer.ggml.token_type"), reader.fields.get("tokenizer.ggml.tokens")
+    if types is not None and tokens is not None:
+        vocab = tokenizer.get_vocab()
+        control = [bytes(tokens.parts[t]).decode("utf-8", "replace") for t, k in zip(tokens.data, types.data)
+                   if int(types.parts[k][0]) in (GGUF_CONTROL, GGUF_UNUSED)]
+        new = [t for t in control if t in vocab and t not in tokenizer.all_special_tokens]
+        if new:
+            size = len(tokenizer)
+            tokenizer.add_special_tokens({"additional_special_tokens": new}, replace_additional_special_tokens=False)
+            if len(tokenizer) != size:
+                raise ExportError(f"{gguf}: marking its control tokens special changed the vocabulary size")
+    template = reader.fields.get("tokenizer.chat_template")
+    if template is not None and not getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = bytes(template.parts[template.data[0]]).decode("utf-8")
 
 
 def _apply_gguf_special_tokens(gguf: Path, model, tokenizer) -> None:

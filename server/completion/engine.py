@@ -209,7 +209,8 @@ class CompletionEngine:
         if self._model is None or self._builder is None:
             lm = self._load_model()
             budget = self.settings.context_tokens or CONTEXT_TOKENS[lm.device]
-            self._builder = PromptBuilder(lm.tokenizer, lm.manifest.fim, budget, self.settings.suffix_tokens)
+            self._builder = PromptBuilder(lm.tokenizer, lm.manifest.fim, budget, self.settings.suffix_tokens,
+                                          lm.manifest.special_tokens.get("repo"))
             self._model = PrefixReuseLM(lm, speculative=self.settings.prompt_lookup,
                                         reuse=self.settings.prefix_reuse)
         return self._model, self._builder

@@ -6,6 +6,7 @@ produce prompts that share all but their last tokens (what prefix reuse needs).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from plusls.exported.manifest import fim_prompt
 
@@ -60,9 +61,14 @@ class WindowState:
 
 
 class PromptBuilder:
-    def __init__(self, tokenizer, fim: dict | None, context_tokens: int, suffix_tokens: int):
+    """Layouts, from what the manifest declares: FIM (prefix-suffix-middle) or the prefix alone; snippets from other
+    files as Qwen's repository layout (<|repo_name|>, <|file_sep|> path, code) or else as comments above."""
+
+    def __init__(self, tokenizer, fim: dict | None, context_tokens: int, suffix_tokens: int,
+                 repo: dict | None = None):
         self.tokenizer = tokenizer
         self.fim = fim  # {"prefix": {"token": "<fim_prefix>", "id": 1}, "suffix": ..., "middle": ...} or None
+        self.repo = repo  # {"name": {"token": "<|repo_name|>", "id": ...}, "file_sep": ...} or None
         self.context_tokens = context_tokens
         self.suffix_tokens = suffix_tokens if fim else 0
 
@@ -70,13 +76,15 @@ class PromptBuilder:
         return self.tokenizer.encode(text, add_special_tokens=False).ids if text else []
 
     def build(self, cursor: Cursor, state: WindowState) -> list[int]:
-        header = self.encode(self._snippet_header(cursor, state.snippets))
+        header = self._header_ids(cursor, state.snippets)
         budget = max(16, self.context_tokens - self.suffix_tokens - len(header))
         prefix = self._prefix_ids(cursor, state, budget)
         if not self.fim:
             return header + prefix
         suffix = self.encode(cursor.text[cursor.offset : cursor.offset + self.suffix_tokens * CHARS_PER_TOKEN])
         suffix = suffix[: self.suffix_tokens]
+        if self.repo is not None:  # the repository's files first, then this file's FIM part
+            return header + fim_prompt(self.fim, prefix, suffix)
         return fim_prompt(self.fim, header + prefix, suffix)
 
     def _prefix_ids(self, cursor: Cursor, state: WindowState, budget: int) -> list[int]:
@@ -104,6 +112,17 @@ class PromptBuilder:
             return max(0, pos)
         nl = text.find("\n", pos)
         return nl + 1 if nl >= 0 else pos
+
+    def _header_ids(self, cursor: Cursor, snippets: list[Snippet]) -> list[int]:
+        if not snippets:
+            return []
+        if self.repo is None:
+            return self.encode(self._snippet_header(cursor, snippets))
+        sep = self.repo["file_sep"]["id"]
+        ids = [self.repo["name"]["id"], *self.encode(Path(cursor.path).parent.name or "repo"), *self.encode("\n")]
+        for s in snippets:
+            ids += [sep, *self.encode(f"{s.path}\n{s.text}\n")]
+        return ids + [sep, *self.encode(f"{Path(cursor.path).name or 'untitled'}\n")]
 
     @staticmethod
     def _snippet_header(cursor: Cursor, snippets: list[Snippet]) -> str:
