@@ -72,7 +72,8 @@ def test_repository_layout_when_the_manifest_declares_its_tokens(exported):
     repo = {"name": {"token": "<R>", "id": 5}, "file_sep": {"token": "<S>", "id": 6}}
     builder = PromptBuilder(tok, lm.manifest.fim, 256, 32, repo)
     state = WindowState(snippets=[Snippet("src/mathutil.py", "def add(a, b):\n    return a + b")])
-    cursor = Cursor("def twice(x):\n    return add(x, x)\n", 21, "python", "/ws/proj/src/new.py")
+    text = "def twice(x):\n    return add(x, x)\n"
+    cursor = Cursor(text, text.index(" add"), "python", "/ws/proj/src/new.py")
     ids = builder.build(cursor, state)
     fim_start = ids.index(tok.token_to_id("<fim_prefix>"))
     head = ids[:fim_start]
