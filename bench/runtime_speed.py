@@ -1,6 +1,6 @@
 """ORT vs PyTorch eager generation speed, same model, same run: prints JSON.
 
-Model: SmolLM2-135M-Instruct (the embedded default, 134.5M parameters, real weights) exported fp32 and int8.
+Model: the embedded default completer (Qwen2.5-Coder-0.5B-Instruct GGUF, real weights) exported fp32 and int8.
 Each case: a 128-token prompt (fixed random ids), 64 new tokens greedy with EOS ignored, batch 1 and 8;
 median of --repeats runs after one warm-up. first_token_s = prefill + first token; decode_tokens_per_s counts
 the tokens after the first per row; tokens_per_s = all new tokens / wall time.
@@ -79,10 +79,10 @@ def main() -> None:
     from plusls.common.paths import default_models_dir
 
     models = Path(args.models_dir) if args.models_dir else default_models_dir()
-    fp32_dir = ensure_default(COMPLETER, models, print)
-    int8_dir = models / (COMPLETER.name + "-int8")
-    if not (int8_dir / "manifest.json").exists():
-        export_model(COMPLETER.source(), "causal-lm", int8_dir, int8=True, force=True)
+    int8_dir = ensure_default(COMPLETER, models, print)  # what the server runs
+    fp32_dir = models / (COMPLETER.name + "-fp32")
+    if not (fp32_dir / "manifest.json").exists():
+        export_model(COMPLETER.source(), "causal-lm", fp32_dir, force=True)
     with tempfile.TemporaryDirectory() as tmp:
         materialize_gguf(COMPLETER.source(), Path(tmp))
         model = AutoModelForCausalLM.from_pretrained(tmp, dtype=torch.float32).eval()
@@ -104,7 +104,7 @@ def main() -> None:
         print(json.dumps(row), flush=True)
     print(json.dumps({
         "bench": "runtime_speed",
-        "model": "SmolLM2-135M-Instruct (134.5M params), fp32 and int8-dynamic ONNX vs transformers eager",
+        "model": f"{COMPLETER.name} and its fp32 export (ONNX) vs transformers eager",
         "prompt_tokens": args.prompt_tokens, "new_tokens": args.new_tokens, "repeats": args.repeats,
         "threads": threads, "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
         "date": time.strftime("%Y-%m-%d"), "results": results,

@@ -12,7 +12,7 @@ from typing import Any, Protocol, Sequence
 from plusls.common.paths import default_models_dir
 from plusls.common.text import identifier_words
 from plusls.exported import CausalLM, GenerationConfig, ModelDirError, Seq2SeqLM, read_manifest
-from plusls.exported.defaults import COMPLETER, ensure_default
+from plusls.exported.defaults import COMPLETER, bundled_docstring_dir, ensure_default
 from plusls.indexer.embedding_model import load_embedder
 from plusls.indexer.progress_bar import ProgressBar
 
@@ -143,9 +143,12 @@ def resolve(model: str | None, need: str, task: str, default_dir: Path | None = 
     if model is None or model.startswith("baseline:"):
         if model is not None:
             raise EvalError(f"unknown baseline {model!r}; known: {', '.join(BASELINES)}")
-        if need == "seq2seq":
-            raise EvalError(f"{task} needs --model DIR (an exported seq2seq model) or --model "
-                            "baseline:identifier-words; plusls has no default docstring model yet")
+        if need == "seq2seq":  # the docstring model the server uses
+            bundled = bundled_docstring_dir()
+            if bundled is None:
+                raise EvalError(f"{task} needs --model DIR (an exported seq2seq model) or --model "
+                                "baseline:identifier-words; this build of plusls has no bundled docstring model")
+            return ModelGenerator(bundled, need)
 
         return ModelGenerator(ensure_default(COMPLETER, default_dir or _models_dir(), log=_log), need)
 

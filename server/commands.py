@@ -16,7 +16,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    run_demo(Path(args.models_dir), Path(args.workspace))
+    run_demo(Path(args.models_dir), Path(args.workspace), Path(args.log).expanduser() if args.log else None)
     return 0
 
 
@@ -28,4 +28,5 @@ def register(sub) -> None:
     m = sub.add_parser("demo", parents=[models_dir_parent()],
                        help="export the default models, search, index, complete, doctor")
     m.add_argument("--workspace", default=".", help="the folder to index and search (default: current folder)")
+    m.add_argument("--log", help="send details (export logs, warnings, the server's stderr) to this file")
     m.set_defaults(func=_demo)

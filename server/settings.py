@@ -15,7 +15,7 @@ PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 @dataclass(frozen=True)
 class ModelSettings:
     dir: str | None = None  # where the default models are exported (default ~/.cache/plusls/models)
-    completion: str | None = None  # an exported causal-lm directory; default SmolLM2-135M
+    completion: str | None = None  # an exported causal-lm directory; default Qwen2.5-Coder-0.5B int8
     docstring: str | None = None  # an exported seq2seq directory; default the bundled docstring model
     embedding: str | None = None  # an exported embedding directory; default all-MiniLM-L6-v2
 
@@ -25,12 +25,15 @@ class CompletionSettings:
     enabled: bool = True
     debounce_ms: int = 60
     max_new_tokens: int = 48
-    # Prompt budget (prefix, suffix, retrieved snippets); 0: by device. A document's first request prefills the whole
-    # prompt: ~2 ms/token for SmolLM2 on 2 CPU cores, so 384 (~0.8 s, once per document); 2048 on CUDA.
+    # Prompt budget (prefix, suffix, retrieved snippets); 0: by device (engine.CONTEXT_TOKENS). A document's first
+    # request prefills the whole prompt, once per document; later ones only what changed.
     context_tokens: int = 0
     suffix_tokens: int = 64
     deadline_ms: int = 2000
     retrieval: bool = True  # prepend similar workspace snippets (retrieval-augmented completion)
+    # Snippets in the model's repository layout (<|repo_name|>, <|file_sep|>) where its manifest declares one, instead
+    # of comments: off, since it scored lower with the instruct Qwen models (docs/measurements.md).
+    repo_layout: bool = False
     multiline: bool = True  # multi-line suggestions at an empty line
     prefix_reuse: bool = True  # keep each document's key/value cache and run only a prompt's new tokens
     prompt_lookup: bool = True  # greedy drafts copied from the prompt, verified several tokens per pass

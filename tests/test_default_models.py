@@ -4,15 +4,18 @@ They are exported into the same models folder `plusls demo` uses (PLUSLS_MODELS_
 so a machine that ran the demo does not export them again."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from plusls.common.paths import default_models_dir
 from plusls.exported import CausalLM, Embedder, GenerationConfig
 from plusls.exported.defaults import COMPLETER, EMBEDDER, ensure_default
-
+from plusls.server.completion.prompt import Cursor, PromptBuilder, WindowState
 
 pytestmark = pytest.mark.slow  # exports the real default models
+
+# What must end a completion of Qwen2.5-Coder and never reach an editor.
+QWEN_STOPS = {"<|endoftext|>", "<|fim_pad|>", "<|file_sep|>", "<|repo_name|>", "<|fim_prefix|>", "<|fim_suffix|>",
+              "<|fim_middle|>", "<|im_start|>", "<|im_end|>"}
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +24,7 @@ def minilm():
 
 
 @pytest.fixture(scope="module")
-def smollm2():
+def qwen():
     return CausalLM(ensure_default(COMPLETER, default_models_dir()))
 
 
@@ -38,20 +41,29 @@ def test_minilm_export_parity_and_ranking(minilm):
     assert list(scores.argmax(axis=1)) == [0, 1, 2]
 
 
-def test_smollm2_from_gguf(smollm2):
-    m = smollm2.manifest
-    assert m.architecture == "LlamaForCausalLM" and "GGUF" in m.source
-    assert m.parity["fp32_max_abs_diff"] <= 1e-3
-    assert m.special_tokens["eos"]["token"] == "<|im_end|>" and m.fim is None
-    assert smollm2.encode("hello world") == [28120, 905]  # no BOS: as the GGUF's add_bos_token says
+def test_qwen_tokens_come_from_its_own_tokenizer(qwen):
+    m = qwen.manifest
+    assert m.architecture == "Qwen2ForCausalLM" and "GGUF" in m.source
+    assert m.parity["fp32_max_abs_diff"] <= 1e-3 and m.parity["int8_top1_agreement"] >= 0.9
+    assert {p: m.fim[p]["token"] for p in m.fim} == {"prefix": "<|fim_prefix|>", "suffix": "<|fim_suffix|>",
+                                                       "middle": "<|fim_middle|>"}
+    assert qwen.tokenizer.get_vocab_size() == 151_936  # nothing added
+    stops = {t["token"] for t in m.special_tokens["stop"]}
+    assert QWEN_STOPS <= stops and {qwen.tokenizer.token_to_id(t) for t in QWEN_STOPS} <= qwen.stop_ids
+    assert m.special_tokens["repo"]["file_sep"]["token"] == "<|file_sep|>"
+    assert "<|im_start|>system" in m.config["chat_template"]  # read from the GGUF, not written here
+    assert m.special_tokens["eos"]["token"] == "<|im_end|>"
 
 
-def test_smollm2_completes_python(smollm2):
-    prompt = "```python\ndef add(a, b):\n    return"
-    g = smollm2.generate(prompt, GenerationConfig(max_new_tokens=8, stop=("\n",)))[0]
-    assert "a + b" in g.text or "a+b" in g.text
-    other = "```python\nimport os\n"
-    batch = smollm2.generate([prompt, other], GenerationConfig(max_new_tokens=8))
+def test_qwen_fills_in_the_middle(qwen):
+    builder = PromptBuilder(qwen.tokenizer, qwen.manifest.fim, 512, 128, qwen.manifest.special_tokens["repo"])
+    text = "def add(a, b):\n    return \n\n\nprint(add(2, 3))\n"
+    prompt = builder.build(Cursor(text, text.index("return ") + 7, "python"), WindowState())
+    g = qwen.generate_ids([prompt], GenerationConfig(max_new_tokens=12, stop=("\n",)))[0]
+    assert g.text.replace(" ", "") == "a+b"
+    assert not any(t in g.text for t in QWEN_STOPS)
+    other = builder.build(Cursor("import os\n\nfiles = os.", 22, "python"), WindowState())
+    batch = qwen.generate_ids([prompt, other], GenerationConfig(max_new_tokens=8))
     assert batch[0].token_ids[: len(g.token_ids)] == g.token_ids
     # left padding: the shorter prompt in a batch gets what it gets alone
-    assert batch[1].token_ids == smollm2.generate(other, GenerationConfig(max_new_tokens=8))[0].token_ids
+    assert batch[1].token_ids == qwen.generate_ids([other], GenerationConfig(max_new_tokens=8))[0].token_ids

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from plusls.common.paths import default_models_dir, telemetry_log_path
-from plusls.exported.defaults import COMPLETER, COMPLETER_INT8, EMBEDDER, ensure_default
+from plusls.exported.defaults import COMPLETER, EMBEDDER, ensure_default
 
 from .completion import train_completion
 from .data import HELD_OUT, default_corpus_dir, main
@@ -66,13 +66,13 @@ def register(subparsers) -> argparse.ArgumentParser:
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--limit", type=int, help="only the first N training pairs")
     m.set_defaults(func=_matching)
-    f = sub.add_parser("completion", help="fine-tune the completion model (SmolLM2) on the mined corpus's code with "
-                                          "fill-in-the-middle (adds FIM tokens) and on accepted completions; "
-                                          "resumes from OUT/ckpt.pt")
+    f = sub.add_parser("completion", help="fine-tune the completion model (Qwen2.5-Coder-0.5B) on the mined corpus's "
+                                          "code with fill-in-the-middle (its own FIM tokens, added only where it "
+                                          "has none) and on accepted completions; resumes from OUT/ckpt.pt")
     f.add_argument("--out", required=True, help="run folder: checkpoint, model/ (Hugging Face format)")
     f.add_argument("--corpus", help="corpus folder from `plusls train data` (default: its default)")
     f.add_argument("--source", help="causal LM to start from: a Hugging Face folder or a GGUF file "
-                                    "(default: the embedded SmolLM2)")
+                                    "(default: the embedded Qwen2.5-Coder-0.5B GGUF)")
     f.add_argument("--telemetry", help="accepted-completions log to train on too (default: the server's)")
     f.add_argument("--fim-rate", type=float, default=0.5, help="share of samples in FIM form (the rest left to right)")
     f.add_argument("--steps", type=int, default=1000)
@@ -92,7 +92,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     r.add_argument("--steps", type=int, default=100_000, help="also stop each model after this many steps")
     r.add_argument("--models-dir", help="exported models folder (default: ~/.cache/plusls/models)")
     r.add_argument("--embedding", help="the exported search embedder to refresh (default: the embedded MiniLM)")
-    r.add_argument("--completion", help="the exported completion model to refresh (default: SmolLM2 int8)")
+    r.add_argument("--completion", help="the exported completion model to refresh (default: Qwen2.5-Coder-0.5B int8)")
     r.add_argument("--telemetry", help="accepted-completions log (default: the server's)")
     r.add_argument("--rollback", action="store_true", help="put back the models the last refresh replaced")
     r.add_argument("--threads", type=int, default=0)
@@ -160,7 +160,7 @@ def _refresh(args: argparse.Namespace) -> int:
 
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     models = Path(args.models_dir).expanduser() if args.models_dir else default_models_dir()
-    chosen = {"search": (args.embedding, EMBEDDER), "completion": (args.completion, COMPLETER_INT8)}
+    chosen = {"search": (args.embedding, EMBEDDER), "completion": (args.completion, COMPLETER)}
     chosen = {name: pair for name, pair in chosen.items() if args.only in (None, name)}
     if args.rollback:
         for given, default in chosen.values():

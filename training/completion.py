@@ -1,4 +1,4 @@
-"""Fine-tuning the completion model (a causal LM, SmolLM2 by default) on code, with fill-in-the-middle.
+"""Fine-tuning the completion model (a causal LM, Qwen2.5-Coder-0.5B by default) on code, with fill-in-the-middle.
 
 A tokenizer without FIM tokens gets the three StarCoder-style ones (embedding rows resized, mean-initialised) and
 the export declares them, so the server then prompts the model with prefix and suffix. As in Bavarian et al.
@@ -149,5 +149,5 @@ def train_completion(corpus: Path, source: Path, out: Path, steps: int, minutes:
     out.mkdir(parents=True, exist_ok=True)
     source = prepare_causal_source(source, out)
     done = train_fim(source, rows, out, steps, minutes, seed, threads, lr, log, fim_rate)
-    shutil.rmtree(out / "source", ignore_errors=True)  # a dequantized GGUF (0.5 GB for SmolLM2), made again in seconds
+    shutil.rmtree(out / "source", ignore_errors=True)  # a dequantized GGUF (GBs), made again from the GGUF on resume
     return {"steps": done, "samples": len(samples), "accepted": len(accepted), "model": str(out / "model")}

@@ -210,7 +210,8 @@ class CompletionEngine:
             lm = self._load_model()
             budget = self.settings.context_tokens or CONTEXT_TOKENS[lm.device]
             self._builder = PromptBuilder(lm.tokenizer, lm.manifest.fim, budget, self.settings.suffix_tokens,
-                                          lm.manifest.special_tokens.get("repo"))
+                                          lm.manifest.special_tokens.get("repo") if self.settings.repo_layout
+                                          else None)
             self._model = PrefixReuseLM(lm, speculative=self.settings.prompt_lookup,
                                         reuse=self.settings.prefix_reuse)
         return self._model, self._builder

