@@ -51,6 +51,9 @@ def test_skip_leading_newlines_removes_the_indent_the_line_has():
     ('"hello")', '")', [], '"hello'),
     ("x = 1", "", [], "x = 1"),
     ("a = 1\nb = 2\nreturn a", "", ["return a", "x"], "a = 1\nb = 2"),  # multi-line that runs into the next line
+    ("return result", "", ["", "    return result"], ""),  # at an empty line: the next line again is no suggestion
+    ("return result\nx = 1", "", ["return result"], ""),
+    ("result = []", "", ["return result"], "result = []"),
 ])
 def test_drop_suffix_overlap(raw, line_suffix, below, want):
     assert drop_suffix_overlap(raw, ctx("", line_suffix, below=below)) == want

@@ -33,7 +33,6 @@ def test_bad_input_is_reported_without_a_traceback(tmp_path, exported):
     assert_clean_error(plusls_eval("search", "--model", "baseline:reference"), "baselines do not apply")
     assert_clean_error(plusls_eval("humaneval", "--model", str(exported["t5"])), "seq2seq", "causal-lm")
     assert_clean_error(plusls_eval("summarize", "--model", str(exported["llama"])), "causal-lm", "seq2seq")
-    assert_clean_error(plusls_eval("summarize"), "--model")
     assert_clean_error(plusls_eval("humaneval", "--model", str(tmp_path)), "manifest.json")
     assert_clean_error(plusls_eval("mbpp", "--prompt-format", "indent"), "raw, fence, chatml")
     assert_clean_error(plusls_eval("humaneval", "--samples", "3", "--temperature", "0"), "--temperature")
@@ -112,6 +111,10 @@ def test_mtpb_and_summarize_run_on_tiny_models(tmp_path, exported):
     result = json.loads(out.read_text())
     assert set(result["metrics"]) == {"bleu4", "rouge_l"} and len(result["samples"]) == 3
     assert result["model"]["kind"] == "seq2seq"
+    # Without --model: the bundled docstring model the server uses, not an error.
+    r = plusls_eval("summarize", "--data", data_dir(), "--limit", "2", "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text())["model"]["dir"].endswith("bundled/docstring")
 
 
 def test_search_task_ranks_through_the_real_index(tmp_path, exported):

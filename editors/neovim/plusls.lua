@@ -26,6 +26,7 @@ M.settings = {
     contextTokens = 0, -- by device: 384 on CPU, 2048 on CUDA
     deadlineMs = 2000,
     retrieval = true,
+    repoLayout = false,
     multiline = true,
     suffixTokens = 64,
     prefixReuse = true,

@@ -82,13 +82,15 @@ def _code_only(text: str) -> str:
 
 def drop_suffix_overlap(text: str, ctx: FilterContext) -> str:
     """Remove the end of the completion that repeats what already follows the cursor: on the line (`)` after an
-    auto-closed bracket) or, for multi-line text, the lines below."""
+    auto-closed bracket) or, for multi-line text, the lines below; nothing when it starts with the next line."""
     suffix = ctx.line_suffix.strip()
     if suffix and "\n" not in text:
         for n in range(min(len(suffix), len(text)), 0, -1):
             if text.rstrip().endswith(suffix[:n]):
                 return text.rstrip()[: len(text.rstrip()) - n]
     below = [line.strip() for line in ctx.lines_below if line.strip()]
+    if below and not ctx.line_prefix.strip() and not suffix and text.split("\n")[0].strip() == below[0]:
+        return ""  # at an empty line, the line that comes next anyway (a FIM model's common miss)
     if below and "\n" in text:
         lines = text.split("\n")
         for i in range(1, len(lines)):

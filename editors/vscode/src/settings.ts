@@ -19,6 +19,7 @@ export const SERVER_SETTING_KEYS = [
   'completion.suffixTokens',
   'completion.deadlineMs',
   'completion.retrieval',
+  'completion.repoLayout',
   'completion.multiline',
   'completion.prefixReuse',
   'completion.promptLookup',
