@@ -6,6 +6,9 @@ from pathlib import Path
 
 
 def cache_home() -> Path:
+    """Everything plusls keeps: $PLUSLS_CACHE_DIR, else $XDG_CACHE_HOME/plusls, else ~/.cache/plusls."""
+    if os.environ.get("PLUSLS_CACHE_DIR"):
+        return Path(os.environ["PLUSLS_CACHE_DIR"])
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "plusls"
 
 

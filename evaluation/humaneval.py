@@ -35,7 +35,7 @@ class HumanEval:
         fmt = ctx.settings.prompt_format
         items = []
         for p in problems:
-            framed = frame(p["prompt"], fmt)
+            framed = frame(p["prompt"], fmt, ctx.chat_template)
             head = p["prompt"] + framed.prefill
             items.append(Item(
                 task_id=p["task_id"],

@@ -44,7 +44,7 @@ class MBPP:
         path, problems = load(data, limit)
         items = []
         for p in problems:
-            framed = frame(prompt(p), ctx.settings.prompt_format)
+            framed = frame(prompt(p), ctx.settings.prompt_format, ctx.chat_template)
             items.append(Item(
                 task_id=str(p["task_id"]),
                 request=Request(text=framed.text, stops=framed.stops if framed.whole else STOPS + framed.stops,

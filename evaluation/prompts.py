@@ -31,7 +31,17 @@ class Framed:
     # (e.g. "\ndef") would cut it, and it runs after the prompt + a newline
 
 
-def frame(prompt: str, fmt: str) -> Framed:
+def render_chat(template: str, user: str) -> str:
+    """A model's own chat template (recorded in its manifest) around one user turn, ready for the answer; the
+    template's default system turn, if it has one, comes with it (as the model was tuned)."""
+    from jinja2.sandbox import ImmutableSandboxedEnvironment  # the eval extra; only chat prompts need it
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
+    return env.from_string(template).render(messages=[{"role": "user", "content": user}],
+                                            add_generation_prompt=True)
+
+
+def frame(prompt: str, fmt: str, chat_template: str | None = None) -> Framed:
     if fmt == "raw":
         return Framed(prompt, "", ())
     if fmt == "fence":
@@ -42,6 +52,9 @@ def frame(prompt: str, fmt: str) -> Framed:
         return Framed(FENCE + prompt + INDENT, INDENT, ("```",))
     if fmt == "chatml":
         user = f"Complete the following Python code:\n{FENCE}{prompt}```"
-        text = f"<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n{FENCE}"
+        if chat_template:
+            text = render_chat(chat_template, user) + FENCE
+        else:  # plain ChatML, for a model whose manifest records no template
+            text = f"<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n{FENCE}"
         return Framed(text, "\n", ("```",), whole=True)
     raise ValueError(f"unknown prompt format {fmt!r}")

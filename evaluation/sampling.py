@@ -48,6 +48,12 @@ class Context:
     progress_stream: Any = None
     options: dict[str, Any] = field(default_factory=dict)  # task-specific CLI options
 
+    @property
+    def chat_template(self) -> str | None:
+        """The model's chat template from its manifest (None for baselines and models without one)."""
+        manifest = getattr(self.generator, "manifest", None)
+        return manifest.config.get("chat_template") if manifest is not None else None
+
     def config(self, max_new_tokens: int, key: str, stops: tuple[str, ...] = ()) -> GenerationConfig:
         s = self.settings
         # A seed per prompt and sample index: results do not depend on batching or on --limit.

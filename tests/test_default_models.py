@@ -67,3 +67,10 @@ def test_qwen_fills_in_the_middle(qwen):
     assert batch[0].token_ids[: len(g.token_ids)] == g.token_ids
     # left padding: the shorter prompt in a batch gets what it gets alone
     assert batch[1].token_ids == qwen.generate_ids([other], GenerationConfig(max_new_tokens=8))[0].token_ids
+
+
+def test_qwen_chat_prompts_come_from_its_template(qwen):
+    from plusls.evaluation.prompts import frame
+
+    text = frame("def f():\n", "chatml", qwen.manifest.config["chat_template"]).text
+    assert text.startswith("<|im_start|>system\nYou are Qwen") and "<|im_start|>user\nComplete" in text

@@ -128,3 +128,15 @@ def test_mtpb_scores_multi_turn_programs_by_their_last_print(sandbox):
 def test_mtpb_has_no_reference_solutions():
     with pytest.raises(EvalError, match="no"):
         reference_run("mtpb", 1)
+
+
+def test_chatml_uses_the_model_s_own_chat_template():
+    from plusls.evaluation.prompts import frame
+
+    template = ("{% if messages[0]['role'] != 'system' %}<|im_start|>system\nYou are helpful.<|im_end|>\n{% endif %}"
+                "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    framed = frame("def f():\n", "chatml", template)
+    assert framed.text.startswith("<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nComplete")
+    assert framed.text.endswith("<|im_end|>\n<|im_start|>assistant\n```python\n") and framed.whole
+    assert frame("def f():\n", "chatml").text.startswith("<|im_start|>user\n")  # no template: plain ChatML

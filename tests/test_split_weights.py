@@ -55,3 +55,12 @@ def test_the_published_files_are_described_part_by_part():
         assert len(gguf.parts) == count and sum(p.size for p in gguf.parts) == gguf.size
         assert gguf.parts[0].path.endswith("_part1/data/part01.bin")
     assert COMPLETER.split is QWEN_05B_GGUF and COMPLETER.int8
+
+
+def test_the_1_5b_completes_only_on_cuda_and_only_once_installed():
+    from plusls.exported.defaults import COMPLETER_GPU, default_completer
+
+    assert default_completer(["CPUExecutionProvider"]) is COMPLETER
+    on_cuda = default_completer(["CUDAExecutionProvider", "CPUExecutionProvider"])
+    assert on_cuda is (COMPLETER_GPU if COMPLETER_GPU.installed() else COMPLETER)
+    assert COMPLETER_GPU.split is QWEN_15B_GGUF

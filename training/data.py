@@ -26,6 +26,7 @@ from importlib.metadata import distributions
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from plusls.common.paths import cache_home
 from plusls.indexer.chunker import chunk_file
 from plusls.indexer.languages import parser_for
 
@@ -336,10 +337,7 @@ def build_corpus(out: Path, sources: Iterable[Source], held_out: Iterable[str] =
 
 
 def default_corpus_dir() -> Path:
-    import os
-
-    base = os.environ.get("PLUSLS_CACHE_DIR") or Path.home() / ".cache" / "plusls"
-    return Path(base) / "training" / "corpus"
+    return cache_home() / "training" / "corpus"
 
 
 def read_jsonl(path: Path) -> Iterator[dict]:
