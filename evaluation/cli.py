@@ -48,7 +48,6 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def _eval(args: argparse.Namespace) -> int:
-
     temperature = args.temperature if args.temperature is not None else (0.0 if args.samples == 1 else 0.8)
     settings = Settings(samples=args.samples, temperature=temperature, top_p=args.top_p,
                         max_new_tokens=args.max_new_tokens, prompt_format=args.prompt_format,

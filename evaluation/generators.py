@@ -168,7 +168,6 @@ class EmbeddingModel:
     kind = "embedding"
 
     def __init__(self, directory: Path | None, models_dir: Path):
-
         try:
             self.embedder, self.model_id = load_embedder(directory, models_dir, log=_log)
         except ModelDirError as e:
@@ -186,7 +185,6 @@ class EmbeddingModel:
 
 
 def _models_dir() -> Path:
-
     return default_models_dir()
 
 

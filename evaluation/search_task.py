@@ -25,7 +25,6 @@ class Search:
     formats = ("raw",)
 
     def run(self, ctx: Context, data: str | None, limit: int | None) -> dict[str, Any]:
-
         folder = find_file(data, FOLDER, FILE).parent
         codes, queries = load_cosqa(folder)
         queries = queries[:limit]  # fewer queries; always the whole code base to search

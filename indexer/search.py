@@ -2,9 +2,9 @@
 
 BM25's weight in the fusion depends on the query. A query naming code (snake_case, camelCase, dotted names,
 calls) gets weight 1: exact identifiers are what BM25 finds and embeddings blur. A plain-language query gets 0
-for chunks that have vectors: on CoSQA (500 plain-language queries, all-MiniLM-L6-v2) every BM25 weight we tried
-lowered MRR@10 (vector alone 0.538; RRF k=60 with BM25 weight 0.1 -> 0.525, 0.3 -> 0.509, 0.5 -> 0.501; k=10
-with 0.1 -> 0.534; BM25 alone 0.350), so such a query skips BM25 altogether once every chunk has its vectors.
+for chunks that have vectors: on CoSQA's plain-language queries every BM25 weight tried lowered MRR@10
+(docs/measurements.md, `plusls eval search`), so such a query skips BM25 altogether once every chunk has its
+vectors.
 Chunks that have no vector yet (indexing still running) always take BM25 at weight 1: that is how search
 answers before the embeddings land.
 

@@ -21,7 +21,7 @@ from plusls.common.text import as_sentence, identifier_words
 from plusls.exported.causal_lm import CausalLM
 from plusls.exported.errors import PluslsError
 from plusls.exported.seq2seq_lm import Seq2SeqLM
-from plusls.indexer.embedding_model import load_embedder as load
+from plusls.indexer.embedding_model import load_embedder
 from plusls.indexer.languages import spec_for
 
 from .completion.engine import CompletionEngine, Suggestion
@@ -68,7 +68,6 @@ class PluslsServer(LanguageServer):
             self.engine.reload(settings.completion)
 
     def _load_models(self) -> None:
-
         dirs = resolve_dirs(self.settings)
         options = runtime_options(self.settings)
         self._completion_model = Watched(lambda: completion_dir(dirs, options, self.log_message),
@@ -95,15 +94,14 @@ class PluslsServer(LanguageServer):
         if root is None or not root.is_dir():
             return
 
-        def load_embedder():
-
+        def embedder():
             dirs = resolve_dirs(self.settings)
             # One session: each extra parallel MiniLM session costs ~95 MB of the server's memory for ~15% more
             # indexing throughput (`plusls index` keeps them).
             options = replace(runtime_options(self.settings), parallel_sessions=1)
-            return load(dirs.embedding, dirs.models_dir, self.log_message, options)
+            return load_embedder(dirs.embedding, dirs.models_dir, self.log_message, options)
 
-        self.search = WorkspaceSearch(root, load_embedder, self.settings.search, log=self.log_message)
+        self.search = WorkspaceSearch(root, embedder, self.settings.search, log=self.log_message)
         if self.engine is not None:
             self.engine.retriever = lambda cursor: self.search.snippets_for(cursor)
 

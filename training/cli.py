@@ -102,7 +102,6 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 
 def _data(args: argparse.Namespace) -> int:
-
     main(Path(args.out) if args.out else None, args.held_out if args.held_out is not None else HELD_OUT, args.seed,
          log=lambda m: print(m, file=sys.stderr, flush=True))
     return 0
@@ -142,8 +141,6 @@ def _matching(args: argparse.Namespace) -> int:
 
 
 def _completion(args: argparse.Namespace) -> int:
-
-
     result = train_completion(Path(args.corpus) if args.corpus else default_corpus_dir(),
                               Path(args.source).expanduser() if args.source else COMPLETER.source(), Path(args.out),
                               steps=args.steps, minutes=args.minutes, seed=args.seed, threads=args.threads,
@@ -156,8 +153,6 @@ def _completion(args: argparse.Namespace) -> int:
 
 
 def _refresh(args: argparse.Namespace) -> int:
-
-
     log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
     models = Path(args.models_dir).expanduser() if args.models_dir else default_models_dir()
     chosen = {"search": (args.embedding, EMBEDDER), "completion": (args.completion, COMPLETER)}

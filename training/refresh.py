@@ -315,5 +315,4 @@ def refresh(workspace: Path, targets: dict[str, Path], minutes: float = 30.0, st
 
 
 def _default_runs_dir(workspace: Path) -> Path:
-
     return default_index_dir(workspace).parent.parent / "refresh" / default_index_dir(workspace).name

@@ -143,7 +143,6 @@ def _export_causal(src: Path, config: dict, work: Path, scratch: Path, log: Log)
 
 
 def _export_seq2seq(src: Path, config: dict, work: Path, scratch: Path, log: Log) -> Manifest:
-
     if is_bert2bert(config):
         return _export_bert2bert(src, config, work, log)
     dest = _optimum_export(src, "text2text-generation-with-past", scratch, log)
@@ -172,7 +171,6 @@ def _export_bert2bert(src: Path, config: dict, work: Path, log: Log) -> Manifest
 
 
 def _embedding_module(src: Path, config: dict):
-
     if is_codet5p_embedding(config):
         return load_codet5p_embedding(src, config), "first-token+proj", ["input_ids", "attention_mask"]
     model = load_sentence_embedder(src)
@@ -271,7 +269,6 @@ def _load_torch_model(src: Path, config: dict, kind: str):
 
 
 def _runtime(kind: str, work: Path):
-
     cls = {"causal-lm": CausalLM, "seq2seq": Seq2SeqLM, "embedding": Embedder, "matching": Matcher}[kind]
     return cls(work, RuntimeOptions(providers=("CPUExecutionProvider",)), verify=False)
 

@@ -1,14 +1,12 @@
-"""int8 quantization of an exported model directory's ONNX files; the method depends on the kind, as measured
-on this 2-core AVX2 (no VNNI) CPU:
+"""int8 quantization of an exported model directory's ONNX files; the method depends on the kind:
 
-- Generators (causal-lm, seq2seq): on SmolLM2-135M onnxruntime's quantize_dynamic (int8 weights, per-tensor
-  uint8 activations) gave top-1 agreement 0.0 with PyTorch (0.66 with reduce_range): Llama-style models carry
-  activation outliers (down_proj inputs) that per-tensor activation scales destroy, and it was no faster.
-  Weight-only MatMulNBits (8-bit blocks of 32, accuracy_level 4 = int8 compute) agreed on 41/41 positions and cut
-  the decode step from 41 ms to 30 ms (one row at a time, where weight streaming dominates).
-- Encoders (embedding): batches of many tokens are compute-bound, where MatMulNBits ran 3x slower than fp32
-  (16 vs 51 chunks/s on MiniLM), while quantize_dynamic ran 1.35x faster with cosine >= 0.987 to fp32
-  (mean 0.993, 384 CoSQA functions). reduce_range keeps the u8s8 kernels of CPUs without VNNI from saturating."""
+- Generators (causal-lm, seq2seq): weight-only MatMulNBits (8-bit blocks of 32, accuracy_level 4 = int8 compute).
+  onnxruntime's quantize_dynamic (per-tensor uint8 activations) destroys Llama-style models, whose activations
+  carry outliers (down_proj inputs); one row at a time, a decode step is weight streaming, which 8-bit halves.
+- Encoders (embedding): quantize_dynamic with reduce_range (keeps the u8s8 kernels of CPUs without VNNI from
+  saturating): batches of many tokens are compute-bound, where MatMulNBits is slower than fp32.
+The figures behind both choices: docs/measurements.md (runtime speed; indexing throughput), bench/runtime_speed.py
+and bench/embed_ceiling.py."""
 from __future__ import annotations
 
 from pathlib import Path
