@@ -29,6 +29,8 @@ class CausalLM:
         self.output_names = ["logits", *self.present_names]
         shape = inputs[self.past_names[0]].shape  # [batch, kv_heads, past_len, head_dim]
         self.kv_heads, self.head_dim = int(shape[1]), int(shape[3])
+        # The exported graph's key/value dtype (fp16 exports take fp16 caches), not an assumed fp32.
+        self.kv_dtype = np.float16 if inputs[self.past_names[0]].type == "tensor(float16)" else np.float32
         self.has_position_ids = "position_ids" in inputs
         self.stop_ids = stop_ids(self.manifest.special_tokens, self.tokenizer)
         pad = self.manifest.token_id("pad")
@@ -46,7 +48,7 @@ class CausalLM:
         return self.tokenizer.encode(text).ids
 
     def empty_past(self, batch: int) -> Past:
-        return [np.zeros((batch, self.kv_heads, 0, self.head_dim), np.float32) for _ in self.past_names]
+        return [np.zeros((batch, self.kv_heads, 0, self.head_dim), self.kv_dtype) for _ in self.past_names]
 
     def forward(
         self, input_ids: np.ndarray, attention_mask: np.ndarray, position_ids: np.ndarray, past: Past

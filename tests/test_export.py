@@ -9,7 +9,7 @@ import torch
 import transformers as tf
 from conftest import CAUSAL, KIND
 
-from plusls.exported import CausalLM, Embedder, ExportError, Seq2SeqLM, read_manifest
+from plusls.exported import CausalLM, Embedder, ExportError, GenerationConfig, Seq2SeqLM, read_manifest
 from plusls.exported.export import export_model
 from plusls.exported.manifest import sha256_file
 
@@ -185,3 +185,23 @@ def test_tied_embedding_is_stored_once_and_reads_the_same(checkpoints, tmp_path,
     q = export_model(src, "causal-lm", tmp_path / "q", int8=True, log=quiet)
     assert q.parity["int8_top1_agreement"] >= 0.9
     assert CausalLM(tmp_path / "q").generate("def add(a, b):")[0].finish_reason in ("eos", "length")
+
+
+def test_int8_weights_past_the_protobuf_limit_go_to_external_data(checkpoints, tmp_path, quiet, monkeypatch):
+    """A model whose int8 weights would pass 2 GB (the 1.5B) keeps them in model.onnx.data beside the graph; the
+    runtime loads it and generates what the single-file export generates."""
+    from plusls.exported.export import quantize
+
+    single = export_model(checkpoints["llama"], "causal-lm", tmp_path / "one", int8=True, log=quiet)
+    real = quantize.quantize_dir
+    monkeypatch.setattr("plusls.exported.export.quantize_dir", lambda work, m: real(work, m, external_above=0))
+    split = export_model(checkpoints["llama"], "causal-lm", tmp_path / "two", int8=True, log=quiet)
+    assert set(split.files) == {"model.onnx", "model.onnx.data", "tokenizer.json"}
+    assert "model.onnx.data" not in single.files
+    import onnx
+
+    graph = onnx.load(str(tmp_path / "two" / "model.onnx"), load_external_data=False).graph
+    assert any(t.data_location == onnx.TensorProto.EXTERNAL for t in graph.initializer)
+    config = GenerationConfig(max_new_tokens=12, stop_on_eos=False)
+    assert (CausalLM(tmp_path / "two").generate("def add(a, b):", config)[0].token_ids
+            == CausalLM(tmp_path / "one").generate("def add(a, b):", config)[0].token_ids)

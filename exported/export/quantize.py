@@ -17,9 +17,10 @@ from ..errors import ExportError
 from ..manifest import ONNX_FILES, Manifest
 
 BITS, BLOCK, ACCURACY_LEVEL = 8, 32, 4
+EXTERNAL_ABOVE = 1_800_000_000  # bytes of weights past which a file keeps them beside it (protobuf stops at 2 GB)
 
 
-def quantize_dir(work: Path, manifest: Manifest) -> None:
+def quantize_dir(work: Path, manifest: Manifest, external_above: int = EXTERNAL_ABOVE) -> None:
     if manifest.kind in ("embedding", "matching"):  # encoders: compute-bound batches
         _quantize_dynamic(work, manifest)
         return
@@ -36,13 +37,23 @@ def quantize_dir(work: Path, manifest: Manifest) -> None:
         quantizer.process()
         if not any(_count(g, "MatMulNBits") for g in _graphs(quantizer.model.model.graph)):
             raise ExportError(f"{name} has no MatMul weights to quantize; export it without --int8")
-        tmp = work / f"{name}.int8"
-        quantizer.model.save_model_to_file(str(tmp), use_external_data_format=False)
-        tmp.replace(path)
-        data = work / f"{name}_data"
-        if data.exists():
-            data.unlink()
+        graph = quantizer.model.model.graph
+        weights = sum(len(t.raw_data) for g in _graphs(graph) for t in g.initializer)
+        _save(quantizer.model, work, name, external=weights > external_above)
     manifest.quantization = f"int8 weight-only (MatMulNBits, {BITS}-bit blocks of {BLOCK}, accuracy_level {ACCURACY_LEVEL})"
+
+
+def _save(model, work: Path, name: str, external: bool) -> None:
+    """Write the quantized `name` in place of the fp32 one, its weights in `name`.data when external; the old
+    external weights (optimum's `name`_data) go."""
+    staging = work / f".{name}.int8"
+    staging.mkdir()
+    model.save_model_to_file(str(staging / name), use_external_data_format=external)  # weights: staging/name.data
+    for old in (work / f"{name}_data", work / f"{name}.data"):
+        old.unlink(missing_ok=True)
+    for f in staging.iterdir():
+        f.replace(work / f.name)
+    staging.rmdir()
 
 
 def _quantize_dynamic(work: Path, manifest: Manifest) -> None:
