@@ -64,26 +64,26 @@ def test_snippets_come_from_other_files_of_the_workspace(tmp_path, exported):
 
 
 def test_repository_layout_when_the_manifest_declares_its_tokens(exported):
-    """With <|repo_name|>/<|file_sep|> declared (Qwen2.5-Coder), snippets become files of the repository before this
-    file's FIM part, instead of comments inside the prefix."""
-    lm = CausalLM(exported["gpt2"])
-    tok = lm.tokenizer
-    # The tiny tokenizer has no repository tokens: two of its ids stand in for them.
-    repo = {"name": {"token": "<R>", "id": 5}, "file_sep": {"token": "<S>", "id": 6}}
+    """With <|repo_name|>/<|file_sep|> declared (Qwen2.5-Coder; the tiny qwen2 has its tokens), snippets become files
+    of the repository before this file's FIM part, instead of comments inside the prefix."""
+    lm = CausalLM(exported["qwen2"])
+    tok, repo = lm.tokenizer, lm.manifest.special_tokens["repo"]
+    name, sep = tok.token_to_id("<|repo_name|>"), tok.token_to_id("<|file_sep|>")
+    assert (repo["name"]["id"], repo["file_sep"]["id"]) == (name, sep)
     builder = PromptBuilder(tok, lm.manifest.fim, 256, 32, repo)
     state = WindowState(snippets=[Snippet("src/mathutil.py", "def add(a, b):\n    return a + b")])
     text = "def twice(x):\n    return add(x, x)\n"
     cursor = Cursor(text, text.index(" add"), "python", "/ws/proj/src/new.py")
     ids = builder.build(cursor, state)
-    fim_start = ids.index(tok.token_to_id("<fim_prefix>"))
+    fim_start = ids.index(tok.token_to_id("<|fim_prefix|>"))
     head = ids[:fim_start]
-    assert head[0] == 5 and head.count(6) == 2
-    first, second = head.index(6), len(head) - 1 - head[::-1].index(6)
+    assert head[0] == name and head.count(sep) == 2
+    first, second = head.index(sep), len(head) - 1 - head[::-1].index(sep)
     assert tok.decode(head[1:first]) == "src\n"  # the file's folder names the repository
     assert tok.decode(head[first + 1 : second]) == "src/mathutil.py\ndef add(a, b):\n    return a + b\n"
     assert tok.decode(head[second + 1 :]) == "new.py\n"
-    middle = ids.index(tok.token_to_id("<fim_suffix>"))
+    middle = ids.index(tok.token_to_id("<|fim_suffix|>"))
     assert tok.decode(ids[fim_start + 1 : middle]) == "def twice(x):\n    return"
-    assert ids[-1] == tok.token_to_id("<fim_middle>")
+    assert ids[-1] == tok.token_to_id("<|fim_middle|>")
     # Without snippets: the plain FIM prompt, nothing before it.
-    assert builder.build(cursor, WindowState())[0] == tok.token_to_id("<fim_prefix>")
+    assert builder.build(cursor, WindowState())[0] == tok.token_to_id("<|fim_prefix|>")

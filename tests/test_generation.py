@@ -263,19 +263,23 @@ def test_copy_bias_favours_the_input_tokens(exported):
 
 
 def test_every_control_token_ends_a_generation_and_none_reaches_the_text(exported):
-    """The one stop policy (exported.special_tokens): the manifest records EOS, <|endoftext|> and every special
-    added token (FIM markers included); a row ends at any of them, and the text never carries one."""
+    """The one stop policy (exported.special_tokens), on a tiny Qwen2 with Qwen2.5-Coder's control tokens: its own
+    FIM and repository tokens are found and nothing is added; the manifest's stop set holds every control token; a
+    row ends at any of them (<|file_sep|> included), and the text never carries one."""
+    from tiny_models import QWEN_SPECIALS
+
     from plusls.exported.generation import RowDecoder
     from plusls.exported.special_tokens import stop_ids
 
-    lm = CausalLM(exported["gpt2"])  # the tiny model with FIM tokens
+    lm = CausalLM(exported["qwen2"])
     tok = lm.tokenizer
-    recorded = {t["token"] for t in lm.manifest.special_tokens["stop"]}
-    assert "<|endoftext|>" in recorded
-    fim = lm.manifest.fim
-    assert {fim[p]["token"] for p in ("prefix", "suffix", "middle")} <= recorded
+    m = lm.manifest
+    assert [m.fim[p]["token"] for p in ("prefix", "suffix", "middle")] == ["<|fim_prefix|>", "<|fim_suffix|>",
+                                                                           "<|fim_middle|>"]
+    assert m.special_tokens["repo"]["file_sep"]["id"] == tok.token_to_id("<|file_sep|>")
+    assert {t["token"] for t in m.special_tokens["stop"]} == set(QWEN_SPECIALS)
     # A manifest written before the stop set was recorded gets the same set from its tokenizer.
-    legacy = {k: v for k, v in lm.manifest.special_tokens.items() if k != "stop"}
+    legacy = {k: v for k, v in m.special_tokens.items() if k != "stop"}
     assert stop_ids(legacy, tok) == lm.stop_ids
     word = tok.encode("return a + b").ids
     for control in sorted(lm.stop_ids):
@@ -284,4 +288,4 @@ def test_every_control_token_ends_a_generation_and_none_reaches_the_text(exporte
             row.push(t, 0.0)
         out = row.result(0.0)
         assert out.finish_reason == "eos" and out.token_ids == word
-        assert out.text == tok.decode(word) and "<|" not in out.text and "<fim" not in out.text
+        assert out.text == tok.decode(word) and "<|" not in out.text

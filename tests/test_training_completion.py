@@ -78,3 +78,17 @@ def test_train_completion_bad_input_says_what_to_do(checkpoints, tmp_path):
     rate = run("--fim-rate", "1.5")
     assert rate.returncode != 0 and "between 0 and 1" in rate.stderr
     assert not (tmp_path / "run" / "ckpt.pt").exists()
+
+
+def test_a_model_with_its_own_fim_tokens_gets_none_added(checkpoints):
+    """Qwen2.5-Coder spells them <|fim_prefix|> ...: training uses those and adds nothing (no untrained rows)."""
+    from transformers import AutoTokenizer
+
+    from plusls.training.completion import add_fim_tokens
+
+    tok = AutoTokenizer.from_pretrained(checkpoints["qwen2"])
+    size = len(tok)
+    fim = add_fim_tokens(None, tok)  # None: resizing the model would fail, and must not happen
+    assert len(tok) == size
+    assert {p: fim[p]["token"] for p in fim} == {"prefix": "<|fim_prefix|>", "suffix": "<|fim_suffix|>",
+                                                 "middle": "<|fim_middle|>"}

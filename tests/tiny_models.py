@@ -14,6 +14,9 @@ CORPUS = [
     "return the sum of two numbers",
 ] * 20
 FIM = ["<fim_prefix>", "<fim_suffix>", "<fim_middle>"]
+# Qwen2.5-Coder's control tokens, in its order (the tiny qwen2 model has them, as the real one does).
+QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>",
+                 "<|fim_pad|>", "<|repo_name|>", "<|file_sep|>"]
 
 
 def bpe_tokenizer(specials: list[str], vocab_size: int = 320, corpus: list[str] | None = None, **named):
@@ -45,8 +48,8 @@ def wordpiece_tokenizer():
                                    sep_token="[SEP]", mask_token="[MASK]", model_max_length=64)
 
 
-def causal_tokenizer(fim: bool = False, corpus: list[str] | None = None):
-    specials = ["<|endoftext|>", *(FIM if fim else [])]
+def causal_tokenizer(fim: bool = False, corpus: list[str] | None = None, qwen: bool = False):
+    specials = QWEN_SPECIALS if qwen else ["<|endoftext|>", *(FIM if fim else [])]
     return bpe_tokenizer(specials, corpus=corpus, bos_token="<|endoftext|>", eos_token="<|endoftext|>", pad_token="<|endoftext|>")
 
 
@@ -58,7 +61,7 @@ def build(arch: str, out: Path) -> Path:
     torch.manual_seed(0)
     out.mkdir(parents=True, exist_ok=True)
     if arch in ("gpt2", "codegen", "llama", "qwen2"):
-        tok = causal_tokenizer(fim=arch == "gpt2")
+        tok = causal_tokenizer(fim=arch == "gpt2", qwen=arch == "qwen2")
         v = len(tok)
         config = {
             "gpt2": lambda: tf.GPT2Config(vocab_size=v, n_embd=32, n_layer=2, n_head=4, n_positions=128,
