@@ -5,6 +5,8 @@ indexer/walker.py, with the lines above already in the buffer). After each keyst
 and textDocument/inlineCompletion, and waits for the answer before the next keystroke (a user pausing just long
 enough to see the suggestion), so every request is served, none dropped. Single-line requests (cursor after text
 on its line) are what the target is about; requests at an empty line (multi-line) are reported apart.
+`single_line_vs_file`: how often a single-line suggestion's text is exactly what the file has after the cursor on
+that line, and its mean edit similarity (the suggestion quality a user typing this file would see).
 Typing the characters a suggestion already showed is answered from the server's cache, as in real use; `inline_single_line_model_ran` covers only the requests
 that ran the model.
 
@@ -33,6 +35,8 @@ from pathlib import Path
 import numpy as np
 from lsprotocol import types as t
 from pygls.lsp.client import LanguageClient
+
+from plusls.common.metrics import edit_similarity
 
 ROOT = Path(__file__).resolve().parents[1]
 QUERIES = ["walk the workspace", "gitignore rules", "is_prime", "hybrid search with bm25", "embed pending chunks",
@@ -84,6 +88,7 @@ async def session(workspace: Path, file: Path, start_line: int, chars: int, opti
     uri = file.as_uri()
     client.text_document_did_open(t.DidOpenTextDocumentParams(t.TextDocumentItem(uri, "python", 1, before)))
     single, multi, ran, shown = [], [], [], 0
+    exact, similarity = [], []  # single-line suggestions against what the file really has after the cursor
     runs = 0
     t_load = time.perf_counter()  # the first request loads the model: timed apart
     await client.text_document_inline_completion_async(t.InlineCompletionParams(
@@ -105,6 +110,13 @@ async def session(workspace: Path, file: Path, start_line: int, chars: int, opti
         line_prefix = current[current.rfind("\n") + 1 :]
         (single if line_prefix.strip() else multi).append(dt)
         shown += bool(result and result.items)
+        if result and result.items and line_prefix.strip():
+            offset = len(before) + n
+            truth = text[offset : text.find("\n", offset) if "\n" in text[offset:] else len(text)]
+            guess = result.items[0].insert_text
+            guess = (guess if isinstance(guess, str) else guess.value).split("\n")[0]
+            exact.append(guess.rstrip() == truth.rstrip())
+            similarity.append(edit_similarity(truth.rstrip(), guess.rstrip()))
         counters = (await client.workspace_execute_command_async(t.ExecuteCommandParams("plusls.stats")))
         if counters["completion"]["model_runs"] > runs and line_prefix.strip():
             ran.append(dt)  # this keystroke ran the model (not answered from a cache)
@@ -139,6 +151,8 @@ async def session(workspace: Path, file: Path, start_line: int, chars: int, opti
             "inline_single_line": pct(single), "inline_single_line_model_ran": pct(ran),
             "inline_multi_line": pct(multi),
             "suggestions_shown": shown, "server_counters": stats["completion"],
+            "single_line_vs_file": {"n": len(exact), "exact": round(float(np.mean(exact)), 3) if exact else None,
+                                    "edit_similarity": round(float(np.mean(similarity)), 3) if similarity else None},
             "hover_first": pct(hover_cold), "hover_cached": pct(hover_cached),
             "index": {"seconds": round(index_s, 1), "chunks_embedded": summary.get("chunksEmbedded")},
             "workspace_symbol": pct(symbols), "server_rss_mb": memory}
@@ -151,6 +165,7 @@ def main() -> None:
     p.add_argument("--file", default=str(ROOT / "indexer" / "walker.py"))
     p.add_argument("--start-line", type=int, default=60)
     p.add_argument("--chars", type=int, default=300)
+    p.add_argument("--completion", help="an exported causal-lm directory instead of the default completer")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="plusls-bench-"))
     try:
@@ -160,13 +175,16 @@ def main() -> None:
         if not file.exists():
             shutil.copy(args.file, file)
         models = tiny_models(tmp) if args.models == "tiny" else {}
+        if args.completion:
+            models["completion"] = str(Path(args.completion).expanduser().resolve())
         results = {}
         for mode in args.modes.split(","):
             options = {"models": models, "search": {"indexOnStart": False},
                        "completion": {"prefixReuse": mode == "reuse", "retrieval": False}}
             results[mode] = asyncio.run(session(workspace, file, args.start_line, args.chars, options,
                                                 tmp / f"cache-{mode}"))
-        print(json.dumps({"bench": "lsp_latency", "models": args.models, "file": Path(args.file).name,
+        print(json.dumps({"bench": "lsp_latency", "models": args.models, "completion": models.get("completion"),
+                          "file": Path(args.file).name,
                           "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                           "results": results}, indent=2))
     finally:
