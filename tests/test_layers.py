@@ -133,3 +133,24 @@ def test_the_checker_sees_a_violation(tmp_path):
 
 def test_the_command_and_the_server_load_no_heavy_library():
     assert not {"plusls.cli", "plusls.server.lsp_server", "plusls.server.commands"} & heavy_modules()
+
+
+def test_no_module_imports_itself_back():
+    """No cycle among modules either, counting the imports inside functions (a cycle hidden in a function is still
+    a cycle)."""
+    src = sources()
+    edges = {name: {i.target for i in imports_of(name, path) if i.target in src and i.target != name}
+             for name, path in src.items()}
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        if name in path:
+            raise AssertionError("import cycle: " + " -> ".join(path[path.index(name):] + [name]))
+        if name in done:
+            return
+        for target in sorted(edges[name]):
+            visit(target, path + [name])
+        done.add(name)
+
+    for name in sorted(edges):
+        visit(name, [])
