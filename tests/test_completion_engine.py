@@ -33,3 +33,15 @@ def test_typing_the_suggestion_reuses_it_and_other_edits_run_the_model(memorized
         assert again.text == " 0, 1" and engine.stats.model_runs == runs + 1
 
     asyncio.run(session())
+
+
+def test_a_suggestion_cut_by_the_deadline_is_not_cached_as_final(memorized):
+    engine = CompletionEngine(lambda: CausalLM(memorized),
+                              CompletionSettings(debounce_ms=0, retrieval=False, deadline_ms=0))
+
+    async def session() -> None:
+        for _ in range(2):
+            await engine.complete("doc", Cursor(TYPED, len(TYPED), "python"))
+        assert engine.stats.model_runs == 2 and engine.stats.cache_hits == 0  # asked again: it runs again
+
+    asyncio.run(session())

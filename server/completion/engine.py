@@ -177,7 +177,8 @@ class CompletionEngine:
             self.stats.cancelled += 1
             return None
         text = postprocess(generation.text, cursor.filter_context(self.settings.multiline))
-        self._cache.put(key, text)
+        if generation.finish_reason != "deadline":  # a cut-short suggestion is shown, never cached as the answer
+            self._cache.put(key, text)
         return self._remember(state, cursor, text, key)
 
     @staticmethod
