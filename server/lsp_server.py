@@ -293,7 +293,8 @@ async def resolve_code_action(ls: PluslsServer, action: t.CodeAction) -> t.CodeA
     except PluslsError as e:  # no docstring model: the name in words, and say why
         ls.show(f"plusls: {e}", t.MessageType.Warning)
         summary = ""
-    insertion = docstring_insertion(definition, summary or identifier_words(definition.name))
+    insertion = docstring_insertion(definition, summary or identifier_words(definition.name),
+                                    ls.cursor(uri, position)[0].text)
     at = t.Position(insertion.line, insertion.character)
     action.edit = t.WorkspaceEdit(changes={uri: [t.TextEdit(t.Range(at, at), insertion.text)]})
     return action

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from plusls.indexer.chunker import FUNCTION_VALUES, Chunker, _strip_comment
 from plusls.indexer.languages import parser_for, spec_for
+
+from .signature import Signature, read_signature
 
 
 @dataclass
@@ -22,6 +24,7 @@ class Definition:
     body_indent: str
     body_inline: bool  # Python: `def f(): return 1` (body on the header line)
     body_column: int = 0  # where that inline body starts
+    parts: Signature = field(default_factory=Signature)  # parameters, return, raises (functions only)
 
     @property
     def hash(self) -> str:
@@ -80,8 +83,19 @@ def _definition(reader: Chunker, node, name: str, kind: str) -> Definition:
             cut_from = src.rfind(b"\n", 0, first.start_byte)  # the docstring's whole line(s) go
             cut_from = cut_from if cut_from >= node.start_byte else first.start_byte
             code = (src[node.start_byte : cut_from] + src[first.end_byte : node.end_byte]).decode("utf-8", "replace")
+    parts = read_signature(node, reader.node_text, reader.spec.name, _in_class(node, reader.spec.classes)) \
+        if kind == "function" else Signature()
     return Definition(reader.spec.name, kind, name, reader.signature(node), docstring, code,
-                      anchor.start_point[0], indent, body_line, body_indent, inline, body_column)
+                      anchor.start_point[0], indent, body_line, body_indent, inline, body_column, parts)
+
+
+def _in_class(node, classes) -> bool:
+    parent = node.parent
+    while parent is not None and parent.type not in classes:
+        if parent.type in ("function_definition",):
+            return False
+        parent = parent.parent
+    return parent is not None
 
 
 def _comment_text(reader: Chunker, comment) -> str:
