@@ -32,6 +32,7 @@ class CausalLM:
         # The exported graph's key/value dtype (fp16 exports take fp16 caches), not an assumed fp32.
         self.kv_dtype = np.float16 if inputs[self.past_names[0]].type == "tensor(float16)" else np.float32
         self.has_position_ids = "position_ids" in inputs
+        self.keeps_logits = "logits_to_keep" in inputs  # exports since 2026-12: logits only where asked
         self.stop_ids = stop_ids(self.manifest.special_tokens, self.tokenizer)
         pad = self.manifest.token_id("pad")
         self.pad_id = pad if pad is not None else (self.manifest.token_id("eos") or 0)
@@ -51,12 +52,16 @@ class CausalLM:
         return [np.zeros((batch, self.kv_heads, 0, self.head_dim), self.kv_dtype) for _ in self.past_names]
 
     def forward(
-        self, input_ids: np.ndarray, attention_mask: np.ndarray, position_ids: np.ndarray, past: Past
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, position_ids: np.ndarray, past: Past,
+        keep: int | None = None,
     ) -> tuple[np.ndarray, Past]:
-        """One decoder call: logits [batch, seq, vocab] and the new past (present) key/values."""
+        """One decoder call: logits [batch, positions, vocab] and the new past (present) key/values. `keep`: logits
+        for only the last `keep` positions (all when None); an older export without that input returns all."""
         feed: dict[str, object] = {"input_ids": input_ids, "attention_mask": attention_mask}
         if self.has_position_ids:
             feed["position_ids"] = position_ids
+        if self.keeps_logits:
+            feed["logits_to_keep"] = np.array([keep or input_ids.shape[1]], np.int64)
         feed.update(zip(self.past_names, past))
         if not self.files.io_binding:
             outs = self.session.run(self.output_names, feed)
@@ -98,7 +103,7 @@ class CausalLM:
         ids, mask = pad_batch(prompts, self.pad_id, left=True)
         positions = np.maximum(mask.cumsum(axis=1) - 1, 0)
         rng = np.random.default_rng(config.seed)
-        logits, past = self.forward(ids, mask, positions, self.empty_past(len(prompts)))
+        logits, past = self.forward(ids, mask, positions, self.empty_past(len(prompts)), keep=1)
         reason = None
         while True:
             tokens = choose_tokens(adjust_logits(logits[:, -1, :], [r.ids for r in rows], config), config, rng)

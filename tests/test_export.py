@@ -176,7 +176,8 @@ def test_tied_embedding_is_stored_once_and_reads_the_same(checkpoints, tmp_path,
     ids = np.array([[5, 17, 42, 7]], np.int64)
     before = ort.InferenceSession(str(tmp_path / "fp32" / "model.onnx"), providers=["CPUExecutionProvider"])
     after = ort.InferenceSession(str(shared), providers=["CPUExecutionProvider"])
-    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "position_ids": np.arange(4)[None]}
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "position_ids": np.arange(4)[None],
+            "logits_to_keep": np.array([4])}
     for i in before.get_inputs():
         if i.name.startswith("past_key_values"):
             feed[i.name] = np.zeros((1, int(i.shape[1]), 0, int(i.shape[3])), np.float32)
@@ -205,3 +206,20 @@ def test_int8_weights_past_the_protobuf_limit_go_to_external_data(checkpoints, t
     config = GenerationConfig(max_new_tokens=12, stop_on_eos=False)
     assert (CausalLM(tmp_path / "two").generate("def add(a, b):", config)[0].token_ids
             == CausalLM(tmp_path / "one").generate("def add(a, b):", config)[0].token_ids)
+
+
+@pytest.mark.parametrize("arch", CAUSAL)
+def test_logits_only_for_the_positions_asked_for(arch, exported):
+    """The export's logits_to_keep input: a prefill asks for its last row only, draft verification for a few;
+    those rows equal the same rows of the full logits, and generation is unchanged (the other tests compare it with
+    transformers)."""
+    lm = CausalLM(exported[arch])
+    assert lm.keeps_logits
+    ids = np.array([lm.encode("def add(a, b):\n    return a + b\n")], np.int64)
+    mask, pos = np.ones_like(ids), np.arange(ids.shape[1])[None]
+    full, _ = lm.forward(ids, mask, pos, lm.empty_past(1))
+    last, _ = lm.forward(ids, mask, pos, lm.empty_past(1), keep=1)
+    three, _ = lm.forward(ids, mask, pos, lm.empty_past(1), keep=3)
+    assert full.shape[1] == ids.shape[1] and last.shape[1] == 1 and three.shape[1] == 3
+    np.testing.assert_allclose(last[:, 0], full[:, -1], atol=1e-5)
+    np.testing.assert_allclose(three, full[:, -3:], atol=1e-5)

@@ -135,9 +135,9 @@ def slow_model(directory, step_s: float) -> CausalLM:
     lm = CausalLM(directory)
     forward = lm.forward
 
-    def slow(*args):
+    def slow(*args, **kwargs):
         threading.Event().wait(step_s)
-        return forward(*args)
+        return forward(*args, **kwargs)
 
     lm.forward = slow
     return lm

@@ -28,6 +28,7 @@ from ..special_tokens import find_fim, find_repo, stop_tokens
 from . import parity
 from .bert2bert import export_bert2bert, is_bert2bert
 from .embedding_modules import MatchingLogits, is_codet5p_embedding, load_codet5p_embedding, load_sentence_embedder
+from .logits import keep_last_logits
 from .quantize import quantize_dir
 from .sources import check_source, find_gguf, materialize_gguf
 
@@ -89,7 +90,6 @@ def _decoding_settings(src: Path) -> dict:
     completions stay plain greedy). They go into the manifest, so every user of the directory decodes the same way."""
     import json
 
-
     path = src / "generation_config.json"
     settings = json.loads(path.read_text()) if path.is_file() else {}
     return {k: settings[k] for k in DECODING_KEYS if settings.get(k) not in (None, NEUTRAL[k])}
@@ -138,6 +138,7 @@ def _opset(path: Path) -> int:
 def _export_causal(src: Path, config: dict, work: Path, scratch: Path, log: Log) -> Manifest:
     dest = _optimum_export(src, "text-generation-with-past", scratch, log)
     _move_onnx(["model.onnx"], dest, work)
+    keep_last_logits(work / "model.onnx")
     length = config.get("max_position_embeddings") or config.get("n_positions") or config.get("n_ctx") or 2048
     return _base_manifest("causal-lm", config, _opset(work / "model.onnx"), int(length))
 

@@ -90,7 +90,7 @@ class PrefixReuseLM:
                 self._store(key, fed, past)
                 return row.result(watch.elapsed(), reason), stats
             part = ids[start : start + PREFILL_CHUNK]
-            logits, past = self._forward(part, len(fed), past, stats)
+            logits, past = self._forward(part, len(fed), past, stats, keep=1)  # only the last row is read
             fed = fed + part
         rng = np.random.default_rng(config.seed)
         greedy = config.temperature <= 0
@@ -127,13 +127,13 @@ class PrefixReuseLM:
         self._store(key, fed, past)
         return row.result(watch.elapsed(), reason), stats
 
-    def _forward(self, tokens: list[int], offset: int, past: list, stats: ReuseStats):
+    def _forward(self, tokens: list[int], offset: int, past: list, stats: ReuseStats, keep: int | None = None):
         n = len(tokens)
         ids = np.asarray([tokens], np.int64)
         mask = np.ones((1, offset + n), np.int64)
         positions = np.arange(offset, offset + n, dtype=np.int64)[None]
         stats.forward_passes += 1
-        return self.lm.forward(ids, mask, positions, past)
+        return self.lm.forward(ids, mask, positions, past, keep)
 
     def _draft(self, ids: list[int]) -> list[int]:
         """The tokens that followed the latest earlier occurrence of the last NGRAM tokens (prompt lookup)."""
