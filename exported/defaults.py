@@ -15,7 +15,7 @@ from typing import Callable
 from plusls.common.paths import cache_home
 
 from .errors import ModelDirError, PluslsError
-from .manifest import read_manifest
+from .manifest import file_stamp, read_manifest
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,7 @@ class SplitFile:
 
 
 def _stamp(path: Path, digest: str) -> str:
-    st = path.stat()
-    return f"{digest} {st.st_size} {st.st_mtime_ns}"
+    return " ".join(map(str, [digest, *file_stamp(path)]))
 
 
 def _checked_part(p: Part, path: Path, version: str, whole) -> bytes:

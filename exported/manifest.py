@@ -78,7 +78,8 @@ def checksum_files(directory: Path) -> dict[str, str]:
     }
 
 
-def _stamp(path: Path) -> list[int]:
+def file_stamp(path: Path) -> list[int]:
+    """Size and mtime: what says a file is unchanged since it was last hashed."""
     st = path.stat()
     return [st.st_size, st.st_mtime_ns]
 
@@ -93,7 +94,7 @@ def _read_stamps(directory: Path) -> dict:
 def write_stamps(directory: Path, manifest: Manifest) -> None:
     """Remember each file's size and mtime with the digest it was checked against (best effort: a read-only
     install just checks the digests at every load)."""
-    stamps = {name: [*_stamp(directory / name), digest] for name, digest in manifest.files.items()}
+    stamps = {name: [*file_stamp(directory / name), digest] for name, digest in manifest.files.items()}
     try:
         tmp = directory / f".{STAMPS}.tmp"
         tmp.write_text(json.dumps(stamps))
@@ -134,7 +135,7 @@ def read_manifest(directory: str | Path, verify: bool | str = True) -> Manifest:
         f = directory / name
         if not f.is_file():
             raise ModelDirError(f"{directory} is incomplete: {name} is missing; re-export the model")
-        if not verify or stamps.get(name) == [*_stamp(f), digest]:
+        if not verify or stamps.get(name) == [*file_stamp(f), digest]:
             continue
         hashed = True
         if sha256_file(f) != digest:
