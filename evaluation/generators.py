@@ -104,9 +104,6 @@ class ModelGenerator:
     def has_token(self, token: str) -> bool:
         return self.model.tokenizer.token_to_id(token) is not None
 
-    def encode(self, text: str) -> list[int]:
-        return self.model.tokenizer.encode(text, add_special_tokens=False).ids
-
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "dir": str(self.directory),
                 "providers": self.model.providers, "manifest": asdict(self.manifest)}
@@ -135,7 +132,7 @@ def resolve(model: str | None, need: str, task: str, default_dir: Path | None = 
     if need == "embedding":
         if model is not None and model.startswith("baseline:"):
             raise EvalError(f"{task} ranks with an embedding model; baselines do not apply")
-        return EmbeddingModel(None if model is None else Path(model), default_dir or _models_dir())
+        return EmbeddingModel(None if model is None else Path(model), default_dir or default_models_dir())
     if model in BASELINES:
         if model == "baseline:identifier-words" and need != "seq2seq":
             raise EvalError(f"baseline:identifier-words writes summaries; {task} needs code")
@@ -150,7 +147,7 @@ def resolve(model: str | None, need: str, task: str, default_dir: Path | None = 
                                 "baseline:identifier-words; this build of plusls has no bundled docstring model")
             return ModelGenerator(bundled, need)
 
-        return ModelGenerator(ensure_default(COMPLETER, default_dir or _models_dir(), log=_log), need)
+        return ModelGenerator(ensure_default(COMPLETER, default_dir or default_models_dir(), log=_log), need)
 
     path = Path(model)
     try:
@@ -182,10 +179,6 @@ class EmbeddingModel:
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "kind": self.kind, "providers": self.embedder.providers,
                 "manifest": asdict(self.embedder.manifest)}
-
-
-def _models_dir() -> Path:
-    return default_models_dir()
 
 
 def _log(message: str) -> None:
