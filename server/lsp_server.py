@@ -294,7 +294,7 @@ async def resolve_code_action(ls: PluslsServer, action: t.CodeAction) -> t.CodeA
         ls.show(f"plusls: {e}", t.MessageType.Warning)
         summary = ""
     insertion = docstring_insertion(definition, summary or identifier_words(definition.name),
-                                    ls.cursor(uri, position)[0].text)
+                                    ls.workspace.get_text_document(uri).source)
     at = t.Position(insertion.line, insertion.character)
     action.edit = t.WorkspaceEdit(changes={uri: [t.TextEdit(t.Range(at, at), insertion.text)]})
     return action
