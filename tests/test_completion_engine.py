@@ -45,3 +45,22 @@ def test_a_suggestion_cut_by_the_deadline_is_not_cached_as_final(memorized):
         assert engine.stats.model_runs == 2 and engine.stats.cache_hits == 0  # asked again: it runs again
 
     asyncio.run(session())
+
+
+def test_token_healing_in_a_fim_prompt_takes_off_only_the_cursor_lines_tokens(exported):
+    """Mid-word in a FIM prompt, the word's tokens after the middle marker come off and the output must start with
+    them; at a line start nothing comes off (the marker itself never does)."""
+    from plusls.server.completion.prefix_reuse import PrefixReuseLM
+    from plusls.server.completion.prompt import PromptBuilder, WindowState
+
+    lm = CausalLM(exported["gpt2"])
+    builder, model = PromptBuilder(lm.tokenizer, lm.manifest.fim, 128, 32), PrefixReuseLM(lm)
+    middle = lm.manifest.fim["middle"]["id"]
+    text = "def add(a, b):\n    retu\n\nprint(add(1, 2))\n"
+    cursor = Cursor(text, text.index("\n\n"), "python")
+    ids = builder.build(cursor, WindowState())
+    cut, heal = CompletionEngine._heal(model, builder, ids, cursor)
+    assert 1 <= cut < len(ids) - ids.index(middle) and heal and "    retu".endswith(heal)
+    assert lm.tokenizer.decode(ids[len(ids) - cut :]) == heal
+    start = Cursor(text, text.index("    retu"), "python")
+    assert CompletionEngine._heal(model, builder, builder.build(start, WindowState()), start) == (0, "")

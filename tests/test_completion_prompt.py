@@ -20,12 +20,31 @@ def test_fim_prompt_only_when_the_manifest_declares_fim_tokens(exported):
     assert fim_lm.manifest.fim and not plain_lm.manifest.fim
     ids = PromptBuilder(fim_lm.tokenizer, fim_lm.manifest.fim, 128, 32).build(cursor, WindowState())
     tok = fim_lm.tokenizer
-    assert ids[0] == tok.token_to_id("<fim_prefix>") and ids[-1] == tok.token_to_id("<fim_middle>")
-    middle = ids.index(tok.token_to_id("<fim_suffix>"))
-    assert tok.decode(ids[1:middle]) == "def add(a, b):\n    return "
-    assert tok.decode(ids[middle + 1 : -1]).startswith("\n\nprint(add(1, 2))")
+    assert ids[0] == tok.token_to_id("<fim_prefix>")
+    suffix, middle = ids.index(tok.token_to_id("<fim_suffix>")), ids.index(tok.token_to_id("<fim_middle>"))
+    assert tok.decode(ids[1:suffix]) == "def add(a, b):\n"
+    assert tok.decode(ids[suffix + 1 : middle]).startswith("\n\nprint(add(1, 2))")
+    assert tok.decode(ids[middle + 1 :]) == "    return "  # the cursor line starts the middle
+    at_line_start = PromptBuilder(tok, fim_lm.manifest.fim, 128, 32).build(Cursor(cursor.text, 15), WindowState())
+    assert at_line_start[-1] == tok.token_to_id("<fim_middle>")
     plain = PromptBuilder(plain_lm.tokenizer, None, 128, 32).build(cursor, WindowState())
     assert plain_lm.tokenizer.decode(plain) == "def add(a, b):\n    return "
+
+
+def test_typing_mid_file_changes_only_the_fim_prompts_last_tokens(exported):
+    """With code below the cursor, a keystroke on the line changes only what follows the middle marker: the file's
+    prefix and the suffix keep their key/values (the prefix-reuse loop re-runs a few tokens, not the suffix)."""
+    lm = CausalLM(exported["gpt2"])
+    builder, state = PromptBuilder(lm.tokenizer, lm.manifest.fim, 256, 64), WindowState()
+    line = "    return x + 100"
+    line_at = CODE.index(line)
+    prompts = [builder.build(Cursor(CODE[: line_at + n] + CODE[line_at + len(line) :], line_at + n), state)
+               for n in range(4, len(line))]
+    assert len(prompts) == 14
+    middle = lm.tokenizer.token_to_id("<fim_middle>")
+    for a, b in zip(prompts, prompts[1:]):
+        assert a[: a.index(middle) + 1] == b[: b.index(middle) + 1]
+        assert len(b) - b.index(middle) <= len(line) + 1
 
 
 def test_window_keeps_its_start_while_typing_and_fits_the_budget(exported):
@@ -82,8 +101,8 @@ def test_repository_layout_when_the_manifest_declares_its_tokens(exported):
     assert tok.decode(head[1:first]) == "src\n"  # the file's folder names the repository
     assert tok.decode(head[first + 1 : second]) == "src/mathutil.py\ndef add(a, b):\n    return a + b\n"
     assert tok.decode(head[second + 1 :]) == "new.py\n"
-    middle = ids.index(tok.token_to_id("<|fim_suffix|>"))
-    assert tok.decode(ids[fim_start + 1 : middle]) == "def twice(x):\n    return"
-    assert ids[-1] == tok.token_to_id("<|fim_middle|>")
+    suffix, middle = ids.index(tok.token_to_id("<|fim_suffix|>")), ids.index(tok.token_to_id("<|fim_middle|>"))
+    assert tok.decode(ids[fim_start + 1 : suffix]) == "def twice(x):\n"
+    assert tok.decode(ids[middle + 1 :]) == "    return"
     # Without snippets: the plain FIM prompt, nothing before it.
     assert builder.build(cursor, WindowState())[0] == tok.token_to_id("<|fim_prefix|>")

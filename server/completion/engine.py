@@ -185,14 +185,20 @@ class CompletionEngine:
     def _heal(model: PrefixReuseLM, builder: PromptBuilder, ids: list[int], cursor: Cursor) -> tuple[int, str]:
         """Token healing: the prompt's last tokens may split what the user is typing differently from how the
         model saw such text (`\n  `+`  ` for `\n   `+` a`, `pri` before `nt`). Take off the tokens inside the
-        trailing blanks-and-word (and the line break, on an empty line) and make the output start with them."""
-        if builder.fim or len(ids) < 2:
+        trailing blanks-and-word (and the line break, on an empty line) and make the output start with them. In a
+        FIM prompt only the cursor line's text after the middle marker can be taken off."""
+        if len(ids) < 2:
             return 0, ""
         segment = re.search(r"[ \t]*\w*$", cursor.line_prefix).group()
-        if cursor.multiline and cursor.line_start > 0:
-            segment = "\n" + segment
+        if builder.fim:
+            middle = builder.fim["middle"]["id"]
+            limit = ids[::-1].index(middle) if middle in ids else 0  # the tokens after the marker
+        else:
+            limit = len(ids) - 1
+            if cursor.multiline and cursor.line_start > 0:
+                segment = "\n" + segment
         strings, n, text = model.token_strings(), 0, ""
-        while n < min(3, len(ids) - 1) and segment.endswith(strings[ids[-1 - n]] + text) and strings[ids[-1 - n]]:
+        while n < min(3, limit) and segment.endswith(strings[ids[-1 - n]] + text) and strings[ids[-1 - n]]:
             text = strings[ids[-1 - n]] + text
             n += 1
         return n, text

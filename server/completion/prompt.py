@@ -83,9 +83,24 @@ class PromptBuilder:
             return header + prefix
         suffix = self.encode(cursor.text[cursor.offset : cursor.offset + self.suffix_tokens * CHARS_PER_TOKEN])
         suffix = suffix[: self.suffix_tokens]
+        above, line = self._split_at_line(cursor, state, prefix, budget)
         if self.repo is not None:  # the repository's files first, then this file's FIM part
-            return header + fim_prompt(self.fim, prefix, suffix)
-        return fim_prompt(self.fim, header + prefix, suffix)
+            return header + fim_prompt(self.fim, above, suffix) + line
+        return fim_prompt(self.fim, header + above, suffix) + line
+
+    def _split_at_line(self, cursor: Cursor, state: WindowState, prefix: list[int],
+                       budget: int) -> tuple[list[int], list[int]]:
+        """The prefix as the lines above the cursor's line and that line's text before the cursor. The line goes
+        after the middle marker, as the start of the middle (llama.vim's layout): typing on a line then changes
+        only the prompt's last tokens, and the suffix's key/values before them stay reusable."""
+        if not cursor.line_prefix:
+            return prefix, []
+        if state.start > cursor.line_start:  # the window starts inside one huge line
+            return [], prefix
+        above = self.encode(cursor.text[state.start : cursor.line_start])
+        line = self.encode(cursor.line_prefix)[-budget:]
+        room = budget - len(line)
+        return (above[len(above) - room :] if room > 0 else []), line
 
     def _prefix_ids(self, cursor: Cursor, state: WindowState, budget: int) -> list[int]:
         lowest = max(0, cursor.offset - budget * CHARS_PER_TOKEN)
