@@ -1,8 +1,9 @@
 """LSP round-trip latency of plusls serve over stdio, as an editor drives it; prints JSON.
 
-A scripted editing session types a real file character by character (default: the last lines of this repo's
-indexer/walker.py, with the lines above already in the buffer). After each keystroke the client sends didChange
-and textDocument/inlineCompletion, and waits for the answer before the next keystroke (a user pausing just long
+A scripted editing session opens a real file, pauses as a reader would (`--pause`), then types character by
+character (default: the last lines of this repo's indexer/walker.py, with the lines above already in the buffer,
+and in mode `below` the lines after the typed text too). After each keystroke the client sends an incremental
+didChange and textDocument/inlineCompletion, and waits for the answer before the next keystroke (a user pausing just long
 enough to see the suggestion), so every request is served, none dropped. Single-line requests (cursor after text
 on its line) are what the target is about; requests at an empty line (multi-line) are reported apart.
 `single_line_vs_file`: how often a single-line suggestion's text is exactly what the file has after the cursor on
@@ -13,7 +14,8 @@ that ran the model.
 Then: hover over every function of the file twice (first: the summarizer runs; second: from cache), and
 workspace/symbol queries once the workspace is indexed. Server RSS (VmHWM, VmRSS) is read from /proc at the end.
 
-    .venv/bin/python bench/lsp_latency.py [--models default|tiny] [--modes reuse,noreuse] [--chars 300]
+    .venv/bin/python bench/lsp_latency.py [--models default|tiny] [--modes reuse,below,noreuse] [--chars 300]
+                                          [--pause 4]
 
 default: Qwen2.5-Coder-0.5B-Instruct int8 (the embedded completer), the bundled docstring model, MiniLM.
 tiny:    random tiny models built and exported on the spot (needs the train extra): protocol + server overhead.
@@ -70,7 +72,8 @@ def rss(pid: int) -> dict:
     return {k: round(int(fields[k].split()[0]) / 1024, 1) for k in ("VmHWM", "VmRSS")}
 
 
-async def session(workspace: Path, file: Path, start_line: int, chars: int, options: dict, cache: Path) -> dict:
+async def session(workspace: Path, file: Path, start_line: int, chars: int, options: dict, cache: Path,
+                  pause_s: float, below: bool) -> dict:
     from plusls.common.paths import default_models_dir
 
     # A fresh cache (index, telemetry); the exported default models stay where they are.
@@ -85,21 +88,25 @@ async def session(workspace: Path, file: Path, start_line: int, chars: int, opti
     lines = text.split("\n")
     before = "\n".join(lines[:start_line]) + "\n"
     to_type = "\n".join(lines[start_line:])[:chars]
+    after = text[len(before) + len(to_type) :] if below else ""  # mid-file: the rest of the file stays below
     uri = file.as_uri()
-    client.text_document_did_open(t.DidOpenTextDocumentParams(t.TextDocumentItem(uri, "python", 1, before)))
+    client.text_document_did_open(t.DidOpenTextDocumentParams(t.TextDocumentItem(uri, "python", 1, before + after)))
     single, multi, ran, shown = [], [], [], 0
     exact, similarity = [], []  # single-line suggestions against what the file really has after the cursor
     runs = 0
-    t_load = time.perf_counter()  # the first request loads the model: timed apart
+    await asyncio.sleep(pause_s)  # the user reads the file before typing (the server may warm up meanwhile)
+    t_load = time.perf_counter()  # the first request may still be loading the model: timed apart
     await client.text_document_inline_completion_async(t.InlineCompletionParams(
         t.InlineCompletionContext(t.InlineCompletionTriggerKind.Automatic), t.TextDocumentIdentifier(uri),
         t.Position(start_line, 0)))
     first_request_s = time.perf_counter() - t_load
     for n in range(1, len(to_type) + 1):
-        current = before + to_type[:n]
-        client.text_document_did_change(t.DidChangeTextDocumentParams(
+        typed = before + to_type[: n - 1]
+        at = t.Position(typed.count("\n"), len(typed) - (typed.rfind("\n") + 1))
+        client.text_document_did_change(t.DidChangeTextDocumentParams(  # one character, as editors send it
             t.VersionedTextDocumentIdentifier(version=n + 1, uri=uri),
-            [t.TextDocumentContentChangeWholeDocument(text=current)]))
+            [t.TextDocumentContentChangePartial(range=t.Range(at, at), text=to_type[n - 1])]))
+        current = before + to_type[:n]
         line = current.count("\n")
         col = len(current) - (current.rfind("\n") + 1)
         t0 = time.perf_counter()
@@ -147,7 +154,8 @@ async def session(workspace: Path, file: Path, start_line: int, chars: int, opti
     client.exit(None)
     await asyncio.sleep(0.2)
     await client.stop()
-    return {"first_request_s": round(first_request_s, 2), "keystrokes": len(to_type),
+    return {"pause_after_open_s": pause_s, "code_below_cursor": below,
+            "first_request_s": round(first_request_s, 2), "keystrokes": len(to_type),
             "inline_single_line": pct(single), "inline_single_line_model_ran": pct(ran),
             "inline_multi_line": pct(multi),
             "suggestions_shown": shown, "server_counters": stats["completion"],
@@ -161,7 +169,10 @@ async def session(workspace: Path, file: Path, start_line: int, chars: int, opti
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--models", choices=["default", "tiny"], default="default")
-    p.add_argument("--modes", default="reuse,noreuse")
+    p.add_argument("--modes", default="reuse,below,noreuse",
+                   help="reuse: prefix reuse on, typing at the end of the buffer; below: the same with the rest of "
+                        "the file below the cursor (mid-file editing); noreuse: prefix reuse off")
+    p.add_argument("--pause", type=float, default=4.0, help="seconds between opening the file and typing")
     p.add_argument("--file", default=str(ROOT / "indexer" / "walker.py"))
     p.add_argument("--start-line", type=int, default=60)
     p.add_argument("--chars", type=int, default=300)
@@ -180,9 +191,9 @@ def main() -> None:
         results = {}
         for mode in args.modes.split(","):
             options = {"models": models, "search": {"indexOnStart": False},
-                       "completion": {"prefixReuse": mode == "reuse", "retrieval": False}}
+                       "completion": {"prefixReuse": mode != "noreuse", "retrieval": False}}
             results[mode] = asyncio.run(session(workspace, file, args.start_line, args.chars, options,
-                                                tmp / f"cache-{mode}"))
+                                                tmp / f"cache-{mode}", args.pause, mode == "below"))
         print(json.dumps({"bench": "lsp_latency", "models": args.models, "completion": models.get("completion"),
                           "file": Path(args.file).name,
                           "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},

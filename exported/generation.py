@@ -17,6 +17,9 @@ class GenerationConfig:
     top_k: int = 0
     stop: tuple[str, ...] = ()  # generation ends at the first of these; it is cut from the text
     deadline_s: float | None = None  # wall-clock budget for the whole call, checked between steps
+    # The prompt's own budget (PrefixReuseLM, which reads a prompt in chunks): with it, deadline_s counts from the
+    # end of the prompt, so a deadline cuts what is generated, never the key/values the next keystroke reuses.
+    prefill_deadline_s: float | None = None
     stop_on_eos: bool = True  # end at the model's stop tokens (exported.special_tokens); False: run to the limit
     seed: int | None = None
     # Logit adjustments. Repetition control looks at each row's own new tokens (not the prompt). None: the model
@@ -137,11 +140,24 @@ class StopWatch:
     config: GenerationConfig
     cancel: CancelToken | None = None
     start: float = field(default_factory=time.perf_counter)
+    deadline_from: float | None = None  # where deadline_s counts from (start, or the end of a budgeted prefill)
 
     def interrupted(self) -> str | None:
+        return self._check(self.config.deadline_s, self.start if self.deadline_from is None else self.deadline_from)
+
+    def prefill_interrupted(self) -> str | None:
+        if self.config.prefill_deadline_s is None:
+            return self.interrupted()
+        return self._check(self.config.prefill_deadline_s, self.start)
+
+    def prefill_done(self) -> None:
+        if self.config.prefill_deadline_s is not None:
+            self.deadline_from = time.perf_counter()
+
+    def _check(self, budget: float | None, since: float) -> str | None:
         if self.cancel is not None and self.cancel.cancelled:
             return "cancelled"
-        if self.config.deadline_s is not None and time.perf_counter() - self.start >= self.config.deadline_s:
+        if budget is not None and time.perf_counter() - since >= budget:
             return "deadline"
         return None
 

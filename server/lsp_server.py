@@ -162,6 +162,33 @@ def did_change_configuration(ls: PluslsServer, params: t.DidChangeConfigurationP
     ls.apply_settings(raw)
 
 
+@server.feature(t.TEXT_DOCUMENT_DID_OPEN)
+def did_open(ls: PluslsServer, params: t.DidOpenTextDocumentParams) -> None:
+    uri = params.text_document.uri
+    warm_later(ls, uri, t.Position(len(params.text_document.text.split("\n")), 0))  # where a new file grows
+
+
+@server.feature(t.TEXT_DOCUMENT_DID_CHANGE)
+def did_change(ls: PluslsServer, params: t.DidChangeTextDocumentParams) -> None:
+    change = params.content_changes[-1] if params.content_changes else None
+    if isinstance(change, t.TextDocumentContentChangePartial):
+        warm_later(ls, params.text_document.uri, edit_end(change))
+
+
+def edit_end(change: t.TextDocumentContentChangePartial) -> t.Position:
+    """Where the cursor is after typing `change.text` over `change.range`."""
+    lines = change.text.split("\n")
+    start = change.range.start
+    if len(lines) == 1:
+        return t.Position(start.line, start.character + len(lines[0]))
+    return t.Position(start.line + len(lines) - 1, len(lines[-1]))
+
+
+def warm_later(ls: PluslsServer, uri: str, position: t.Position) -> None:
+    if ls.engine is not None and ls.settings.completion.enabled:
+        ls.engine.schedule_warm(uri, lambda: ls.cursor(uri, position)[0])
+
+
 @server.feature(t.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: PluslsServer, params: t.DidCloseTextDocumentParams) -> None:
     if ls.engine is not None:

@@ -29,7 +29,8 @@ class CompletionSettings:
     # request prefills the whole prompt, once per document; later ones only what changed.
     context_tokens: int = 0
     suffix_tokens: int = 64
-    deadline_ms: int = 2000
+    deadline_ms: int = 2000  # for generating, counted once the prompt is read
+    prompt_deadline_ms: int = 10000  # for reading the prompt (a newer keystroke still stops it, keeping what was read)
     retrieval: bool = True  # prepend similar workspace snippets (retrieval-augmented completion)
     # Snippets in the model's repository layout (<|repo_name|>, <|file_sep|>) where its manifest declares one, instead
     # of comments: off, since it scored lower with the instruct Qwen models (docs/measurements.md).

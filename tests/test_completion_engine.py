@@ -36,6 +36,8 @@ def test_typing_the_suggestion_reuses_it_and_other_edits_run_the_model(memorized
 
 
 def test_a_suggestion_cut_by_the_deadline_is_not_cached_as_final(memorized):
+    """The generation deadline cuts the suggestion, not the prompt: the prompt is read in full and the next request
+    reuses it; a prompt budget of 0 stops before reading anything."""
     engine = CompletionEngine(lambda: CausalLM(memorized),
                               CompletionSettings(debounce_ms=0, retrieval=False, deadline_ms=0))
 
@@ -43,6 +45,13 @@ def test_a_suggestion_cut_by_the_deadline_is_not_cached_as_final(memorized):
         for _ in range(2):
             await engine.complete("doc", Cursor(TYPED, len(TYPED), "python"))
         assert engine.stats.model_runs == 2 and engine.stats.cache_hits == 0  # asked again: it runs again
+        prompt = engine.stats.prompt_tokens // 2
+        assert prompt > 10 and engine.stats.reused_tokens == prompt - 1  # all but the last token, which always runs
+        starved = CompletionEngine(lambda: CausalLM(memorized), CompletionSettings(
+            debounce_ms=0, retrieval=False, deadline_ms=0, prompt_deadline_ms=0))
+        for _ in range(2):
+            assert await starved.complete("doc", Cursor(TYPED, len(TYPED), "python")) is None
+        assert starved.stats.reused_tokens == 0 and starved.stats.forward_passes == 0
 
     asyncio.run(session())
 
@@ -64,3 +73,49 @@ def test_token_healing_in_a_fim_prompt_takes_off_only_the_cursor_lines_tokens(ex
     assert lm.tokenizer.decode(ids[len(ids) - cut :]) == heal
     start = Cursor(text, text.index("    retu"), "python")
     assert CompletionEngine._heal(model, builder, builder.build(start, WindowState()), start) == (0, "")
+
+
+def test_warming_reads_the_prompt_ahead_and_the_request_reuses_it(memorized):
+    """After an open or an edit, while nobody types, the prompt is read into the document's cache: the request
+    that follows runs only its last token, and suggests what it would have without warming."""
+    engine = CompletionEngine(lambda: CausalLM(memorized), CompletionSettings(debounce_ms=0, retrieval=False))
+
+    async def session() -> None:
+        await engine.warm("doc", Cursor(TYPED, len(TYPED), "python"))
+        warmed = engine.stats.warmed_tokens
+        assert warmed > 10 and engine.stats.model_runs == 0
+        first = await engine.complete("doc", Cursor(TYPED, len(TYPED), "python"))
+        assert first.text == " 0, 1"
+        assert engine.stats.reused_tokens == warmed - 1
+
+    asyncio.run(session())
+
+
+def test_warming_waits_for_a_quiet_document_and_gives_way_to_requests(memorized, monkeypatch):
+    import plusls.server.completion.engine as engine_module
+
+    monkeypatch.setattr(engine_module, "WARM_AFTER_S", 0.05)
+    engine = CompletionEngine(lambda: CausalLM(memorized), CompletionSettings(debounce_ms=0, retrieval=False))
+    asked: list[str] = []
+
+    def cursor() -> Cursor:
+        asked.append("now")
+        return Cursor(TYPED, len(TYPED), "python")
+
+    async def session() -> None:
+        engine.schedule_warm("doc", cursor)
+        await engine.complete("doc", Cursor(TYPED, len(TYPED), "python"))  # a request first: no warming after it
+        await asyncio.sleep(0.2)
+        assert asked == [] and engine.stats.warmed_tokens == 0
+        engine.schedule_warm("doc", cursor)
+        engine.schedule_warm("doc", cursor)  # a second edit restarts the wait: one warm-up, not two
+        await asyncio.sleep(0.3)
+        while engine._warming:
+            await asyncio.sleep(0.05)
+        assert asked == ["now"]
+        off = CompletionEngine(lambda: CausalLM(memorized), CompletionSettings(prefix_reuse=False))
+        off.schedule_warm("doc", cursor)
+        await asyncio.sleep(0.2)
+        assert asked == ["now"]
+
+    asyncio.run(session())

@@ -188,24 +188,59 @@ def test_tied_embedding_is_stored_once_and_reads_the_same(checkpoints, tmp_path,
     assert CausalLM(tmp_path / "q").generate("def add(a, b):")[0].finish_reason in ("eos", "length")
 
 
-def test_int8_weights_past_the_protobuf_limit_go_to_external_data(checkpoints, tmp_path, quiet, monkeypatch):
-    """A model whose int8 weights would pass 2 GB (the 1.5B) keeps them in model.onnx.data beside the graph; the
-    runtime loads it and generates what the single-file export generates."""
-    from plusls.exported.export import quantize
+def test_gathered_embedding_is_stored_in_int8_and_reads_nearly_the_same(exported, tmp_path):
+    """An untied token embedding (Qwen2.5-Coder's: 545 MB in fp32) is only gathered: int8 blocks plus scales,
+    dequantized after the lookup; logits stay within the rounding of those blocks, next tokens unchanged."""
+    import onnx
+    import onnxruntime as ort
 
-    single = export_model(checkpoints["llama"], "causal-lm", tmp_path / "one", int8=True, log=quiet)
-    real = quantize.quantize_dir
-    monkeypatch.setattr("plusls.exported.export.quantize_dir", lambda work, m: real(work, m, external_above=0))
-    split = export_model(checkpoints["llama"], "causal-lm", tmp_path / "two", int8=True, log=quiet)
-    assert set(split.files) == {"model.onnx", "model.onnx.data", "tokenizer.json"}
-    assert "model.onnx.data" not in single.files
+    from plusls.exported.export.quantize import int8_embeddings
+
+    graph = onnx.load(str(exported["llama"] / "model.onnx"))
+    table = next(i for i in graph.graph.initializer if "embed" in i.name)
+    assert int8_embeddings(graph.graph) == []  # a tiny table is left alone by default
+    assert int8_embeddings(graph.graph, min_elements=0) == [table.name]
+    stored = {i.name: i.data_type for i in graph.graph.initializer}
+    assert table.name not in stored and stored[table.name + "_int8"] == onnx.TensorProto.INT8
+    small = tmp_path / "int8_embedding.onnx"
+    onnx.save(graph, str(small))
+
+    ids = np.array([[5, 17, 42, 7, 99, 3]], np.int64)
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "position_ids": np.arange(6)[None],
+            "logits_to_keep": np.array([6])}
+    before = ort.InferenceSession(str(exported["llama"] / "model.onnx"), providers=["CPUExecutionProvider"])
+    after = ort.InferenceSession(str(small), providers=["CPUExecutionProvider"])
+    for i in before.get_inputs():
+        if i.name.startswith("past_key_values"):
+            feed[i.name] = np.zeros((1, int(i.shape[1]), 0, int(i.shape[3])), np.float32)
+    ref, got = before.run(["logits"], feed)[0], after.run(["logits"], feed)[0]
+    assert 0 < np.abs(ref - got).max() < 0.05 * np.abs(ref).max()
+    assert (ref.argmax(-1) == got.argmax(-1)).all()
+
+
+def test_int8_weights_live_beside_the_graph(checkpoints, tmp_path, quiet):
+    """A generator's int8 weights go to model.onnx.data (memory-mapped, released after repacking; a 1.5B's pass
+    protobuf's 2 GB limit); the runtime reads them as it reads the same graph stored in one file."""
     import onnx
 
-    graph = onnx.load(str(tmp_path / "two" / "model.onnx"), load_external_data=False).graph
+    q = export_model(checkpoints["llama"], "causal-lm", tmp_path / "q", int8=True, log=quiet)
+    assert set(q.files) == {"model.onnx", "model.onnx.data", "tokenizer.json"}
+    graph = onnx.load(str(tmp_path / "q" / "model.onnx"), load_external_data=False).graph
     assert any(t.data_location == onnx.TensorProto.EXTERNAL for t in graph.initializer)
-    config = GenerationConfig(max_new_tokens=12, stop_on_eos=False)
-    assert (CausalLM(tmp_path / "two").generate("def add(a, b):", config)[0].token_ids
-            == CausalLM(tmp_path / "one").generate("def add(a, b):", config)[0].token_ids)
+    one = tmp_path / "one"
+    one.mkdir()
+    onnx.save(onnx.load(str(tmp_path / "q" / "model.onnx")), str(one / "model.onnx"))
+    (one / "tokenizer.json").write_bytes((tmp_path / "q" / "tokenizer.json").read_bytes())
+    lm = CausalLM(tmp_path / "q")
+    ids = np.array([[5, 17, 42, 7]], np.int64)
+    feed = (ids, np.ones_like(ids), np.arange(4)[None], lm.empty_past(1))
+    import onnxruntime as ort
+
+    single = ort.InferenceSession(str(one / "model.onnx"), providers=["CPUExecutionProvider"])
+    names = [i.name for i in single.get_inputs()]
+    inputs = dict(zip(["input_ids", "attention_mask", "position_ids"], feed[:3]), logits_to_keep=np.array([4]))
+    inputs.update({n: p for n, p in zip([n for n in names if n.startswith("past")], feed[3])})
+    np.testing.assert_array_equal(lm.forward(*feed)[0], single.run(["logits"], inputs)[0])
 
 
 @pytest.mark.parametrize("arch", CAUSAL)

@@ -70,6 +70,34 @@ async def test_inline_completion_accept_and_fallback(workspace, tmp_path, export
         assert listed.items[0].text_edit.range.start.character == pos.character - 1
 
 
+async def test_an_opened_then_edited_document_is_read_ahead_while_the_user_pauses(workspace, tmp_path, exported,
+                                                                               memorized):
+    """didOpen and an incremental didChange warm the document's cache at the edit: the request after the pause
+    runs only its newest tokens and suggests what it would have anyway."""
+    async with serving(workspace, tmp_path / "cache", init_options(exported, memorized)) as client:
+        head = TYPED[: TYPED.rindex("\n") + 1]
+        uri = open_doc(client, workspace / "src" / "mathutil.py", head)
+        deadline = time.monotonic() + 60
+        while (await stats(client))["completion"]["warmed_tokens"] == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        opened = (await stats(client))["completion"]["warmed_tokens"]
+        assert opened > 0
+        line = TYPED[len(head) :]
+        at = t.Position(head.count("\n"), 0)
+        client.text_document_did_change(t.DidChangeTextDocumentParams(
+            t.VersionedTextDocumentIdentifier(version=2, uri=uri),
+            [t.TextDocumentContentChangePartial(range=t.Range(at, at), text=line)]))
+        while (await stats(client))["completion"]["warmed_tokens"] == opened and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        counters = (await stats(client))["completion"]
+        assert counters["warmed_tokens"] > opened and counters["model_runs"] == 0
+        end = position_after(TYPED, "    a, b =")
+        result = await client.text_document_inline_completion_async(inline_params(uri, end.line, end.character))
+        assert result.items[0].insert_text == " 0, 1"
+        after = (await stats(client))["completion"]
+        assert after["prompt_tokens"] - after["reused_tokens"] <= 3
+
+
 async def test_multiline_at_an_empty_line_stops_at_the_scope(workspace, tmp_path, exported, memorized):
     async with serving(workspace, tmp_path / "cache", init_options(exported, memorized, maxNewTokens=64)) as client:
         text = MATH[: MATH.index("    a, b =")] + "    "

@@ -64,3 +64,27 @@ def test_the_1_5b_completes_only_on_cuda_and_only_once_installed():
     on_cuda = default_completer(["CUDAExecutionProvider", "CPUExecutionProvider"])
     assert on_cuda is (COMPLETER_GPU if COMPLETER_GPU.installed() else COMPLETER)
     assert COMPLETER_GPU.split is QWEN_15B_GGUF
+
+
+def test_a_new_export_of_a_default_removes_the_one_it_replaces(tmp_path, exported, monkeypatch):
+    """A default whose export layout changed gets a new name: the new one is exported, the old one deleted (a
+    1 GB directory otherwise left behind), and a directory that is no model export is never touched."""
+    import shutil
+    from dataclasses import replace
+
+    import plusls.exported.export as export
+    from plusls.exported.defaults import DefaultModel, ensure_default
+
+    def fake_export(src, kind, out, int8=False, force=False, log=None):
+        shutil.copytree(exported["llama"], out)
+
+    monkeypatch.setattr(export, "export_model", fake_export)
+    monkeypatch.setattr(DefaultModel, "source", lambda self, log: Path("unused"))
+    shutil.copytree(exported["llama"], tmp_path / "old")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    model = replace(COMPLETER, name="new", replaces=("old", "mine"))
+    messages: list[str] = []
+    assert ensure_default(model, tmp_path, log=messages.append) == tmp_path / "new"
+    assert not (tmp_path / "old").exists() and (tmp_path / "mine" / "notes.txt").read_text() == "keep"
+    assert any("removed" in m and "old" in m for m in messages)

@@ -35,6 +35,7 @@
   '(:providers "auto"   ; or ["CUDAExecutionProvider" "CPUExecutionProvider"]
     ;; :models (:dir "~/.cache/plusls/models" :completion "/path/to/exported/causal-lm")
     :completion (:enabled t :debounceMs 60 :maxNewTokens 48 :contextTokens 0 :deadlineMs 2000
+                 :promptDeadlineMs 10000
                  :retrieval t :repoLayout :json-false :multiline t :suffixTokens 64 :prefixReuse t :promptLookup t)
     :hover (:enabled t)
     :docstring (:enabled t)

@@ -25,6 +25,7 @@ M.settings = {
     maxNewTokens = 48,
     contextTokens = 0, -- by device: 384 on CPU, 2048 on CUDA
     deadlineMs = 2000,
+    promptDeadlineMs = 10000,
     retrieval = true,
     repoLayout = false,
     multiline = true,

@@ -25,6 +25,7 @@ from .prompt import Cursor, PromptBuilder, Snippet, WindowState
 Retriever = Callable[[Cursor], list[Snippet]]
 CONTEXT_TOKENS = {"cpu": 384, "cuda": 2048}  # contextTokens 0: see settings.CompletionSettings
 BURST_S = 0.3  # requests for one document closer than this are a burst of typing
+WARM_AFTER_S = 0.4  # quiet time after an open or an edit before the prompt is read ahead
 
 
 @dataclass
@@ -45,6 +46,9 @@ class CompletionStats:
     reused_tokens: int = 0
     draft_tokens_accepted: int = 0
     forward_passes: int = 0
+    warmed_tokens: int = 0  # prompt tokens read ahead while the user was not typing
+    deadline_cuts: int = 0  # suggestions a deadline cut short
+    deadline_empty: int = 0  # of those, the ones left with nothing to show
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,6 +70,7 @@ class _DocState:
     running: CancelToken | None = None
     window: WindowState = field(default_factory=WindowState)
     last: _Last | None = None
+    warm_timer: asyncio.TimerHandle | None = None
 
 
 class CompletionEngine:
@@ -81,11 +86,14 @@ class CompletionEngine:
         self._cache: LRU[str, str] = LRU(cache_size)
         self._model: PrefixReuseLM | None = None
         self._builder: PromptBuilder | None = None
+        self._warming: CancelToken | None = None
 
     def close_document(self, uri: str) -> None:
         state = self._docs.pop(uri, None)
         if state and state.running:
             state.running.cancel()
+        if state and state.warm_timer:
+            state.warm_timer.cancel()
         if self._model:
             self._model.forget(uri)
 
@@ -95,11 +103,54 @@ class CompletionEngine:
         self._model = self._builder = None
         self._cache.clear()
 
+    def schedule_warm(self, uri: str, cursor: Callable[[], Cursor]) -> None:
+        """After an open or an edit, once the document has been quiet for WARM_AFTER_S and no suggestion is being
+        made, read the prompt at `cursor()` (the document as it is then) into the key/value cache: the next
+        request runs only its new tokens (llama.vim warms the same way). Only with prefix reuse on."""
+        if not self.settings.prefix_reuse:
+            return
+        state = self._docs.setdefault(uri, _DocState())
+        if state.warm_timer:
+            state.warm_timer.cancel()
+        seq = state.seq
+        state.warm_timer = asyncio.get_running_loop().call_later(
+            WARM_AFTER_S, lambda: asyncio.ensure_future(self._warm_if_idle(uri, cursor, state, seq)))
+
+    async def _warm_if_idle(self, uri: str, cursor: Callable[[], Cursor], state: _DocState, seq: int) -> None:
+        state.warm_timer = None
+        busy = any(s.running for s in self._docs.values())
+        if busy or state.seq != seq or self._docs.get(uri) is not state:
+            return  # a request came meanwhile: it reads the prompt itself
+        await self.warm(uri, cursor())
+
+    async def warm(self, uri: str, cursor: Cursor) -> None:
+        """Read the prompt at `cursor` into the document's cache now. One warm-up at a time, the newest: a request,
+        or a warm-up for another document, stops it between chunks."""
+        state = self._docs.setdefault(uri, _DocState())
+        if self._warming:
+            self._warming.cancel()
+        token = self._warming = CancelToken()
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.executor, self._warm, uri, cursor, state, token)
+        finally:
+            if self._warming is token:
+                self._warming = None
+
+    def _warm(self, uri: str, cursor: Cursor, state: _DocState, token: CancelToken) -> None:
+        if token.cancelled:
+            return
+        model, builder = self._ensure_model()
+        stats = model.warm(uri, self._prompt(cursor, state, builder), token)
+        self.stats.warmed_tokens += stats.prompt_tokens - stats.reused_tokens
+        self.stats.forward_passes += stats.forward_passes
+
     async def complete(self, uri: str, cursor: Cursor) -> Suggestion | None:
         self.stats.requests += 1
         state = self._docs.setdefault(uri, _DocState())
         state.seq += 1
         seq = state.seq
+        if self._warming:
+            self._warming.cancel()  # a request reads the prompt itself, from where warming got to
         if state.running:
             state.running.cancel()  # a newer keystroke: the running generation is stale
         if (hit := self._typed_ahead(state, cursor)) is not None:
@@ -147,14 +198,7 @@ class CompletionEngine:
             self.stats.cancelled += 1
             return None
         model, builder = self._ensure_model()
-        if self.retriever is not None and self.settings.retrieval:
-            scope = _scope_key(cursor)
-            if scope != state.window.snippets_for:
-                state.window.snippets = self.retriever(cursor)
-                state.window.snippets_for = scope
-        elif state.window.snippets:
-            state.window.snippets = []
-        ids = builder.build(cursor, state.window)
+        ids = self._prompt(cursor, state, builder)
         multiline = cursor.multiline and self.settings.multiline
         key = hashlib.sha1(f"{multiline}:{ids}".encode()).hexdigest()
         if (text := self._cache.get(key)) is not None:
@@ -163,6 +207,7 @@ class CompletionEngine:
         config = GenerationConfig(
             max_new_tokens=self.settings.max_new_tokens,
             deadline_s=self.settings.deadline_ms / 1000,
+            prefill_deadline_s=self.settings.prompt_deadline_ms / 1000,
             stop=() if multiline else ("\n",),
         )
         cut, heal = self._heal(model, builder, ids, cursor)
@@ -179,7 +224,20 @@ class CompletionEngine:
         text = postprocess(generation.text, cursor.filter_context(self.settings.multiline))
         if generation.finish_reason != "deadline":  # a cut-short suggestion is shown, never cached as the answer
             self._cache.put(key, text)
+        else:
+            self.stats.deadline_cuts += 1
+            self.stats.deadline_empty += not text
         return self._remember(state, cursor, text, key)
+
+    def _prompt(self, cursor: Cursor, state: _DocState, builder: PromptBuilder) -> list[int]:
+        if self.retriever is not None and self.settings.retrieval:
+            scope = _scope_key(cursor)
+            if scope != state.window.snippets_for:
+                state.window.snippets = self.retriever(cursor)
+                state.window.snippets_for = scope
+        elif state.window.snippets:
+            state.window.snippets = []
+        return builder.build(cursor, state.window)
 
     @staticmethod
     def _heal(model: PrefixReuseLM, builder: PromptBuilder, ids: list[int], cursor: Cursor) -> tuple[int, str]:

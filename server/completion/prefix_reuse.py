@@ -56,6 +56,16 @@ class PrefixReuseLM:
         with self._lock:
             return self._generate(key, list(ids) or list(self.lm.start_ids), config, cancel, starts_with)
 
+    def warm(self, key: Hashable, ids: Sequence[int], cancel: CancelToken | None = None) -> ReuseStats:
+        """Read `ids` into the key's cache without generating (the user is reading, the worker is idle); a request
+        for this prompt, or one that extends it, then runs only its new tokens. `cancel` stops it between chunks,
+        keeping what was read."""
+        with self._lock:
+            stats = ReuseStats(prompt_tokens=len(ids))
+            if ids:
+                self._read_prompt(key, list(ids), StopWatch(GenerationConfig(), cancel), stats)
+            return stats
+
     def token_strings(self) -> list[str]:
         if self._strings is None:
             vocab = self.lm.tokenizer.get_vocab_size()  # one batched call: 152k tokens for Qwen2.5-Coder
@@ -76,22 +86,12 @@ class PrefixReuseLM:
         watch = StopWatch(config, cancel)
         stats = ReuseStats(prompt_tokens=len(ids))
         row = RowDecoder(self.lm.tokenizer, len(ids), config, self.lm.stop_ids)
-        if config.max_new_tokens <= 0 or (reason := watch.interrupted()):
+        if config.max_new_tokens <= 0 or (reason := watch.prefill_interrupted()):
             return row.result(watch.elapsed(), "length" if config.max_new_tokens <= 0 else reason), stats
-        entry = self._entries.pop(key)
-        keep = _common_prefix(entry.ids, ids) if entry else 0
-        keep = min(keep, len(ids) - 1)  # the last prompt token always runs: its logits choose the first token
-        past = _truncate(entry.past, keep) if entry and keep > 0 else self.lm.empty_past(1)
-        stats.reused_tokens = keep
-        fed = ids[:keep]
-        logits = None
-        for start in range(keep, len(ids), PREFILL_CHUNK):
-            if reason := watch.interrupted():
-                self._store(key, fed, past)
-                return row.result(watch.elapsed(), reason), stats
-            part = ids[start : start + PREFILL_CHUNK]
-            logits, past = self._forward(part, len(fed), past, stats, keep=1)  # only the last row is read
-            fed = fed + part
+        logits, past, fed, reason = self._read_prompt(key, ids, watch, stats)
+        if reason:
+            return row.result(watch.elapsed(), reason), stats
+        watch.prefill_done()
         rng = np.random.default_rng(config.seed)
         greedy = config.temperature <= 0
         last = self._constrain(logits[:, -1, :], need) if need else logits[:, -1, :]
@@ -126,6 +126,26 @@ class PrefixReuseLM:
                 break
         self._store(key, fed, past)
         return row.result(watch.elapsed(), reason), stats
+
+    def _read_prompt(self, key, ids: list[int], watch: StopWatch, stats: ReuseStats):
+        """Prefill what the key's cache lacks of `ids`, in chunks: (last logits, past, tokens fed, None), or an
+        interruption's reason with what was read stored."""
+        entry = self._entries.pop(key)
+        keep = _common_prefix(entry.ids, ids) if entry else 0
+        keep = min(keep, len(ids) - 1)  # the last prompt token always runs: its logits choose the first token
+        past = _truncate(entry.past, keep) if entry and keep > 0 else self.lm.empty_past(1)
+        stats.reused_tokens = keep
+        fed = ids[:keep]
+        logits = None
+        for start in range(keep, len(ids), PREFILL_CHUNK):
+            if reason := watch.prefill_interrupted():
+                self._store(key, fed, past)
+                return None, past, fed, reason
+            part = ids[start : start + PREFILL_CHUNK]
+            logits, past = self._forward(part, len(fed), past, stats, keep=1)  # only the last row is read
+            fed = fed + part
+        self._store(key, fed, past)
+        return logits, past, fed, None
 
     def _forward(self, tokens: list[int], offset: int, past: list, stats: ReuseStats, keep: int | None = None):
         n = len(tokens)

@@ -18,6 +18,7 @@ export const SERVER_SETTING_KEYS = [
   'completion.contextTokens',
   'completion.suffixTokens',
   'completion.deadlineMs',
+  'completion.promptDeadlineMs',
   'completion.retrieval',
   'completion.repoLayout',
   'completion.multiline',
