@@ -45,6 +45,9 @@ def test_typing_mid_file_changes_only_the_fim_prompts_last_tokens(exported):
     for a, b in zip(prompts, prompts[1:]):
         assert a[: a.index(middle) + 1] == b[: b.index(middle) + 1]
         assert len(b) - b.index(middle) <= len(line) + 1
+    last, suffix = prompts[-1], lm.tokenizer.token_to_id("<fim_suffix>")
+    window = lm.tokenizer.decode(last[1 : last.index(suffix)]) + lm.tokenizer.decode(last[last.index(middle) + 1 :])
+    assert window == CODE[state.start : line_at + len(line) - 1]  # the whole window, above and on the line
 
 
 def test_window_keeps_its_start_while_typing_and_fits_the_budget(exported):

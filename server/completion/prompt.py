@@ -100,7 +100,7 @@ class PromptBuilder:
         above = self.encode(cursor.text[state.start : cursor.line_start])
         line = self.encode(cursor.line_prefix)[-budget:]
         room = budget - len(line)
-        return (above[len(above) - room :] if room > 0 else []), line
+        return (above[max(0, len(above) - room) :] if room > 0 else []), line
 
     def _prefix_ids(self, cursor: Cursor, state: WindowState, budget: int) -> list[int]:
         lowest = max(0, cursor.offset - budget * CHARS_PER_TOKEN)
@@ -114,7 +114,8 @@ class PromptBuilder:
         ids = self.encode(cursor.text[start : cursor.offset])
         target = budget * 3 // 4
         while len(ids) > target and start < cursor.line_start:
-            step = max(1, (len(ids) - target)) * 3  # characters: about the excess tokens
+            per_token = max(1.0, (cursor.offset - start) / max(1, len(ids)))  # this text's characters per token
+            step = max(1, int((len(ids) - target) * per_token))  # characters: about the excess tokens
             nxt = self._line_start_after(cursor.text, min(start + step, cursor.line_start))
             start = nxt if nxt <= cursor.line_start else cursor.line_start
             ids = self.encode(cursor.text[start : cursor.offset])
