@@ -51,3 +51,22 @@ def test_other_documents_do_not_share_a_cache_and_cancel_stops(exported):
     token.cancel()
     got, _ = reuse.generate("b", lm.encode(CODE + "x"), config, token)
     assert got.finish_reason == "cancelled" and got.token_ids == []
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "qwen2"])
+def test_token_healing_allows_exactly_the_tokens_that_fit_what_the_user_typed(exported, arch):
+    """The first token after a healed prompt must start with the typed text, or be a start of it; the generated
+    text then begins with that text."""
+    import numpy as np
+
+    lm = CausalLM(exported[arch])
+    reuse = PrefixReuseLM(lm)
+    strings = reuse.token_strings()
+    logits = np.zeros((1, lm.tokenizer.get_vocab_size()), np.float32)
+    for need in (" re", "    ", "\n    ", "x", "def", " nothing_starts_like_this"):
+        allowed = np.isfinite(reuse._constrain(logits, need)[0])
+        expected = np.array([bool(s) and (s.startswith(need) or need.startswith(s)) for s in strings])
+        assert (allowed == expected).all() and allowed.any(), need
+    ids = lm.encode("def add(a, b):\n")
+    got, _ = reuse.generate("doc", ids, GenerationConfig(max_new_tokens=8, stop_on_eos=False), starts_with="    ret")
+    assert got.text.startswith("    ret")

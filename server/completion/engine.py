@@ -140,6 +140,7 @@ class CompletionEngine:
         if token.cancelled:
             return
         model, builder = self._ensure_model()
+        model.healing_index()  # built here, while nobody waits, not in the first request that heals a token
         stats = model.warm(uri, self._prompt(cursor, state, builder), token)
         self.stats.warmed_tokens += stats.prompt_tokens - stats.reused_tokens
         self.stats.forward_passes += stats.forward_passes
