@@ -41,6 +41,7 @@ from pygls.lsp.client import LanguageClient
 from plusls.common.metrics import edit_similarity
 
 ROOT = Path(__file__).resolve().parents[1]
+NEXT_FILE = "chunker.py"  # the second file opened, in the same workspace
 QUERIES = ["walk the workspace", "gitignore rules", "is_prime", "hybrid search with bm25", "embed pending chunks",
            "secret files", "read_manifest", "split identifiers into words"]
 
@@ -70,6 +71,25 @@ def tiny_models(tmp: Path) -> dict:
 def rss(pid: int) -> dict:
     fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
     return {k: round(int(fields[k].split()[0]) / 1024, 1) for k in ("VmHWM", "VmRSS")}
+
+
+async def open_another(client: LanguageClient, path: Path, pause_s: float) -> float:
+    """The first suggestion in a second file, the model already loaded: open it, put the cursor in the middle of
+    a line 40 lines down (VS Code then sends documentHighlight there), pause as a reader would, then ask
+    (seconds)."""
+    lines = path.read_text().split("\n")
+    line = next(i for i in range(40, len(lines)) if len(lines[i].strip()) > 20)
+    column = len(lines[line]) // 2
+    text = "\n".join(lines[:line] + [lines[line][:column]] + lines[line + 1 :])
+    client.text_document_did_open(t.DidOpenTextDocumentParams(t.TextDocumentItem(path.as_uri(), "python", 1, text)))
+    await client.text_document_document_highlight_async(t.DocumentHighlightParams(
+        t.TextDocumentIdentifier(path.as_uri()), t.Position(line, column)))
+    await asyncio.sleep(pause_s)
+    t0 = time.perf_counter()
+    await client.text_document_inline_completion_async(t.InlineCompletionParams(
+        t.InlineCompletionContext(t.InlineCompletionTriggerKind.Automatic), t.TextDocumentIdentifier(path.as_uri()),
+        t.Position(line, column)))
+    return time.perf_counter() - t0
 
 
 async def session(workspace: Path, file: Path, start_line: int, chars: int, options: dict, cache: Path,
@@ -129,6 +149,7 @@ async def session(workspace: Path, file: Path, start_line: int, chars: int, opti
             ran.append(dt)  # this keystroke ran the model (not answered from a cache)
         runs = counters["completion"]["model_runs"]
     stats = await client.workspace_execute_command_async(t.ExecuteCommandParams("plusls.stats"))
+    next_file_s = await open_another(client, file.parent / NEXT_FILE, pause_s)
 
     hover_cold, hover_cached = [], []
     full = before + to_type
@@ -155,7 +176,8 @@ async def session(workspace: Path, file: Path, start_line: int, chars: int, opti
     await asyncio.sleep(0.2)
     await client.stop()
     return {"pause_after_open_s": pause_s, "code_below_cursor": below,
-            "first_request_s": round(first_request_s, 2), "keystrokes": len(to_type),
+            "first_request_s": round(first_request_s, 2),
+            "first_request_next_file_s": round(next_file_s, 2), "keystrokes": len(to_type),
             "inline_single_line": pct(single), "inline_single_line_model_ran": pct(ran),
             "inline_multi_line": pct(multi),
             "suggestions_shown": shown, "server_counters": stats["completion"],

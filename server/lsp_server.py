@@ -175,6 +175,14 @@ def did_change(ls: PluslsServer, params: t.DidChangeTextDocumentParams) -> None:
         warm_later(ls, params.text_document.uri, edit_end(change))
 
 
+@server.feature(t.TEXT_DOCUMENT_DOCUMENT_HIGHLIGHT)
+def document_highlight(ls: PluslsServer, params: t.DocumentHighlightParams) -> None:
+    """No highlights: editors ask on cursor moves (VS Code on every one; Neovim where a CursorHold autocmd asks),
+    which tells the server where the user may type next, so that spot is warmed while they pause."""
+    warm_later(ls, params.text_document.uri, params.position)
+    return None
+
+
 def edit_end(change: t.TextDocumentContentChangePartial) -> t.Position:
     """Where the cursor is after typing `change.text` over `change.range`."""
     lines = change.text.split("\n")

@@ -119,3 +119,23 @@ def test_warming_waits_for_a_quiet_document_and_gives_way_to_requests(memorized,
         assert asked == ["now"]
 
     asyncio.run(session())
+
+
+def test_the_prompt_budget_comes_from_the_speed_measured_at_load(memorized):
+    from plusls.server.completion.budget import MAX_TOKENS, MIN_TOKENS, context_budget
+
+    assert context_budget(100.0, 32768) == 384  # ~100 tokens/s (Qwen 0.5B on 2 cores): 4 s of prompt
+    assert context_budget(5.0, 32768) == MIN_TOKENS and context_budget(1e6, 32768) == MAX_TOKENS
+    assert context_budget(1e6, 2048) == 1024  # never more than half the model's context
+    measured = CompletionEngine(lambda: CausalLM(memorized), CompletionSettings(debounce_ms=0, retrieval=False))
+    fixed = CompletionEngine(lambda: CausalLM(memorized), CompletionSettings(context_tokens=300))
+
+    async def session() -> None:
+        for engine in (measured, fixed):
+            await engine.complete("doc", Cursor(TYPED, len(TYPED), "python"))
+
+    asyncio.run(session())
+    assert measured.stats.prompt_tokens_per_s > 0
+    assert measured.stats.context_tokens == context_budget(measured.stats.prompt_tokens_per_s,
+                                                           CausalLM(memorized).manifest.max_length)
+    assert fixed.stats.context_tokens == 300 and fixed.stats.prompt_tokens_per_s == 0

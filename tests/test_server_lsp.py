@@ -96,6 +96,14 @@ async def test_an_opened_then_edited_document_is_read_ahead_while_the_user_pause
         assert result.items[0].insert_text == " 0, 1"
         after = (await stats(client))["completion"]
         assert after["prompt_tokens"] - after["reused_tokens"] <= 3
+        # A cursor resting elsewhere (VS Code asks for highlights on every move): none, and that spot is warmed.
+        other = open_doc(client, workspace / "src" / "other.py", TYPED)
+        assert await client.text_document_document_highlight_async(t.DocumentHighlightParams(
+            t.TextDocumentIdentifier(other), t.Position(2, 4))) is None
+        while (await stats(client))["completion"]["warmed_tokens"] == after["warmed_tokens"] \
+                and time.monotonic() < deadline + 30:
+            await asyncio.sleep(0.2)
+        assert (await stats(client))["completion"]["warmed_tokens"] > after["warmed_tokens"]
 
 
 async def test_multiline_at_an_empty_line_stops_at_the_scope(workspace, tmp_path, exported, memorized):

@@ -18,12 +18,12 @@ from plusls.exported.causal_lm import CausalLM
 from plusls.exported.generation import CancelToken, GenerationConfig
 
 from ..settings import CompletionSettings
+from .budget import context_budget, prompt_speed
 from .filters import postprocess
 from .prefix_reuse import PrefixReuseLM
 from .prompt import Cursor, PromptBuilder, Snippet, WindowState
 
 Retriever = Callable[[Cursor], list[Snippet]]
-CONTEXT_TOKENS = {"cpu": 384, "cuda": 2048}  # contextTokens 0: see settings.CompletionSettings
 BURST_S = 0.3  # requests for one document closer than this are a burst of typing
 WARM_AFTER_S = 0.4  # quiet time after an open or an edit before the prompt is read ahead
 
@@ -49,6 +49,8 @@ class CompletionStats:
     warmed_tokens: int = 0  # prompt tokens read ahead while the user was not typing
     deadline_cuts: int = 0  # suggestions a deadline cut short
     deadline_empty: int = 0  # of those, the ones left with nothing to show
+    context_tokens: int = 0  # the prompt budget in use (contextTokens, or measured at load)
+    prompt_tokens_per_s: float = 0.0  # measured at load when contextTokens is 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -274,7 +276,11 @@ class CompletionEngine:
     def _ensure_model(self) -> tuple[PrefixReuseLM, PromptBuilder]:
         if self._model is None or self._builder is None:
             lm = self._load_model()
-            budget = self.settings.context_tokens or CONTEXT_TOKENS[lm.device]
+            budget = self.settings.context_tokens
+            if not budget:
+                self.stats.prompt_tokens_per_s = round(prompt_speed(lm), 1)
+                budget = context_budget(self.stats.prompt_tokens_per_s, lm.manifest.max_length)
+            self.stats.context_tokens = budget
             self._builder = PromptBuilder(lm.tokenizer, lm.manifest.fim, budget, self.settings.suffix_tokens,
                                           lm.manifest.special_tokens.get("repo") if self.settings.repo_layout
                                           else None)
