@@ -139,3 +139,22 @@ def test_the_prompt_budget_comes_from_the_speed_measured_at_load(memorized):
     assert measured.stats.context_tokens == context_budget(measured.stats.prompt_tokens_per_s,
                                                            CausalLM(memorized).manifest.max_length)
     assert fixed.stats.context_tokens == 300 and fixed.stats.prompt_tokens_per_s == 0
+
+
+def test_warming_with_a_model_that_cannot_load_only_logs(monkeypatch, caplog):
+    import plusls.server.completion.engine as engine_module
+    from plusls.exported.errors import ModelDirError
+
+    monkeypatch.setattr(engine_module, "WARM_AFTER_S", 0.01)
+
+    def broken() -> CausalLM:
+        raise ModelDirError("model directory /nowhere does not exist")
+
+    engine = CompletionEngine(broken, CompletionSettings())
+
+    async def session() -> None:
+        engine.schedule_warm("doc", lambda: Cursor(TYPED, len(TYPED), "python"))
+        await asyncio.sleep(0.3)
+
+    asyncio.run(session())
+    assert "warming doc failed: model directory /nowhere does not exist" in caplog.text

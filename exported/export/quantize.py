@@ -1,6 +1,7 @@
 """int8 quantization of an exported model directory's ONNX files; the method depends on the kind:
 
-- Generators (causal-lm, seq2seq): weight-only MatMulNBits (8-bit blocks of 32, accuracy_level 4 = int8 compute).
+- Generators (causal-lm, seq2seq): weight-only MatMulNBits (8-bit blocks of 32, accuracy_level 4 = int8 compute),
+  large tables that are only gathered (an untied token embedding) in int8 blocks, the weights beside the graph.
   onnxruntime's quantize_dynamic (per-tensor uint8 activations) destroys Llama-style models, whose activations
   carry outliers (down_proj inputs); one row at a time, a decode step is weight streaming, which 8-bit halves.
 - Encoders (embedding): quantize_dynamic with reduce_range (keeps the u8s8 kernels of CPUs without VNNI from
@@ -46,8 +47,8 @@ def quantize_dir(work: Path, manifest: Manifest) -> None:
 def _save(model, work: Path, name: str) -> None:
     """Write the quantized `name` in place of the fp32 one, its weights beside it in `name`.data, and drop the old
     external weights (optimum's `name`_data). onnxruntime memory-maps external weights and lets go of them once
-    MatMulNBits has repacked them; from inside the .onnx file both copies stay in memory (Qwen2.5-Coder-0.5B:
-    1,176 vs 738 MB resident after load). It also keeps a 1.5B's weights clear of protobuf's 2 GB limit."""
+    MatMulNBits has repacked them; from inside the .onnx file both copies stay in memory (docs/measurements.md).
+    It also keeps a 1.5B's weights clear of protobuf's 2 GB limit."""
     staging = work / f".{name}.int8"
     staging.mkdir()
     model.save_model_to_file(str(staging / name), use_external_data_format=True)  # weights: staging/name.data
@@ -121,8 +122,9 @@ def share_tied_embedding(graph) -> list[str]:
 def int8_embeddings(graph, min_elements: int = 1 << 20) -> list[str]:
     """Large tables that are only gathered (the token embedding, when lm_head has its own weights): stored as int8
     with one fp32 scale per block of BLOCK values, dequantized after the Gather, so only the looked-up rows are
-    ever float. Qwen2.5-Coder-0.5B's 151,936 x 896 table is 545 MB in fp32, 153 MB so. onnxruntime's
-    GatherBlockQuantized takes 4 bits only; the GGUF stores this table in 5 (Q5_0). Returns the tables rewritten."""
+    ever float (Qwen2.5-Coder-0.5B's 151,936 x 896 table: a quarter of its fp32 size). onnxruntime's
+    GatherBlockQuantized takes 4 bits only, and the GGUF stores this table in 5 (Q5_0). Returns the tables
+    rewritten."""
     from onnx import TensorProto, helper, numpy_helper
 
     inits = {i.name: i for i in graph.initializer}

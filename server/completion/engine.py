@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +24,7 @@ from .filters import postprocess
 from .prefix_reuse import PrefixReuseLM
 from .prompt import Cursor, PromptBuilder, Snippet, WindowState
 
+log = logging.getLogger("plusls")
 Retriever = Callable[[Cursor], list[Snippet]]
 BURST_S = 0.3  # requests for one document closer than this are a burst of typing
 WARM_AFTER_S = 0.4  # quiet time after an open or an edit before the prompt is read ahead
@@ -123,7 +125,10 @@ class CompletionEngine:
         busy = any(s.running for s in self._docs.values())
         if busy or state.seq != seq or self._docs.get(uri) is not state:
             return  # a request came meanwhile: it reads the prompt itself
-        await self.warm(uri, cursor())
+        try:
+            await self.warm(uri, cursor())
+        except Exception as e:  # a model that cannot load says so on the next request; warming only logs it
+            log.warning("plusls: warming %s failed: %s", uri, e)
 
     async def warm(self, uri: str, cursor: Cursor) -> None:
         """Read the prompt at `cursor` into the document's cache now. One warm-up at a time, the newest: a request,
