@@ -29,7 +29,7 @@ from .completion.prompt import Cursor
 from .docs.definition_at import Definition, definition_at
 from .docs.docstring_style import docstring_insertion
 from .docs.summarizer import Summarizer
-from .model_registry import Watched, completion_dir, docstring_dir, resolve_dirs, runtime_options
+from .model_registry import Watched, completion_dir, docstring_dir, draft_dir, resolve_dirs, runtime_options
 from .settings import Settings, camel_keys, parse_settings
 from .telemetry import CompletionLog
 from .workspace_search import WorkspaceSearch
@@ -74,8 +74,12 @@ class PluslsServer(LanguageServer):
                                          lambda p: CausalLM(p, options))
         self._docstring_model = Watched(lambda: docstring_dir(dirs), lambda p: Seq2SeqLM(p, options))
         retriever = (lambda cursor: self.search.snippets_for(cursor)) if self.search else None
+        def drafter() -> CausalLM | None:
+            path = draft_dir(dirs, options, self.log_message)
+            return CausalLM(path, options) if path else None
+
         self.engine = CompletionEngine(self._completion_model, self.settings.completion, retriever,
-                                       self.completion_pool)
+                                       self.completion_pool, load_drafter=drafter)
         self.summarizer = Summarizer(self._docstring_model)
 
     def refresh_models(self) -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Callable
 
 from plusls.common.paths import default_models_dir
-from plusls.exported.defaults import bundled_docstring_dir, default_completer, ensure_default
+from plusls.exported.defaults import (COMPLETER, COMPLETER_GPU, bundled_docstring_dir, default_completer,
+                                      ensure_default)
 from plusls.exported.errors import PluslsError
 from plusls.exported.sessions import RuntimeOptions, resolve_providers
 
@@ -21,6 +22,7 @@ class ModelDirs:
     docstring: Path | None
     embedding: Path | None
     models_dir: Path
+    draft: Path | None = None
 
 
 def runtime_options(settings: Settings) -> RuntimeOptions:
@@ -62,13 +64,23 @@ def resolve_dirs(settings: Settings) -> ModelDirs:
     return ModelDirs(Path(m.completion).expanduser() if m.completion else None,
                      Path(m.docstring).expanduser() if m.docstring else bundled_docstring_dir(),
                      Path(m.embedding).expanduser() if m.embedding else None,
-                     Path(m.dir).expanduser() if m.dir else default_models_dir())
+                     Path(m.dir).expanduser() if m.dir else default_models_dir(),
+                     Path(m.draft).expanduser() if m.draft else None)
 
 
 def completion_dir(dirs: ModelDirs, options: RuntimeOptions, log: Callable[[str], None]) -> Path:
     if dirs.completion is not None:
         return dirs.completion
     return ensure_default(default_completer(resolve_providers(options.providers)), dirs.models_dir, log)
+
+
+def draft_dir(dirs: ModelDirs, options: RuntimeOptions, log: Callable[[str], None]) -> Path | None:
+    """The draft model: the one set, else the 0.5B where the default completer is the 1.5B (CUDA), else none."""
+    if dirs.draft is not None:
+        return dirs.draft
+    if dirs.completion is None and default_completer(resolve_providers(options.providers)) is COMPLETER_GPU:
+        return ensure_default(COMPLETER, dirs.models_dir, log)
+    return None
 
 
 def docstring_dir(dirs: ModelDirs) -> Path:

@@ -70,3 +70,27 @@ def test_token_healing_allows_exactly_the_tokens_that_fit_what_the_user_typed(ex
     ids = lm.encode("def add(a, b):\n")
     got, _ = reuse.generate("doc", ids, GenerationConfig(max_new_tokens=8, stop_on_eos=False), starts_with="    ret")
     assert got.text.startswith("    ret")
+
+
+@pytest.mark.parametrize("draft_arch", ["codegen", "llama"])
+def test_a_draft_model_changes_nothing_but_the_number_of_passes(exported, draft_arch):
+    """A second model with the same tokenizer drafts where prompt lookup finds nothing (the 0.5B for the 1.5B on a
+    GPU): the text is token for token the completion model's own greedy text; a draft model that agrees (here: the
+    same model) saves forward passes of the big one."""
+    lm = CausalLM(exported["llama"])
+    drafter = PrefixReuseLM(CausalLM(exported[draft_arch]), speculative=False)
+    plain = PrefixReuseLM(lm, speculative=False)
+    drafted = PrefixReuseLM(lm, speculative=False, drafter=drafter)
+    config = GenerationConfig(max_new_tokens=24, stop_on_eos=False)
+    for text in ("def add(a, b):", "class Stack:\n    def push(self, x):"):
+        ids = lm.encode(text)
+        want, plain_stats = plain.generate(text, ids, config)
+        got, stats = drafted.generate(text, ids, config)
+        assert got.token_ids == want.token_ids == lm.generate_ids([ids], config)[0].token_ids
+        if draft_arch == "llama":
+            assert stats.draft_tokens_accepted > 10 and stats.forward_passes < plain_stats.forward_passes / 2
+
+
+def test_a_draft_model_with_another_tokenizer_is_refused(exported):
+    with pytest.raises(ValueError, match="tokenizer differs"):
+        PrefixReuseLM(CausalLM(exported["llama"]), drafter=PrefixReuseLM(CausalLM(exported["qwen2"])))

@@ -88,3 +88,20 @@ def test_a_new_export_of_a_default_removes_the_one_it_replaces(tmp_path, exporte
     assert ensure_default(model, tmp_path, log=messages.append) == tmp_path / "new"
     assert not (tmp_path / "old").exists() and (tmp_path / "mine" / "notes.txt").read_text() == "keep"
     assert any("removed" in m and "old" in m for m in messages)
+
+
+def test_the_0_5b_drafts_only_for_the_default_1_5b_or_where_a_draft_is_set(tmp_path, monkeypatch):
+    from plusls.exported import defaults
+    from plusls.exported.sessions import RuntimeOptions
+    from plusls.server import model_registry
+    from plusls.server.model_registry import ModelDirs, draft_dir
+
+    monkeypatch.setattr(model_registry, "ensure_default", lambda model, models_dir, log: models_dir / model.name)
+    cpu = RuntimeOptions(providers=("CPUExecutionProvider",))
+    dirs = ModelDirs(None, None, None, tmp_path)
+    assert draft_dir(dirs, cpu, print) is None  # the 0.5B completes: nothing drafts for it
+    monkeypatch.setattr(model_registry, "default_completer", lambda providers: defaults.COMPLETER_GPU)
+    assert draft_dir(dirs, cpu, print) == tmp_path / COMPLETER.name  # the 1.5B (CUDA): the 0.5B drafts
+    mine = ModelDirs(tmp_path / "mine", None, None, tmp_path)
+    assert draft_dir(mine, cpu, print) is None  # a user's own completer: no guess about its tokenizer
+    assert draft_dir(ModelDirs(None, None, None, tmp_path, tmp_path / "d"), cpu, print) == tmp_path / "d"

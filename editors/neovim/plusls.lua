@@ -17,6 +17,7 @@ M.settings = {
   -- models = {  -- an empty Lua table would go out as a JSON list: keep this commented out unless you set a key
   --   dir = '~/.cache/plusls/models', -- where the default models were exported ($PLUSLS_MODELS_DIR)
   --   completion = '/path/to/exported/causal-lm', docstring = '/path/to/seq2seq', embedding = '/path/to/embedding',
+  --   draft = '/path/to/smaller/causal-lm', -- drafts for the completion model (default: the 0.5B for the 1.5B on CUDA)
   -- },
   providers = 'auto', -- or { 'CUDAExecutionProvider', 'CPUExecutionProvider' }
   completion = {

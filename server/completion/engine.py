@@ -80,8 +80,9 @@ class _DocState:
 class CompletionEngine:
     def __init__(self, load_model: Callable[[], CausalLM], settings: CompletionSettings,
                  retriever: Retriever | None = None, executor: ThreadPoolExecutor | None = None,
-                 cache_size: int = 256):
+                 cache_size: int = 256, load_drafter: Callable[[], CausalLM | None] | None = None):
         self._load_model = load_model
+        self._load_drafter = load_drafter
         self.settings = settings
         self.retriever = retriever
         self.executor = executor or ThreadPoolExecutor(1, thread_name_prefix="plusls-complete")
@@ -289,8 +290,10 @@ class CompletionEngine:
             self._builder = PromptBuilder(lm.tokenizer, lm.manifest.fim, budget, self.settings.suffix_tokens,
                                           lm.manifest.special_tokens.get("repo") if self.settings.repo_layout
                                           else None)
+            draft = self._load_drafter() if self._load_drafter else None
+            drafter = PrefixReuseLM(draft, speculative=False, reuse=self.settings.prefix_reuse) if draft else None
             self._model = PrefixReuseLM(lm, speculative=self.settings.prompt_lookup,
-                                        reuse=self.settings.prefix_reuse)
+                                        reuse=self.settings.prefix_reuse, drafter=drafter)
         return self._model, self._builder
 
 

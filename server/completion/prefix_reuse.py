@@ -39,10 +39,16 @@ class _Entry:
 class PrefixReuseLM:
     """One model shared by all documents; a small LRU of per-document caches (Qwen2.5-Coder-0.5B: 12 KB per token)."""
 
-    def __init__(self, lm: CausalLM, max_documents: int = 4, speculative: bool = True, reuse: bool = True):
+    def __init__(self, lm: CausalLM, max_documents: int = 4, speculative: bool = True, reuse: bool = True,
+                 drafter: "PrefixReuseLM | None" = None):
         self.lm = lm
         self.max_documents = max_documents if reuse else 0
         self.speculative = speculative
+        # A smaller model with the same tokenizer (the 0.5B for the 1.5B on a GPU) drafts where prompt lookup has
+        # nothing; its drafts are verified like lookup's, so the output stays exactly this model's greedy text.
+        if drafter is not None and drafter.lm.tokenizer.get_vocab(True) != lm.tokenizer.get_vocab(True):
+            raise ValueError("the draft model's tokenizer differs from the completion model's")
+        self.drafter = drafter
         self._entries: LRU[Hashable, _Entry] = LRU(self.max_documents)
         self._lock = threading.Lock()  # one generation at a time: the CPU is the bottleneck anyway
         self._strings: list[str] | None = None
@@ -117,6 +123,8 @@ class PrefixReuseLM:
             if row.done or (reason := watch.interrupted()):
                 break
             draft = self._draft(fed + [token]) if greedy and self.speculative and not need else []
+            if not draft and greedy and self.drafter is not None and not need:
+                draft = self._model_draft(key, fed + [token])
             logits, past = self._forward([token, *draft], len(fed), past, stats)
             fed = fed + [token]
             if not draft:
@@ -182,6 +190,11 @@ class PrefixReuseLM:
                 if follow:
                     return follow
         return []
+
+    def _model_draft(self, key, ids: list[int]) -> list[int]:
+        """DRAFT tokens the draft model predicts greedily after `ids` (its own cache per document)."""
+        config = GenerationConfig(max_new_tokens=DRAFT, stop_on_eos=False)
+        return self.drafter.generate(key, ids, config)[0].token_ids
 
     def _store(self, key, ids: list[int], past: list) -> None:
         self._entries.put(key, _Entry(ids, past))

@@ -11,6 +11,7 @@ export const SERVER_SETTING_KEYS = [
   'models.completion',
   'models.docstring',
   'models.embedding',
+  'models.draft',
   'providers',
   'completion.enabled',
   'completion.debounceMs',
