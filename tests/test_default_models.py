@@ -56,12 +56,22 @@ def test_qwen_tokens_come_from_its_own_tokenizer(qwen):
 
 
 def test_qwen_fills_in_the_middle(qwen):
-    builder = PromptBuilder(qwen.tokenizer, qwen.manifest.fim, 512, 128, qwen.manifest.special_tokens["repo"])
+    """Through the completion engine (the server's prompt layout and token healing): after `return ` with the
+    caller below, the body, not the caller's arguments."""
+    import asyncio
+
+    from plusls.server.completion.engine import CompletionEngine
+    from plusls.server.settings import CompletionSettings
+
     text = "def add(a, b):\n    return \n\n\nprint(add(2, 3))\n"
-    prompt = builder.build(Cursor(text, text.index("return ") + 7, "python"), WindowState())
+    cursor = Cursor(text, text.index("return ") + 7, "python")
+    engine = CompletionEngine(lambda: qwen, CompletionSettings(debounce_ms=0, retrieval=False))
+    suggestion = asyncio.run(engine.complete("doc", cursor))
+    assert suggestion.text.replace(" ", "") == "a+b"
+    assert not any(t in suggestion.text for t in QWEN_STOPS)
+    builder = PromptBuilder(qwen.tokenizer, qwen.manifest.fim, 512, 128, qwen.manifest.special_tokens["repo"])
+    prompt = builder.build(cursor, WindowState())
     g = qwen.generate_ids([prompt], GenerationConfig(max_new_tokens=12, stop=("\n",)))[0]
-    assert g.text.replace(" ", "") == "a+b"
-    assert not any(t in g.text for t in QWEN_STOPS)
     other = builder.build(Cursor("import os\n\nfiles = os.", 22, "python"), WindowState())
     batch = qwen.generate_ids([prompt, other], GenerationConfig(max_new_tokens=8))
     assert batch[0].token_ids[: len(g.token_ids)] == g.token_ids
