@@ -82,12 +82,7 @@ def share_tied_embedding(graph) -> list[str]:
     fp32-compute kernel is ~7x slower."""
     from onnx import helper, numpy_helper
 
-    inits = {i.name: i for i in graph.initializer}
-    ranks = {i.name: len(i.type.tensor_type.shape.dim) for i in graph.input}
-    consumers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    inits, ranks, consumers = _index(graph)
     kept: list[str] = []
     for tr in [n for n in graph.node if n.op_type == "Transpose" and n.input[0] in inits]:
         perm = next((list(helper.get_attribute_value(a)) for a in tr.attribute if a.name == "perm"), [1, 0])
@@ -127,12 +122,7 @@ def int8_embeddings(graph, min_elements: int = 1 << 20) -> list[str]:
     rewritten."""
     from onnx import TensorProto, helper, numpy_helper
 
-    inits = {i.name: i for i in graph.initializer}
-    ranks = {i.name: len(i.type.tensor_type.shape.dim) for i in graph.input}
-    consumers: dict[str, list] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    inits, ranks, consumers = _index(graph)
     done: list[str] = []
     for name, init in list(inits.items()):
         users = consumers.get(name, [])
@@ -170,6 +160,16 @@ def int8_embeddings(graph, min_elements: int = 1 << 20) -> list[str]:
                 graph.node.insert(at + offset, node)
         done.append(name)
     return done
+
+
+def _index(graph) -> tuple[dict, dict, dict[str, list]]:
+    """The graph's initializers by name, its inputs' ranks, and each value's consuming nodes."""
+    consumers: dict[str, list] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    return ({i.name: i for i in graph.initializer}, {i.name: len(i.type.tensor_type.shape.dim) for i in graph.input},
+            consumers)
 
 
 def gemm_to_matmul(graph) -> None:
