@@ -74,6 +74,7 @@ class PluslsServer(LanguageServer):
                                          lambda p: CausalLM(p, options))
         self._docstring_model = Watched(lambda: docstring_dir(dirs), lambda p: Seq2SeqLM(p, options))
         retriever = (lambda cursor: self.search.snippets_for(cursor)) if self.search else None
+
         def drafter() -> CausalLM | None:
             path = draft_dir(dirs, options, self.log_message)
             return CausalLM(path, options) if path else None
@@ -169,7 +170,7 @@ def did_change_configuration(ls: PluslsServer, params: t.DidChangeConfigurationP
 @server.feature(t.TEXT_DOCUMENT_DID_OPEN)
 def did_open(ls: PluslsServer, params: t.DidOpenTextDocumentParams) -> None:
     uri = params.text_document.uri
-    warm_later(ls, uri, t.Position(len(params.text_document.text.split("\n")), 0))  # where a new file grows
+    warm_later(ls, uri, t.Position(params.text_document.text.count("\n") + 1, 0))  # where a new file grows
 
 
 @server.feature(t.TEXT_DOCUMENT_DID_CHANGE)
