@@ -5,6 +5,7 @@ Every generator answers a batch of Requests with Generated records that carry la
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol, Sequence
@@ -127,6 +128,42 @@ class ModelGenerator:
         return max(1, self.manifest.max_length - max_new_tokens)
 
 
+class ChatSummaries:
+    """summarize with an instruct causal LM in chat form: the distillation teacher's prompt (training.teacher)."""
+
+    kind = "causal-lm chat"
+
+    def __init__(self, directory: Path):
+        from plusls.training.data import default_corpus_dir, read_jsonl  # the teacher's examples: the mined corpus
+        from plusls.training.teacher import Teacher, shots_from
+
+        corpus = default_corpus_dir() / "summary.train.jsonl"
+        if not corpus.exists():
+            raise EvalError(f"the chat prompt's examples come from the mined corpus ({corpus}): run "
+                            "`plusls train data` first")
+        try:
+            self.teacher = Teacher(directory, shots_from(read_jsonl(corpus)))
+        except ValueError as e:
+            raise EvalError(str(e)) from e
+        self.name = f"{directory.name} (chat)"
+
+    @property
+    def manifest(self):
+        return self.teacher.lm.manifest
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": self.kind, "providers": self.teacher.lm.providers,
+                "shots": len(self.teacher.shots)}
+
+    def generate(self, requests: Sequence[Request], config: GenerationConfig) -> list[Generated]:
+        out = []
+        for r in requests:
+            start = time.perf_counter()
+            out.append(Generated(self.teacher.summarize(r.text), latency_s=time.perf_counter() - start,
+                                 finish_reason="chat"))
+        return out
+
+
 def resolve(model: str | None, need: str, task: str, default_dir: Path | None = None) -> Generator:
     """The generator for --model: a baseline name, a model directory of the kind the task needs, or the default."""
     if need == "embedding":
@@ -148,12 +185,16 @@ def resolve(model: str | None, need: str, task: str, default_dir: Path | None = 
             return ModelGenerator(bundled, need)
 
         return ModelGenerator(ensure_default(COMPLETER, default_dir or default_models_dir(), log=_log), need)
+    if model == "completer":
+        model = str(ensure_default(COMPLETER, default_dir or default_models_dir(), log=_log))
 
     path = Path(model)
     try:
         manifest = read_manifest(path, verify=False)
     except ModelDirError as e:
         raise EvalError(f"--model {model}: {e}") from e
+    if need == "seq2seq" and manifest.kind == "causal-lm":  # an instruct model summarizes in chat form
+        return ChatSummaries(path)
     if manifest.kind != need:
         raise EvalError(f"--model {model} holds a {manifest.kind} model; {task} needs a {need} model")
     return ModelGenerator(path, need)

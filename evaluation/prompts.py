@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from plusls.common.chat import render_chat
+
 FORMATS = {
     "raw": "the benchmark prompt as published",
     "fence": "prompt inside an opened ```python block",
@@ -29,16 +31,6 @@ class Framed:
     stops: tuple[str, ...]  # extra stop sequences the framing needs
     whole: bool = False  # the completion is a whole solution, not a continuation: task stop sequences
     # (e.g. "\ndef") would cut it, and it runs after the prompt + a newline
-
-
-def render_chat(template: str, user: str) -> str:
-    """A model's own chat template (recorded in its manifest) around one user turn, ready for the answer; the
-    template's default system turn, if it has one, comes with it (as the model was tuned)."""
-    from jinja2.sandbox import ImmutableSandboxedEnvironment  # the eval extra; only chat prompts need it
-
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
-    return env.from_string(template).render(messages=[{"role": "user", "content": user}],
-                                            add_generation_prompt=True)
 
 
 def frame(prompt: str, fmt: str, chat_template: str | None = None) -> Framed:

@@ -26,8 +26,9 @@ from plusls.indexer.languages import spec_for
 
 from .completion.engine import CompletionEngine, Suggestion
 from .completion.prompt import Cursor
-from .docs.definition_at import Definition, definition_at
+from .docs.definition_at import Definition, definition_at, definitions_in
 from .docs.docstring_style import docstring_insertion
+from .docs.prefetch import SummaryPrefetch
 from .docs.summarizer import Summarizer
 from .model_registry import Watched, completion_dir, docstring_dir, draft_dir, resolve_dirs, runtime_options
 from .settings import Settings, camel_keys, parse_settings
@@ -45,6 +46,7 @@ class PluslsServer(LanguageServer):
         self.settings = Settings()
         self.engine: CompletionEngine | None = None
         self.summarizer: Summarizer | None = None
+        self.prefetch: SummaryPrefetch | None = None
         self.search: WorkspaceSearch | None = None
         self.telemetry = CompletionLog()
         self.completion_pool = ThreadPoolExecutor(1, thread_name_prefix="plusls-complete")
@@ -82,6 +84,8 @@ class PluslsServer(LanguageServer):
         self.engine = CompletionEngine(self._completion_model, self.settings.completion, retriever,
                                        self.completion_pool, load_drafter=drafter)
         self.summarizer = Summarizer(self._docstring_model)
+        self.prefetch = SummaryPrefetch(self.summarizer, self.docs_pool,
+                                        busy=lambda: self.engine is not None and self.engine.busy())
 
     def refresh_models(self) -> None:
         """A model directory replaced on disk (plusls train refresh): load it on this request."""
@@ -171,6 +175,7 @@ def did_change_configuration(ls: PluslsServer, params: t.DidChangeConfigurationP
 def did_open(ls: PluslsServer, params: t.DidOpenTextDocumentParams) -> None:
     uri = params.text_document.uri
     warm_later(ls, uri, t.Position(params.text_document.text.count("\n") + 1, 0))  # where a new file grows
+    summarize_later(ls, uri)
 
 
 @server.feature(t.TEXT_DOCUMENT_DID_CHANGE)
@@ -178,6 +183,7 @@ def did_change(ls: PluslsServer, params: t.DidChangeTextDocumentParams) -> None:
     change = params.content_changes[-1] if params.content_changes else None
     if isinstance(change, t.TextDocumentContentChangePartial):
         warm_later(ls, params.text_document.uri, edit_end(change))
+    summarize_later(ls, params.text_document.uri)
 
 
 @server.feature(t.TEXT_DOCUMENT_DOCUMENT_HIGHLIGHT)
@@ -202,8 +208,19 @@ def warm_later(ls: PluslsServer, uri: str, position: t.Position) -> None:
         ls.engine.schedule_warm(uri, lambda: ls.cursor(uri, position)[0])
 
 
+def summarize_later(ls: PluslsServer, uri: str) -> None:
+    """Hover summaries of the document's new or changed definitions, made while the user is not waiting."""
+    if ls.prefetch is not None and ls.settings.hover.enabled:
+        def definitions() -> list[Definition]:
+            document = ls.workspace.get_text_document(uri)
+            return definitions_in(document.path, document.source)
+        ls.prefetch.schedule(uri, definitions)
+
+
 @server.feature(t.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: PluslsServer, params: t.DidCloseTextDocumentParams) -> None:
+    if ls.prefetch is not None:
+        ls.prefetch.cancel(params.text_document.uri)
     if ls.engine is not None:
         ls.engine.close_document(params.text_document.uri)
 
@@ -436,6 +453,7 @@ def stats_command(ls: PluslsServer, *args) -> dict:
     """Counters for tests, benchmarks and bug reports."""
     return {"completion": ls.engine.stats.to_dict() if ls.engine else {},
             "summaries": ls.summarizer.model_runs if ls.summarizer else 0,
+            "summaries_prefetched": ls.prefetch.prefetched if ls.prefetch else 0,
             "settings": camel_keys(ls.settings)}
 
 

@@ -56,6 +56,8 @@ def test_degenerate_summaries_are_dropped():
     assert degenerate("read the file to the file.")
     assert degenerate("file")
     assert not degenerate("return the size of the largest file.")
+    assert degenerate("Get user name.", "get_user_name") and degenerate("get user name", "getUserName")
+    assert not degenerate("Return the user's display name.", "get_user_name")
 
 
 FULL = {  # signature -> the sections each convention writes from it (names, types, defaults, raises)

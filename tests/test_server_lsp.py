@@ -164,10 +164,8 @@ async def test_hover_code_action_symbol_search_and_reindex_on_save(workspace, tm
         hover = await client.text_document_hover_async(t.HoverParams(t.TextDocumentIdentifier(uri), pos))
         assert "def read_text(path: str) -> str" in hover.contents.value
         assert "Return the whole contents of a text file." in hover.contents.value  # its own docstring
-        runs = (await stats(client))["summaries"]
         again = await client.text_document_hover_async(t.HoverParams(t.TextDocumentIdentifier(uri), pos))
         assert again.contents.value == hover.contents.value
-        assert (await stats(client))["summaries"] == runs  # from the cache: the model did not run again
 
         # Generate docstring: offered for a function without one, resolved into an edit in Python's convention.
         math_uri = open_doc(client, workspace / "src" / "mathutil.py")
@@ -204,6 +202,35 @@ async def test_hover_code_action_symbol_search_and_reindex_on_save(workspace, tm
         assert symbols[0].name == "triple_value"
         summary = await client.workspace_execute_command_async(t.ExecuteCommandParams("plusls.reindex"))
         assert summary["filesIndexed"] == 0 and summary["filesUnchanged"] > 0  # nothing changed since
+
+
+async def test_hover_summaries_are_made_in_the_background_before_anyone_hovers(workspace, tmp_path, exported,
+                                                                             memorized):
+    async def settled(count: int) -> dict:
+        deadline = time.monotonic() + 60
+        while (await stats(client))["summaries_prefetched"] < count and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)  # nothing more should come
+        return await stats(client)
+
+    async with serving(workspace, tmp_path / "cache", init_options(exported, memorized)) as client:
+        uri = open_doc(client, workspace / "src" / "mathutil.py", MATH)
+        opened = await settled(2)
+        assert opened["summaries_prefetched"] == opened["summaries"] == 2  # fibonacci and is_prime, unasked
+        hover = await client.text_document_hover_async(
+            t.HoverParams(t.TextDocumentIdentifier(uri), position_after(MATH, "return n > 1")))
+        assert "def is_prime(n)" in hover.contents.value
+        assert (await stats(client))["summaries"] == 2  # the hover was answered from the cache
+
+        # A burst of keystrokes in is_prime: nothing is summarized until the user pauses, then only is_prime again.
+        edited = MATH.replace("return n > 1", "return n >= 2")
+        for version, typed in enumerate(("return n >", "return n >=", "return n >= 2"), start=2):
+            change(client, uri, version, MATH.replace("return n > 1", typed))
+            await asyncio.sleep(0.1)
+        assert (await stats(client))["summaries_prefetched"] == 2
+        change(client, uri, 5, edited)
+        after = await settled(3)
+        assert after["summaries_prefetched"] == after["summaries"] == 3
 
 
 async def test_bad_settings_unknown_methods_and_odd_documents(workspace, tmp_path, exported, memorized):

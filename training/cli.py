@@ -40,7 +40,18 @@ def register(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--limit", type=int, help="only the first N training pairs")
     s.add_argument("--init-from", help="a previous run folder: continue from its model on a new schedule")
+    s.add_argument("--labels", help="teacher summaries from `plusls train label` to train on beside the human ones "
+                                    "(its jsonl file, printed by that command)")
     s.set_defaults(func=_docstring)
+    lab = sub.add_parser("label", help="sequence-level distillation data: the instruct completion model writes a "
+                                       "summary line for each mined function (resumable: run it again to go on)")
+    lab.add_argument("--corpus", help="corpus folder from `plusls train data` (default: its default)")
+    lab.add_argument("--teacher", help="exported instruct causal LM with a chat template (default: the embedded "
+                                       "completer, Qwen2.5-Coder-0.5B-Instruct)")
+    lab.add_argument("--split", choices=("train", "heldout"), default="train")
+    lab.add_argument("--limit", type=int, help="label only the first N functions of the corpus's seeded order")
+    lab.add_argument("--minutes", type=float, default=0.0, help="stop after this many minutes (0: no limit)")
+    lab.set_defaults(func=_label)
     c = sub.add_parser("contrastive", help="fine-tune the search embedder (MiniLM) with the text-code contrastive "
                                            "loss on the mined (summary, code) pairs; resumes from OUT/ckpt.pt")
     c.add_argument("--out", required=True, help="run folder: checkpoint, result.json, model/ (sentence-transformers)")
@@ -103,7 +114,7 @@ def register(subparsers) -> argparse.ArgumentParser:
 
 def _data(args: argparse.Namespace) -> int:
     main(Path(args.out) if args.out else None, args.held_out if args.held_out is not None else HELD_OUT, args.seed,
-         log=lambda m: print(m, file=sys.stderr, flush=True))
+         log=_log)
     return 0
 
 
@@ -113,8 +124,18 @@ def _docstring(args: argparse.Namespace) -> int:
     result = train_docstring(Path(args.corpus) if args.corpus else default_corpus_dir(), Path(args.out),
                              design=args.design, max_steps=args.steps, max_minutes=args.minutes,
                              max_tokens=args.batch_tokens, lr=args.lr, seed=args.seed, threads=args.threads,
-                             limit=args.limit, init_from=Path(args.init_from) if args.init_from else None)
+                             limit=args.limit, init_from=Path(args.init_from) if args.init_from else None,
+                             labels=Path(args.labels) if args.labels else None)
     print(json.dumps({k: result[k] for k in ("steps", "stopped", "train_seconds", "eval")}))
+    return 0
+
+
+def _label(args: argparse.Namespace) -> int:
+    from .teacher import label
+
+    teacher = Path(args.teacher) if args.teacher else ensure_default(COMPLETER, default_models_dir(), log=_log)
+    label(Path(args.corpus) if args.corpus else default_corpus_dir(), teacher, args.limit, args.minutes, args.split,
+          log=_log)
     return 0
 
 
@@ -153,7 +174,7 @@ def _completion(args: argparse.Namespace) -> int:
 
 
 def _refresh(args: argparse.Namespace) -> int:
-    log = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    log = _log
     models = Path(args.models_dir).expanduser() if args.models_dir else default_models_dir()
     chosen = {"search": (args.embedding, EMBEDDER), "completion": (args.completion, COMPLETER)}
     chosen = {name: pair for name, pair in chosen.items() if args.only in (None, name)}
@@ -169,3 +190,7 @@ def _refresh(args: argparse.Namespace) -> int:
     for o in outcomes:
         print(o.line())
     return 0 if any(o.swapped for o in outcomes) else 3
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

@@ -26,11 +26,14 @@ import torch
 
 from plusls.exported.defaults import EMBEDDER
 
-from .data import TOKEN, read_jsonl
+from .data import TOKEN, code_hash, read_jsonl
 from .loop import TrainConfig, train
+from .teacher import read_labels
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-MAX_SOURCE, MAX_TARGET = 96, 48  # wordpieces; CPU-sized (the export declares MAX_SOURCE as max_length)
+# Wordpieces. The encoder reads 384 (a function's signature and most bodies; 96 cut most at the first lines); the
+# export declares MAX_SOURCE as max_length, which the runtime applies.
+MAX_SOURCE, MAX_TARGET = 384, 48
 # Cross-attention and the LM head's transform start from random weights: they learn at NEW_LR_SCALE x the LR.
 NEW_PARTS, NEW_LR_SCALE = ("crossattention", "cls.predictions.transform"), 5.0
 # Decoding, chosen on a dev slice of the held-out packages (MODEL_CARD.md): never repeat a wordpiece trigram, and
@@ -227,10 +230,12 @@ def heldout_loss(model, pairs, pad: int, max_tokens: int = 4096) -> float:
 def train_docstring(corpus: Path, out: Path, design: str | Design = "bert2bert", minilm_dir: Path | None = None,
                     max_steps: int = 1000, max_minutes: float = 0.0, max_tokens: int = 4096, lr: float = 2e-4,
                     seed: int = 0, threads: int = 0, max_vocab: int = 12000, limit: int | None = None,
-                    heldout_limit: int = 400, init_from: Path | None = None,
+                    heldout_limit: int = 400, init_from: Path | None = None, labels: Path | None = None,
                     log: Callable[[str], None] | None = None) -> dict:
     """Build (or resume) `design` in out/, train it on corpus/summary.train.jsonl, save out/model (HF format).
-    init_from: a previous run's folder: continue from its trained model (and its vocabulary) on a new schedule."""
+    init_from: a previous run's folder: continue from its trained model (and its vocabulary) on a new schedule.
+    labels: a teacher's summaries (training.teacher.label): each labelled function is also a pair with the
+    teacher's summary as target (sequence-level distillation, mixed with the human docstrings)."""
     import shutil
 
     from transformers import AutoTokenizer, EncoderDecoderModel
@@ -242,6 +247,11 @@ def train_docstring(corpus: Path, out: Path, design: str | Design = "bert2bert",
         minilm_dir = EMBEDDER.source()
     out.mkdir(parents=True, exist_ok=True)
     train_rows = list(read_jsonl(corpus / "summary.train.jsonl"))[:limit]
+    human = len(train_rows)
+    if labels is not None:
+        taught = read_labels(labels)
+        train_rows += [{**r, "summary": taught[h]} for r in train_rows[:human]
+                       if taught.get(h := code_hash(r["code"]))]
     held_rows = list(read_jsonl(corpus / "summary.heldout.jsonl"))
     random.Random(seed).shuffle(held_rows)
     held_rows = held_rows[:heldout_limit]
@@ -264,7 +274,8 @@ def train_docstring(corpus: Path, out: Path, design: str | Design = "bert2bert",
         model = build_model(design, Path(minilm_dir), keep, tokenizer, seed)
     pairs = encode_pairs(tokenizer, train_rows)
     held = encode_pairs(tokenizer, held_rows)
-    log(f"{design.name}: {len(pairs)} training pairs, {len(held)} held-out, vocabulary {len(keep)}")
+    log(f"{design.name}: {len(pairs)} training pairs ({len(pairs) - human} from the teacher), {len(held)} held-out, "
+        f"vocabulary {len(keep)}")
     cfg = TrainConfig(out_dir=str(out), max_steps=max_steps, max_minutes=max_minutes, lr=lr, min_lr=lr / 10,
                       warmup_steps=min(100, max_steps // 10), seed=seed, threads=threads, checkpoint_every=50,
                       lr_scale={} if init_from else {k: NEW_LR_SCALE for k in NEW_PARTS})
@@ -277,6 +288,7 @@ def train_docstring(corpus: Path, out: Path, design: str | Design = "bert2bert",
     model.save_pretrained(final)
     tokenizer.save_pretrained(final)
     result.update(design=asdict(design), init_from=str(init_from) if init_from else None, train_pairs=len(pairs),
+                  teacher_pairs=len(pairs) - human, labels=str(labels) if labels else None, max_source=MAX_SOURCE,
                   vocab=len(keep), max_tokens_per_batch=max_tokens, lr=lr, seed=seed,
                   parameters=sum(p.numel() for p in model.parameters()))
     (out / "result.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -93,6 +93,10 @@ class CompletionEngine:
         self._builder: PromptBuilder | None = None
         self._warming: CancelToken | None = None
 
+    def busy(self) -> bool:
+        """A suggestion is being made or a prompt warmed: background work waits."""
+        return self._warming is not None or any(s.running for s in self._docs.values())
+
     def close_document(self, uri: str) -> None:
         state = self._docs.pop(uri, None)
         if state and state.running:
@@ -123,8 +127,7 @@ class CompletionEngine:
 
     async def _warm_if_idle(self, uri: str, cursor: Callable[[], Cursor], state: _DocState, seq: int) -> None:
         state.warm_timer = None
-        busy = any(s.running for s in self._docs.values())
-        if busy or state.seq != seq or self._docs.get(uri) is not state:
+        if any(s.running for s in self._docs.values()) or state.seq != seq or self._docs.get(uri) is not state:
             return  # a request came meanwhile: it reads the prompt itself
         try:
             await self.warm(uri, cursor())

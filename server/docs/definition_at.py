@@ -40,15 +40,37 @@ def definition_at(path: str, text: str, offset: int) -> Definition | None:
     tree = parser_for(spec.name).parse(reader.src)
     point = len(text[:offset].encode("utf-8"))
     node = tree.root_node.descendant_for_byte_range(point, point)
-    kinds = spec.functions | spec.classes
     while node is not None:
-        if node.type in kinds and (node.type != "variable_declarator" or _is_function_value(node)):
-            name = reader.class_name(node) if node.type in spec.classes else reader.node_text(
-                node.child_by_field_name("name"))
-            if name:
-                return _definition(reader, node, name, "class" if node.type in spec.classes else "function")
+        if definition := _named(reader, node):
+            return definition
         node = node.parent
     return None
+
+
+def definitions_in(path: str, text: str) -> list[Definition]:
+    """Every function and class of the document, in source order (what hover may be asked about)."""
+    spec = spec_for(path)
+    if spec is None:
+        return []
+    reader = Chunker(path, text, spec)
+    out, stack = [], [parser_for(spec.name).parse(reader.src).root_node]
+    while stack:
+        node = stack.pop()
+        if definition := _named(reader, node):
+            out.append(definition)
+        stack.extend(reversed(node.children))
+    return out
+
+
+def _named(reader: Chunker, node) -> Definition | None:
+    """The definition `node` is, if it is a function or class with a name."""
+    spec = reader.spec
+    if node.type not in spec.functions | spec.classes or (node.type == "variable_declarator"
+                                                           and not _is_function_value(node)):
+        return None
+    is_class = node.type in spec.classes
+    name = reader.class_name(node) if is_class else reader.node_text(node.child_by_field_name("name"))
+    return _definition(reader, node, name, "class" if is_class else "function") if name else None
 
 
 def _is_function_value(node) -> bool:

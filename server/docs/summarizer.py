@@ -5,17 +5,20 @@ import threading
 from typing import Callable
 
 from plusls.common.lru import LRU
+from plusls.common.text import identifier_words
 from plusls.exported.generation import CancelToken, GenerationConfig
 from plusls.exported.seq2seq_lm import Seq2SeqLM
 
 from .definition_at import Definition
 
 
-def degenerate(summary: str) -> bool:
-    """Too short, or a word pair said twice: the small docstring model's way of failing."""
+def degenerate(summary: str, name: str = "") -> bool:
+    """Too short, a word pair said twice (the small docstring model's way of failing), or only `name` in words
+    ("Get user name." for get_user_name says nothing the name did not)."""
     words = summary.lower().strip(" .").split()
     pairs = list(zip(words, words[1:]))
-    return len(words) < 2 or len(set(pairs)) < len(pairs)
+    restated = bool(name) and words == identifier_words(name).lower().strip(" .").split()
+    return len(words) < 2 or len(set(pairs)) < len(pairs) or restated
 
 
 class Summarizer:
@@ -41,7 +44,7 @@ class Summarizer:
             config = GenerationConfig(max_new_tokens=self.max_new_tokens, deadline_s=deadline_s)
             result = self._model.generate(definition.code, config, cancel)[0]
         text = " ".join(result.text.split())
-        if degenerate(text):
+        if degenerate(text, definition.name):
             text = ""  # say nothing rather than "read the file to the file."
         if result.finish_reason != "cancelled":
             self._cache.put(definition.hash, text)
