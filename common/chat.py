@@ -1,5 +1,14 @@
-"""A model's own chat template (recorded in its manifest) rendered around a conversation."""
+"""A model's own chat template (recorded in its manifest) around a conversation.
+
+Rendering a template needs jinja2, which serving does without: `plusls export` also records the template's
+`chat_frame`, the text it puts around each turn (found by rendering it once around marker strings), and the server
+frames a conversation with those pieces in plain Python. Both give the same text for system/user/assistant turns.
+"""
 from __future__ import annotations
+
+MARKS = {"system": "\x01SYSTEM\x01", "user": "\x01USER\x01", "assistant": "\x01ASSISTANT\x01",
+         "next": "\x01NEXT\x01"}
+PIECES = ("head", "system_to_user", "user_to_assistant", "assistant_to_user", "user_to_answer")
 
 
 def render_chat(template: str, messages: list[dict[str, str]] | str) -> str:
@@ -11,3 +20,27 @@ def render_chat(template: str, messages: list[dict[str, str]] | str) -> str:
         messages = [{"role": "user", "content": messages}]
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     return env.from_string(template).render(messages=messages, add_generation_prompt=True)
+
+
+def chat_frame(template: str) -> dict[str, str] | None:
+    """The template's text around turns: head + system + system_to_user + user + user_to_assistant + assistant +
+    assistant_to_user + user ... + user_to_answer. None when the template does not frame turns that way."""
+    m = MARKS
+    text = render_chat(template, [{"role": "system", "content": m["system"]}, {"role": "user", "content": m["user"]},
+                                  {"role": "assistant", "content": m["assistant"]},
+                                  {"role": "user", "content": m["next"]}])
+    cuts = [text.find(m[k]) for k in ("system", "user", "assistant", "next")]
+    if any(c < 0 for c in cuts) or cuts != sorted(cuts):
+        return None
+    ends = [c + len(m[k]) for c, k in zip(cuts, ("system", "user", "assistant", "next"))]
+    pieces = [text[: cuts[0]], text[ends[0] : cuts[1]], text[ends[1] : cuts[2]], text[ends[2] : cuts[3]],
+              text[ends[3] :]]
+    return dict(zip(PIECES, pieces))
+
+
+def frame_chat(frame: dict[str, str], system: str, turns: list[tuple[str, str]], user: str) -> str:
+    """system, then (user, assistant) example turns, then the user's question, ready for the answer."""
+    out = [frame["head"], system, frame["system_to_user"]]
+    for question, answer in turns:
+        out += [question, frame["user_to_assistant"], answer, frame["assistant_to_user"]]
+    return "".join(out + [user, frame["user_to_answer"]])

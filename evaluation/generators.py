@@ -16,6 +16,7 @@ from plusls.exported import CausalLM, GenerationConfig, ModelDirError, Seq2SeqLM
 from plusls.exported.defaults import COMPLETER, bundled_docstring_dir, ensure_default
 from plusls.indexer.embedding_model import load_embedder
 from plusls.indexer.progress_bar import ProgressBar
+from plusls.server.docs.chat_summary import ChatSummarizer
 
 from .errors import EvalError
 
@@ -129,21 +130,15 @@ class ModelGenerator:
 
 
 class ChatSummaries:
-    """summarize with an instruct causal LM in chat form: the distillation teacher's prompt (training.teacher)."""
+    """summarize with an instruct causal LM in chat form: the server's prompt, which also labels the distillation
+    data (server.docs.chat_summary)."""
 
     kind = "causal-lm chat"
 
     def __init__(self, directory: Path):
-        from plusls.training.data import default_corpus_dir, read_jsonl  # the teacher's examples: the mined corpus
-        from plusls.training.teacher import Teacher, shots_from
-
-        corpus = default_corpus_dir() / "summary.train.jsonl"
-        if not corpus.exists():
-            raise EvalError(f"the chat prompt's examples come from the mined corpus ({corpus}): run "
-                            "`plusls train data` first")
         try:
-            self.teacher = Teacher(directory, shots_from(read_jsonl(corpus)))
-        except ValueError as e:
+            self.teacher = ChatSummarizer(directory)
+        except ModelDirError as e:
             raise EvalError(str(e)) from e
         self.name = f"{directory.name} (chat)"
 
@@ -152,8 +147,7 @@ class ChatSummaries:
         return self.teacher.lm.manifest
 
     def describe(self) -> dict[str, Any]:
-        return {"name": self.name, "kind": self.kind, "providers": self.teacher.lm.providers,
-                "shots": len(self.teacher.shots)}
+        return {"name": self.name, "kind": self.kind, "providers": self.teacher.lm.providers}
 
     def generate(self, requests: Sequence[Request], config: GenerationConfig) -> list[Generated]:
         out = []

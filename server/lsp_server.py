@@ -26,10 +26,11 @@ from plusls.indexer.languages import spec_for
 
 from .completion.engine import CompletionEngine, Suggestion
 from .completion.prompt import Cursor
+from .docs.chat_summary import ChatWriter
 from .docs.definition_at import Definition, definition_at, definitions_in
 from .docs.docstring_style import docstring_insertion
 from .docs.prefetch import SummaryPrefetch
-from .docs.summarizer import Summarizer
+from .docs.summarizer import EncoderDecoderWriter, Summarizer
 from .model_registry import Watched, completion_dir, docstring_dir, draft_dir, resolve_dirs, runtime_options
 from .settings import Settings, camel_keys, parse_settings
 from .telemetry import CompletionLog
@@ -83,7 +84,9 @@ class PluslsServer(LanguageServer):
 
         self.engine = CompletionEngine(self._completion_model, self.settings.completion, retriever,
                                        self.completion_pool, load_drafter=drafter)
-        self.summarizer = Summarizer(self._docstring_model)
+        encoder_decoder = EncoderDecoderWriter(self._docstring_model)
+        chat = self.settings.models.summaries != "docstring"
+        self.summarizer = Summarizer(ChatWriter(self.engine, encoder_decoder) if chat else encoder_decoder)
         self.prefetch = SummaryPrefetch(self.summarizer, self.docs_pool,
                                         busy=lambda: self.engine is not None and self.engine.busy())
 

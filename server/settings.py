@@ -21,6 +21,9 @@ class ModelSettings:
     # A smaller causal-lm with the completion model's tokenizer that drafts tokens for it (verified, so the text
     # is unchanged); default: the 0.5B when the 1.5B completes on CUDA, else none.
     draft: str | None = None
+    # Who writes hover summaries and docstring summary lines: "completion" (the completion model in chat form, when
+    # its manifest has a chat template; else the docstring model) or "docstring" (the encoder-decoder).
+    summaries: str = "completion"
 
 
 @dataclass(frozen=True)

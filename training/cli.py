@@ -12,6 +12,7 @@ from plusls.exported.defaults import COMPLETER, EMBEDDER, ensure_default
 from .completion import train_completion
 from .data import HELD_OUT, default_corpus_dir, main
 from .refresh import refresh, roll_back
+from .teacher import label
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -131,8 +132,6 @@ def _docstring(args: argparse.Namespace) -> int:
 
 
 def _label(args: argparse.Namespace) -> int:
-    from .teacher import label
-
     teacher = Path(args.teacher) if args.teacher else ensure_default(COMPLETER, default_models_dir(), log=_log)
     label(Path(args.corpus) if args.corpus else default_corpus_dir(), teacher, args.limit, args.minutes, args.split,
           log=_log)

@@ -15,6 +15,8 @@ from typing import Callable
 
 import numpy as np
 
+from plusls.common.chat import chat_frame
+
 from ..causal_lm import CausalLM
 from ..embedder import Embedder
 from ..errors import ExportError
@@ -249,6 +251,8 @@ def _save_tokenizer(src: Path, work: Path, manifest: Manifest) -> None:
     special["repo"] = find_repo(tok.get_vocab())
     if isinstance(getattr(tok, "chat_template", None), str):
         manifest.config["chat_template"] = tok.chat_template  # the tokenizer's own, never written here
+        if frame := chat_frame(tok.chat_template):  # so serving frames chat turns without jinja2
+            manifest.config["chat_frame"] = frame
     special["stop"] = stop_tokens(load_tokenizer(work / "tokenizer.json"), [special.get("eos", {}).get("id")])
     manifest.special_tokens = special
     if manifest.kind == "embedding" and manifest.max_length > tok.model_max_length:

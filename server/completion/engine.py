@@ -16,7 +16,8 @@ from typing import Callable
 
 from plusls.common.lru import LRU
 from plusls.exported.causal_lm import CausalLM
-from plusls.exported.generation import CancelToken, GenerationConfig
+from plusls.exported.generation import CancelToken, Generation, GenerationConfig
+from plusls.exported.manifest import Manifest
 
 from ..settings import CompletionSettings
 from .budget import context_budget, prompt_speed
@@ -28,6 +29,7 @@ log = logging.getLogger("plusls")
 Retriever = Callable[[Cursor], list[Snippet]]
 BURST_S = 0.3  # requests for one document closer than this are a burst of typing
 WARM_AFTER_S = 0.4  # quiet time after an open or an edit before the prompt is read ahead
+ASIDE_KEY = "\0aside"  # the prefix cache of work that is not a document's (chat-form summaries); never a URI
 
 
 @dataclass
@@ -92,10 +94,30 @@ class CompletionEngine:
         self._model: PrefixReuseLM | None = None
         self._builder: PromptBuilder | None = None
         self._warming: CancelToken | None = None
+        self._aside: CancelToken | None = None
 
     def busy(self) -> bool:
         """A suggestion is being made or a prompt warmed: background work waits."""
         return self._warming is not None or any(s.running for s in self._docs.values())
+
+    def manifest(self) -> Manifest:
+        """The completion model's manifest (loading the model if it is not yet)."""
+        return self.executor.submit(lambda: self._ensure_model()[0].lm.manifest).result()
+
+    def aside(self, text: str, config: GenerationConfig, cancel: CancelToken | None = None) -> Generation:
+        """Run the completion model on `text` for something other than a suggestion (a chat-form summary), on the
+        completion thread, from the calling thread; a suggestion request stops it between steps."""
+        token = self._aside = cancel or CancelToken()  # set before queueing: a request arriving now stops it
+
+        def run() -> Generation:
+            model, _ = self._ensure_model()
+            return model.generate(ASIDE_KEY, model.lm.encode(text), config, token)[0]
+
+        try:
+            return self.executor.submit(run).result()
+        finally:
+            if self._aside is token:
+                self._aside = None
 
     def close_document(self, uri: str) -> None:
         state = self._docs.pop(uri, None)
@@ -163,6 +185,8 @@ class CompletionEngine:
         seq = state.seq
         if self._warming:
             self._warming.cancel()  # a request reads the prompt itself, from where warming got to
+        if self._aside:
+            self._aside.cancel()  # background work on the model (a chat-form summary) waits for the user
         if state.running:
             state.running.cancel()  # a newer keystroke: the running generation is stale
         if (hit := self._typed_ahead(state, cursor)) is not None:

@@ -1,8 +1,9 @@
-"""One-paragraph summaries of definitions from the encoder-decoder, cached by the definition's content hash."""
+"""One-line summaries of definitions, cached by the definition's content hash. Who writes them is a `Writer`: the
+encoder-decoder docstring model here, or the completion model in chat form (chat_summary.ChatWriter)."""
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from typing import Callable, Protocol
 
 from plusls.common.lru import LRU
 from plusls.common.text import identifier_words
@@ -21,13 +22,40 @@ def degenerate(summary: str, name: str = "") -> bool:
     return len(words) < 2 or len(set(pairs)) < len(pairs) or restated
 
 
-class Summarizer:
-    def __init__(self, load_model: Callable[[], Seq2SeqLM], max_new_tokens: int = 48, cache_size: int = 2048):
+class Writer(Protocol):
+    def __call__(self, definition: Definition, cancel: CancelToken | None,
+                 deadline_s: float | None) -> tuple[str, bool]:
+        """(the raw summary, finished); not finished: cancelled, so nothing is cached."""
+
+    def reset(self) -> None:
+        """The model changed on disk: load it again on the next call."""
+
+
+class EncoderDecoderWriter:
+    def __init__(self, load_model: Callable[[], Seq2SeqLM], max_new_tokens: int = 48):
         self._load_model = load_model
         self._model: Seq2SeqLM | None = None
         self.max_new_tokens = max_new_tokens
-        self._cache: LRU[str, str] = LRU(cache_size)
         self._lock = threading.Lock()
+
+    def __call__(self, definition: Definition, cancel: CancelToken | None,
+                 deadline_s: float | None) -> tuple[str, bool]:
+        with self._lock:
+            if self._model is None:
+                self._model = self._load_model()
+            config = GenerationConfig(max_new_tokens=self.max_new_tokens, deadline_s=deadline_s)
+            result = self._model.generate(definition.code, config, cancel)[0]
+        return result.text, result.finish_reason != "cancelled"
+
+    def reset(self) -> None:
+        with self._lock:
+            self._model = None
+
+
+class Summarizer:
+    def __init__(self, write: Writer, cache_size: int = 2048):
+        self.write = write
+        self._cache: LRU[str, str] = LRU(cache_size)
         self.model_runs = 0
 
     def cached(self, definition: Definition) -> str | None:
@@ -37,20 +65,15 @@ class Summarizer:
                   deadline_s: float | None = 10.0) -> str:
         if (text := self.cached(definition)) is not None:
             return text
-        with self._lock:
-            if self._model is None:
-                self._model = self._load_model()
-            self.model_runs += 1
-            config = GenerationConfig(max_new_tokens=self.max_new_tokens, deadline_s=deadline_s)
-            result = self._model.generate(definition.code, config, cancel)[0]
-        text = " ".join(result.text.split())
+        self.model_runs += 1
+        text, finished = self.write(definition, cancel, deadline_s)
+        text = " ".join(text.split())
         if degenerate(text, definition.name):
             text = ""  # say nothing rather than "read the file to the file."
-        if result.finish_reason != "cancelled":
+        if finished:
             self._cache.put(definition.hash, text)
         return text
 
     def reload(self) -> None:
-        with self._lock:
-            self._model = None
-            self._cache.clear()
+        self.write.reset()
+        self._cache.clear()

@@ -1,0 +1,135 @@
+"""Summary lines from the instruct completion model in chat form: the project's convention in a system turn, eight
+real (code, summary) examples from the mined corpus (summary_examples.json: PSF/MIT/Apache-2.0 code, each with its
+package and licence), then the function. The same prompt labels the docstring model's training data
+(training.teacher) and is what `plusls eval summarize --model completer` measures.
+
+The system turn and the examples never change, so their key/values stay cached; only the function is read per call.
+"""
+from __future__ import annotations
+
+import json
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Protocol
+
+from plusls.common.chat import chat_frame, frame_chat
+from plusls.exported.causal_lm import CausalLM
+from plusls.exported.errors import ModelDirError
+from plusls.exported.generation import CancelToken, Generation, GenerationConfig
+from plusls.exported.manifest import Manifest
+
+from ..completion.prefix_reuse import PrefixReuseLM
+
+from .definition_at import Definition
+from .summarizer import Writer, degenerate
+
+SYSTEM = ("You write the first line of a Python function's docstring. Answer with one short sentence in the "
+          "imperative mood, as in 'Return the user name.' or 'Create a new session.', at most 12 words. "
+          "No backticks.")
+MAX_CODE_CHARS, MAX_NEW_TOKENS = 1500, 40
+STOP = ("\n",)
+# Words ending in s that are not third-person verbs ("Returns ..." is; "Is ..." is not).
+NOT_VERBS = {"is", "has", "does", "was", "this", "its", "as", "us", "class", "unless", "always", "thus"}
+
+
+@lru_cache(maxsize=1)
+def examples() -> list[dict]:
+    return json.loads((Path(__file__).with_name("summary_examples.json")).read_text())
+
+
+def frame_of(manifest: Manifest) -> dict[str, str] | None:
+    """How the model's chat template frames turns: recorded by `plusls export`; for older exports worked out from
+    the template where jinja2 is installed. None: the model cannot be asked in chat form."""
+    if frame := manifest.config.get("chat_frame"):
+        return frame
+    template = manifest.config.get("chat_template")
+    if not template:
+        return None
+    try:
+        return chat_frame(template)
+    except ImportError:
+        return None
+
+
+def summary_prompt(frame: dict[str, str], code: str) -> str:
+    shots = [(e["code"], e["summary"]) for e in examples()]
+    return frame_chat(frame, SYSTEM, shots, code[:MAX_CODE_CHARS])
+
+
+def imperative(word: str) -> str:
+    """Returns -> Return, Applies -> Apply, Pushes -> Push; other words unchanged."""
+    if word.lower() in NOT_VERBS or not word.isalpha():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if re.search(r"(ss|sh|ch|x|z)es$", word):
+        return word[:-2]
+    if word.endswith("s") and not word.endswith("ss") and len(word) > 3:
+        return word[:-1]
+    return word
+
+
+def clean_summary(text: str, name: str = "") -> str:
+    """The model's answer as a summary line: its first sentence, imperative, no markup; "" when degenerate (or
+    only `name` in words)."""
+    text = " ".join(text.replace("`", "").strip().strip("\"'").split())
+    if m := re.match(r"(.+?[.!?])(\s|$)", text):
+        text = m.group(1)
+    words = text.split()
+    if words:
+        words[0] = imperative(words[0])
+    text = " ".join(words)
+    return "" if degenerate(text, name) else text
+
+
+class ChatModel(Protocol):
+    def manifest(self) -> Manifest: ...
+
+    def aside(self, text: str, config: GenerationConfig, cancel: CancelToken | None) -> Generation: ...
+
+
+class ChatWriter:
+    """Summaries from the completion model in chat form (the completion engine runs it, so it is one model and one
+    CPU user at a time, and a suggestion request stops a summary); `fallback` writes them for a completion model
+    without a chat template."""
+
+    def __init__(self, model: ChatModel, fallback: Writer):
+        self.model, self.fallback = model, fallback
+        self._frame: dict[str, str] | None | bool = False  # False: not looked up yet
+
+    def __call__(self, definition: Definition, cancel: CancelToken | None,
+                 deadline_s: float | None) -> tuple[str, bool]:
+        if self._frame is False:
+            self._frame = frame_of(self.model.manifest())
+        if self._frame is None:
+            return self.fallback(definition, cancel, deadline_s)
+        config = GenerationConfig(max_new_tokens=MAX_NEW_TOKENS, stop=STOP, deadline_s=deadline_s)
+        generation = self.model.aside(summary_prompt(self._frame, definition.code), config, cancel)
+        if generation.finish_reason == "cancelled":
+            return "", False
+        return clean_summary(generation.text, definition.name), True
+
+    def reset(self) -> None:
+        self._frame = False
+        self.fallback.reset()
+
+
+class ChatSummarizer:
+    """Summary lines from an exported instruct causal LM in chat form, outside the server: the distillation
+    teacher (training.teacher) and `plusls eval summarize --model completer`."""
+
+    def __init__(self, directory: Path):
+        self.lm = CausalLM(directory)
+        frame = frame_of(self.lm.manifest)
+        if frame is None:
+            raise ModelDirError(f"{directory}: the manifest records no chat template; chat-form summaries need an "
+                                "instruct model exported with one (plusls export reads it from the GGUF or "
+                                "tokenizer)")
+        self.frame = frame
+        self.reuse = PrefixReuseLM(self.lm, max_documents=1, speculative=False)
+        self.config = GenerationConfig(max_new_tokens=MAX_NEW_TOKENS, stop=STOP)
+
+    def summarize(self, code: str, name: str = "") -> str:
+        ids = self.lm.encode(summary_prompt(self.frame, code))
+        return clean_summary(self.reuse.generate("summaries", ids, self.config)[0].text, name)

@@ -1,0 +1,108 @@
+"""Summaries from the completion model in chat form: the template's framing without jinja2, the answer cleaned to a
+summary line, the server's background summaries giving way to suggestions, and resumable teacher labelling."""
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import pytest
+from fixture_repo import FILES
+
+from plusls.common.chat import chat_frame, frame_chat, render_chat
+from plusls.exported import CausalLM, GenerationConfig
+from plusls.server.completion.engine import CompletionEngine
+from plusls.server.completion.prompt import Cursor
+from plusls.server.docs.chat_summary import ChatSummarizer, clean_summary, imperative, summary_prompt
+from plusls.server.settings import CompletionSettings
+
+TYPED = FILES["src/mathutil.py"][: FILES["src/mathutil.py"].index("    a, b =") + len("    a, b =")]
+CHATML = ("{% if messages[0]['role'] != 'system' %}<|im_start|>system\nYou are helpful.<|im_end|>\n{% endif %}"
+          "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+def with_chat_template(model: Path, out: Path) -> Path:
+    """A copy of an exported causal LM whose manifest records a chat template (as an instruct model's export does)."""
+    shutil.copytree(model, out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["config"]["chat_template"] = CHATML
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    return out
+
+
+def test_the_recorded_frame_gives_the_template_s_own_text():
+    frame = chat_frame(CHATML)
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "def f(): pass"},
+                {"role": "assistant", "content": "Do nothing."}, {"role": "user", "content": "def g(): return 1"}]
+    assert frame_chat(frame, "Be brief.", [("def f(): pass", "Do nothing.")], "def g(): return 1") \
+        == render_chat(CHATML, messages)
+    assert frame_chat(frame, "Be brief.", [], "x") == render_chat(CHATML, [messages[0], {"role": "user",
+                                                                                         "content": "x"}])
+    ignores_system = "{% for m in messages if m['role'] != 'system' %}{{ m['content'] }}{% endfor %}"
+    assert chat_frame(ignores_system) is None  # cannot carry the convention: no chat-form summaries
+
+
+def test_the_answer_becomes_an_imperative_summary_line():
+    assert clean_summary("Returns the size of `path` in bytes. It uses os.stat.") == "Return the size of path in bytes."
+    assert clean_summary('"Applies the patch to the tree."') == "Apply the patch to the tree."
+    assert clean_summary("Pushes a frame.") == "Push a frame."
+    assert clean_summary("Is the graph chordal?") == "Is the graph chordal?"
+    assert clean_summary("Get user name.", "get_user_name") == ""  # the name in words says nothing
+    assert clean_summary("Save the file to the file.") == ""  # a word pair twice
+    assert [imperative(w) for w in ("Returns", "Class", "Process", "Copies", "Does", "Set")] == \
+        ["Return", "Class", "Process", "Copy", "Does", "Set"]
+
+
+def test_the_prompt_holds_the_convention_the_examples_and_the_code():
+    prompt = summary_prompt(chat_frame(CHATML), "def area(r):\n    return 3.14 * r * r")
+    assert prompt.count("<|im_start|>user") == 9 and prompt.count("<|im_start|>assistant") == 9  # 8 examples
+    assert "imperative mood" in prompt and prompt.endswith("return 3.14 * r * r<|im_end|>\n<|im_start|>assistant\n")
+
+
+@pytest.mark.asyncio
+async def test_a_suggestion_request_stops_background_work_on_the_model(memorized):
+    engine = CompletionEngine(lambda: CausalLM(memorized), CompletionSettings(debounce_ms=0, retrieval=False))
+    gate = threading.Event()
+    engine.executor.submit(gate.wait)  # the completion thread is busy: the summary below waits its turn
+    results = []
+    worker = threading.Thread(target=lambda: results.append(engine.aside("def f():\n", GenerationConfig())))
+    worker.start()
+    while engine._aside is None:
+        await asyncio.sleep(0.01)
+    suggestion = asyncio.ensure_future(engine.complete("doc", Cursor(TYPED, len(TYPED), "python")))
+    await asyncio.sleep(0.2)
+    gate.set()
+    got = await suggestion
+    worker.join(30)
+    assert results[0].finish_reason == "cancelled" and not results[0].token_ids  # it gave way before starting
+    assert got is not None and got.text == " 0, 1"
+    again = engine.aside("def f():\n", GenerationConfig(max_new_tokens=3, stop_on_eos=False))
+    assert again.finish_reason == "length" and len(again.token_ids) == 3  # with nobody typing it runs
+
+
+def test_labelling_resumes_where_it_stopped(exported, tmp_path):
+    from plusls.training.teacher import label, labels_path, read_labels
+
+    teacher = with_chat_template(exported["qwen2"], tmp_path / "teacher")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rows = [{"name": f"m.f{i}", "code": f"def f{i}(x):\n    return x + {i}\n", "summary": f"Add {i} to x."}
+            for i in range(3)]
+    (corpus / "summary.train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    first = label(corpus, teacher, limit=2, log=lambda _: None)
+    assert first["this_run"] == 2 and len(read_labels(labels_path(corpus, "teacher"))) == 2
+    with open(labels_path(corpus, "teacher"), "a") as f:
+        f.write('{"hash": "torn')  # a run killed mid-line
+    second = label(corpus, teacher, log=lambda _: None)
+    assert second["this_run"] == 1 and second["labelled"] == 3  # only the one not yet labelled
+    assert len(read_labels(labels_path(corpus, "teacher"))) == 3
+
+
+def test_a_model_without_a_chat_template_is_refused_with_the_reason(exported):
+    from plusls.exported import ModelDirError
+
+    with pytest.raises(ModelDirError, match="no chat template"):
+        ChatSummarizer(exported["qwen2"])
