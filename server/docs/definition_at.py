@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from plusls.indexer.chunker import FUNCTION_VALUES, Chunker, _strip_comment
 from plusls.indexer.languages import parser_for, spec_for
@@ -33,11 +34,9 @@ class Definition:
 
 def definition_at(path: str, text: str, offset: int) -> Definition | None:
     """The innermost definition containing the character `offset`, or None (unknown language, no definition)."""
-    spec = spec_for(path)
-    if spec is None:
+    if (parsed := _parsed(path, text)) is None:
         return None
-    reader = Chunker(path, text, spec)
-    tree = parser_for(spec.name).parse(reader.src)
+    reader, tree = parsed
     point = len(text[:offset].encode("utf-8"))
     node = tree.root_node.descendant_for_byte_range(point, point)
     while node is not None:
@@ -49,17 +48,26 @@ def definition_at(path: str, text: str, offset: int) -> Definition | None:
 
 def definitions_in(path: str, text: str) -> list[Definition]:
     """Every function and class of the document, in source order (what hover may be asked about)."""
-    spec = spec_for(path)
-    if spec is None:
+    if (parsed := _parsed(path, text)) is None:
         return []
-    reader = Chunker(path, text, spec)
-    out, stack = [], [parser_for(spec.name).parse(reader.src).root_node]
+    reader, tree = parsed
+    out, stack = [], [tree.root_node]
     while stack:
         node = stack.pop()
         if definition := _named(reader, node):
             out.append(definition)
         stack.extend(reversed(node.children))
     return out
+
+
+@lru_cache(maxsize=8)
+def _parsed(path: str, text: str):
+    """The document read and parsed once per text: hovers, code actions and background summaries share it."""
+    spec = spec_for(path)
+    if spec is None:
+        return None
+    reader = Chunker(path, text, spec)
+    return reader, parser_for(spec.name).parse(reader.src)
 
 
 def _named(reader: Chunker, node) -> Definition | None:
