@@ -27,6 +27,7 @@ def trained(checkpoints, tmp_path_factory) -> tuple[Path, Path]:
     import torch
 
     from plusls.exported.export import export_model
+    from plusls.training.data import code_hash
     from plusls.training.docstring import Design, train_docstring
 
     root = tmp_path_factory.mktemp("docstring")
@@ -35,14 +36,21 @@ def trained(checkpoints, tmp_path_factory) -> tuple[Path, Path]:
     rows = [json.dumps({"code": c, "summary": s}) for c, s in PAIRS]
     (corpus / "summary.train.jsonl").write_text("\n".join(rows) + "\n")
     (corpus / "summary.heldout.jsonl").write_text(rows[0] + "\n")
+    # What `plusls train label` writes: the teacher's summary per code hash (here the human one, so the four pairs
+    # stay unambiguous for the parity checks below).
+    labels = root / "labels.jsonl"
+    labels.write_text(json.dumps({"hash": code_hash(PAIRS[1][0]), "summary": PAIRS[1][1],
+                                  "human": PAIRS[1][1]}) + "\n" + json.dumps({"hash": code_hash(PAIRS[2][0]),
+                                                                             "summary": "", "human": ""}) + "\n")
     threads = torch.get_num_threads()
     try:
         result = train_docstring(corpus, root / "run", Design("tiny", 2, False, "test"),
                                  minilm_dir=checkpoints["bert"], max_steps=120, max_tokens=512, lr=3e-3,
-                                 threads=1, log=lambda m: None)
+                                 threads=1, labels=labels, log=lambda m: None)
     finally:
         torch.set_num_threads(threads)
     assert result["steps"] == 120 and (root / "run" / "result.json").exists()
+    assert result["train_pairs"] == 5 and result["teacher_pairs"] == 1  # an empty label adds nothing
     out = root / "onnx"
     export_model(root / "run" / "model", "seq2seq", out, log=lambda m: None)
     return root / "run" / "model", out
