@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
 PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
+CHOICES = {"summaries": ("completion", "docstring")}  # string settings that take one of a few values
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,9 @@ def _check(path: str, name: str, hint: Any, value: Any, errors: list[str]) -> An
         if isinstance(value, list) and value and all(v in PROVIDERS for v in value):
             return list(value)
         errors.append(f"{path}: expected \"auto\" or a list of {', '.join(PROVIDERS)}; got {value!r}")
+        return _INVALID
+    if name in CHOICES and value not in CHOICES[name]:
+        errors.append(f"{path}: expected one of {', '.join(map(repr, CHOICES[name]))}; got {value!r}")
         return _INVALID
     allowed = [t for t in (get_args(hint) if get_origin(hint) in (Union, type(int | None)) else (hint,))]
     if value is None and type(None) in allowed:

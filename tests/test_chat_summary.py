@@ -106,3 +106,12 @@ def test_a_model_without_a_chat_template_is_refused_with_the_reason(exported):
 
     with pytest.raises(ModelDirError, match="no chat template"):
         ChatSummarizer(exported["qwen2"])
+
+
+def test_who_writes_summaries_is_one_of_two_and_a_typo_keeps_the_previous_choice():
+    from plusls.server.settings import parse_settings
+
+    chosen, errors = parse_settings({"models": {"summaries": "docstring"}})
+    assert chosen.models.summaries == "docstring" and not errors
+    kept, errors = parse_settings({"models": {"summaries": "docstrings"}}, chosen)
+    assert kept.models.summaries == "docstring" and "expected one of 'completion', 'docstring'" in errors[0]

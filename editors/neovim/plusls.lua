@@ -18,6 +18,7 @@ M.settings = {
   --   dir = '~/.cache/plusls/models', -- where the default models were exported ($PLUSLS_MODELS_DIR)
   --   completion = '/path/to/exported/causal-lm', docstring = '/path/to/seq2seq', embedding = '/path/to/embedding',
   --   draft = '/path/to/smaller/causal-lm', -- drafts for the completion model (default: the 0.5B for the 1.5B on CUDA)
+  --   summaries = 'completion', -- or 'docstring': who writes hover summaries (default: the completion model in chat form)
   -- },
   providers = 'auto', -- or { 'CUDAExecutionProvider', 'CPUExecutionProvider' }
   completion = {
