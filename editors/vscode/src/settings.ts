@@ -12,6 +12,7 @@ export const SERVER_SETTING_KEYS = [
   'models.docstring',
   'models.embedding',
   'models.draft',
+  'models.summaries',
   'providers',
   'completion.enabled',
   'completion.debounceMs',
