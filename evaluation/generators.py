@@ -139,7 +139,8 @@ class ChatSummaries:
         try:
             self.teacher = ChatSummarizer(directory)
         except ModelDirError as e:
-            raise EvalError(str(e)) from e
+            raise EvalError(f"--model {directory} holds a causal-lm model without a chat template; summarize needs "
+                            "a seq2seq model, or a causal-lm with a chat template (asked in chat form)") from e
         self.name = f"{directory.name} (chat)"
 
     @property
