@@ -20,7 +20,6 @@ from plusls.exported.generation import CancelToken, Generation, GenerationConfig
 from plusls.exported.manifest import Manifest
 
 from ..completion.prefix_reuse import PrefixReuseLM
-
 from .definition_at import Definition
 from .summarizer import Writer, degenerate
 
@@ -48,7 +47,7 @@ def frame_of(manifest: Manifest) -> dict[str, str] | None:
         return None
     try:
         return chat_frame(template)
-    except ImportError:
+    except Exception:  # no jinja2 here, or a template it cannot render: summaries come from the docstring model
         return None
 
 
