@@ -65,8 +65,8 @@ class Summarizer:
                   deadline_s: float | None = 10.0) -> str:
         if (text := self.cached(definition)) is not None:
             return text
-        self.model_runs += 1
         text, finished = self.write(definition, cancel, deadline_s)
+        self.model_runs += 1  # counted once the model is done: N runs counted means none is still running
         text = " ".join(text.split())
         if degenerate(text, definition.name):
             text = ""  # say nothing rather than "read the file to the file."
