@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from plusls.common.metrics import exact_match
+from plusls.server.completion.filters import postprocess
 from plusls.server.completion.prompt import Cursor, PromptBuilder, WindowState
 
 from .data import find_file, read_jsonl, require_keys
@@ -32,13 +33,23 @@ def load(data: str | None, subset: str, limit: int | None) -> tuple[str, list[di
     return str(path), require_keys(read_jsonl(path), KEYS, path)[:limit]
 
 
-def fill(text: str, subset: str, lines: int, mode: str) -> str:
-    """The span to insert: whole lines, newline-terminated. Single-line: the first line. Multi-line: what a
-    FIM model wrote; a prefix-only completion cannot know where the gap ends, so it keeps as many lines as
-    the missing span has."""
+def fill(text: str, subset: str, lines: int, mode: str, problem: dict[str, Any]) -> str:
+    """The span to insert: whole lines, newline-terminated. Single-line: the first line. Multi-line FIM: what the
+    server would show at the start of the gap's first line (its filters: the current scope, cut where the text
+    repeats the code below; an instruct model rarely ends the middle itself); a prefix-only completion cannot know
+    where the gap ends, so it keeps as many lines as the missing span has."""
     if subset == "single" or mode == "prefix":
         text = "\n".join(text.split("\n")[: 1 if subset == "single" else lines])
+    else:
+        empty_line = Cursor(problem["prompt"] + "\n" + problem["suffix"], len(problem["prompt"]), "python")
+        text = postprocess(text, empty_line.filter_context())
     return text.rstrip("\n") + "\n" if text.strip() else ""
+
+
+def suffix_stop(suffix: str) -> tuple[str, ...]:
+    """Stop a multi-line middle once it writes the suffix's first line whole: everything after is cut anyway."""
+    first = next((line for line in suffix.split("\n") if line.strip()), "")
+    return (f"\n{first}\n",) if first else ()
 
 
 def fim_ids(gen: ModelGenerator, prefix: str, suffix: str, budget: int) -> list[int]:
@@ -82,7 +93,7 @@ class Infilling:
                     if isinstance(ctx.generator, ModelGenerator):
                         budget = ctx.generator.prompt_budget(ctx.settings.max_new_tokens or max_new)
                         ids = fim_ids(ctx.generator, p["prompt"], p["suffix"], budget)
-                    request = Request(ids=ids, text=p["prompt"], stops=line_stop)
+                    request = Request(ids=ids, text=p["prompt"], stops=line_stop or suffix_stop(p["suffix"]))
                 else:
                     framed = frame(p["prompt"], ctx.settings.prompt_format)
                     request = Request(text=framed.text, stops=line_stop or FUNCTION_STOPS + framed.stops)
@@ -90,14 +101,14 @@ class Infilling:
                 items.append(Item(
                     task_id=p["task_id"], request=request, max_new_tokens=max_new, extra={"mode": mode},
                     program=lambda text, p=p, n=span_lines, m=mode: humaneval_program(
-                        p, p["prompt"] + fill(text, subset, n, m) + p["suffix"]),
+                        p, p["prompt"] + fill(text, subset, n, m, p) + p["suffix"]),
                 ))
         records = run_items(ctx, items, f"{self.name}-{subset}", ctx.settings.timeout_s or self.timeout_s)
         by_task = {p["task_id"]: p for p in problems}
         for r in records:
-            span = fill(r["completion"], subset, by_task[r["task_id"]]["canonical_solution"].count("\n") or 1,
-                        r["mode"])
-            r["exact_match"] = exact_match(by_task[r["task_id"]]["canonical_solution"], span)
+            p = by_task[r["task_id"]]
+            span = fill(r["completion"], subset, p["canonical_solution"].count("\n") or 1, r["mode"], p)
+            r["exact_match"] = exact_match(p["canonical_solution"], span)
         metrics: dict[str, Any] = {}
         for mode in modes:
             rows = [r for r in records if r["mode"] == mode]

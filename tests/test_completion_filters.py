@@ -6,6 +6,7 @@ import pytest
 from plusls.server.completion.filters import (
     FilterContext,
     balance_brackets,
+    open_brackets,
     cut_special_tokens,
     drop_repeats,
     drop_suffix_overlap,
@@ -14,6 +15,7 @@ from plusls.server.completion.filters import (
     strip_trailing_whitespace,
     trim_to_scope,
 )
+from plusls.server.completion.prompt import Cursor
 
 
 def ctx(line_prefix="", line_suffix="", above=(), below=(), multiline=False) -> FilterContext:
@@ -54,6 +56,11 @@ def test_skip_leading_newlines_removes_the_indent_the_line_has():
     ("return result", "", ["", "    return result"], ""),  # at an empty line: the next line again is no suggestion
     ("return result\nx = 1", "", ["return result"], ""),
     ("result = []", "", ["return result"], "result = []"),
+    # a line that rightly comes twice: the code below only repeats once the lines after it match too
+    ("out.append(c)\nelse:\n    out.append(d)", "", ["out.append(c)", "return out"],
+     "out.append(c)\nelse:\n    out.append(d)"),
+    ("n += 1\nout.append(c)\nn -= 1\nout.append(c)\nreturn out", "", ["out.append(c)", "return out"],
+     "n += 1\nout.append(c)\nn -= 1"),
 ])
 def test_drop_suffix_overlap(raw, line_suffix, below, want):
     assert drop_suffix_overlap(raw, ctx("", line_suffix, below=below)) == want
@@ -76,6 +83,16 @@ def test_drop_repeats(prefix, above, raw, want):
 ])
 def test_balance_brackets(line_prefix, raw, want):
     assert balance_brackets(raw, ctx(line_prefix)) == want
+
+
+def test_brackets_opened_on_earlier_lines_may_be_closed():
+    # the cursor on the third line of a call: its ) closes the call opened two lines up, the extra one is cut
+    text = "def f():\n    x = 1\n\n    total = compute(\n        a,\n        "
+    context = Cursor(text, len(text), "python").filter_context()
+    assert context.open_brackets == "("
+    assert balance_brackets("b))", context) == "b)"
+    assert open_brackets("f(a, [1,  # (\n  ')' + g(x)") == "(["  # comments and strings do not count
+    assert open_brackets("x = a // (b", "#") == "("  # // is Python's floor division, not a comment
 
 
 def test_strip_trailing_whitespace():

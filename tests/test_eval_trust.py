@@ -9,6 +9,7 @@ from eval_helpers import Scripted, data_dir
 from plusls.evaluation.errors import EvalError
 from plusls.evaluation.generators import identifier_summary
 from plusls.evaluation.humaneval import HumanEval
+from plusls.evaluation.infilling import Infilling, load
 from plusls.evaluation.mbpp import MBPP
 from plusls.evaluation.mtpb import MTPB, truncate
 from plusls.evaluation.run import EvalOptions, run_eval
@@ -67,6 +68,22 @@ def test_infilling_reference_spans_match_and_pass_in_both_modes():
         result = reference_run("infilling", 12, infill_mode="both", subset=subset)
         assert result["metrics"] == {"fim": {"exact_match": 1.0, "pass@1": 1.0},
                                      "prefix": {"exact_match": 1.0, "pass@1": 1.0}}
+
+
+def test_multi_line_fim_is_scored_as_the_server_would_show_it(sandbox):
+    # An instruct model rarely ends the middle: it writes the gap, the code below again, then a test. The score
+    # is that of what the editor shows, cut where the text repeats the code below; the run stops at that point.
+    _, problems = load(data_dir(), "multi", 12)
+    by_gap = {(p["prompt"], p["canonical_solution"]): p for p in problems}
+
+    def answer(request):
+        p = by_gap[request.text, request.reference]
+        assert not p["suffix"].strip() or request.stops[0].strip() in p["suffix"]
+        return p["canonical_solution"] + p["suffix"] + "\n\nprint(candidate(1))\n"
+
+    ctx = Context(Scripted(answer), Settings(), sandbox, options={"subset": "multi", "infill_mode": "fim"})
+    result = Infilling().run(ctx, data_dir(), 12)
+    assert result["metrics"] == {"exact_match": 1.0, "pass@1": 1.0}
 
 
 def test_summarize_identifier_baseline_and_reference():

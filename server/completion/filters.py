@@ -20,6 +20,7 @@ class FilterContext:
     lines_above: list[str] = field(default_factory=list)  # nearest last
     lines_below: list[str] = field(default_factory=list)  # nearest first
     multiline: bool = False
+    open_brackets: str = ""  # brackets opened before the cursor's line and still open (a call spread over lines)
 
 
 def cut_special_tokens(text: str) -> str:
@@ -89,14 +90,22 @@ def drop_suffix_overlap(text: str, ctx: FilterContext) -> str:
             if text.rstrip().endswith(suffix[:n]):
                 return text.rstrip()[: len(text.rstrip()) - n]
     below = [line.strip() for line in ctx.lines_below if line.strip()]
-    if below and not ctx.line_prefix.strip() and not suffix and text.split("\n")[0].strip() == below[0]:
+    lines = text.split("\n")
+    if below and not ctx.line_prefix.strip() and not suffix and _repeats(lines, below):
         return ""  # at an empty line, the line that comes next anyway (a FIM model's common miss)
     if below and "\n" in text:
-        lines = text.split("\n")
         for i in range(1, len(lines)):
-            if lines[i].strip() and lines[i].strip() == below[0]:
+            if lines[i].strip() and _repeats(lines[i:], below):
                 return "\n".join(lines[:i])
     return text
+
+
+def _repeats(lines: list[str], below: list[str], window: int = 3) -> bool:
+    """`lines` start with the code below the cursor: their first non-blank lines (up to `window`, as many as both
+    have) equal it. One equal line is not enough when more follow: `x.append(c)` may rightly come twice."""
+    ours = [line.strip() for line in lines if line.strip()][:window]
+    n = min(len(ours), len(below))
+    return n > 0 and ours[0] == below[0] and ours[:n] == below[:n]
 
 
 def drop_repeats(text: str, ctx: FilterContext) -> str:
@@ -118,7 +127,7 @@ def drop_repeats(text: str, ctx: FilterContext) -> str:
 
 def balance_brackets(text: str, ctx: FilterContext) -> str:
     """Cut at the first closing bracket that closes nothing opened on the line before the cursor or in the text."""
-    stack = [ch for ch in _open_brackets(ctx.line_prefix)]
+    stack = list(ctx.open_brackets) + _open_brackets(ctx.line_prefix)
     code = _code_only(text)
     for i, ch in enumerate(code):
         if ch in OPEN:
@@ -128,6 +137,12 @@ def balance_brackets(text: str, ctx: FilterContext) -> str:
                 return text[:i]
             stack.pop()
     return text
+
+
+def open_brackets(text: str, comment: str = "#") -> str:
+    """The brackets `text` leaves open, innermost last (comments from `comment` on and one-line strings do not
+    count)."""
+    return "".join(_open_brackets(re.sub(f"(?m){re.escape(comment)}.*$", "", _code_only(text))))
 
 
 def _open_brackets(line: str) -> list[str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from plusls.exported.manifest import fim_prompt
 
-from .filters import FilterContext
+from .filters import FilterContext, open_brackets
 
 CHARS_PER_TOKEN = 8  # generous: text beyond budget * this is never tokenized (a 10 MB file costs nothing extra)
 COMMENT = {"python": "#", "ruby": "#", "shell": "#", "text": "#"}
@@ -40,10 +40,14 @@ class Cursor:
         return not self.line_prefix.strip() and not self.line_suffix.strip()
 
     def filter_context(self, multiline_enabled: bool = True, lines: int = 4) -> FilterContext:
-        above = self.text[max(0, self.line_start - 2000) : max(0, self.line_start - 1)].split("\n")[-lines:]
+        before = self.text[max(0, self.line_start - 2000) : max(0, self.line_start - 1)].split("\n")
+        above = before[-lines:] if self.line_start else []
         below = self.text[self.line_end + 1 : self.line_end + 2000].split("\n")[:lines]
-        return FilterContext(self.line_prefix, self.line_suffix, above if self.line_start else [], below,
-                             self.multiline and multiline_enabled)
+        # The statement the cursor is in may have opened brackets on earlier lines; it starts after a blank line.
+        statement = before[max((i for i, line in enumerate(before) if not line.strip()), default=-1) + 1:]
+        opened = open_brackets("\n".join(statement), COMMENT.get(self.language, "//")) if self.line_start else ""
+        return FilterContext(self.line_prefix, self.line_suffix, above, below, self.multiline and multiline_enabled,
+                             opened)
 
 
 @dataclass
