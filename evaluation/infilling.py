@@ -46,10 +46,11 @@ def fill(text: str, subset: str, lines: int, mode: str, problem: dict[str, Any])
     return text.rstrip("\n") + "\n" if text.strip() else ""
 
 
-def suffix_stop(suffix: str) -> tuple[str, ...]:
-    """Stop a multi-line middle once it writes the suffix's first line whole: everything after is cut anyway."""
+def multi_line_stops(suffix: str) -> tuple[str, ...]:
+    """Stop a multi-line middle once it writes the suffix's first line whole or leaves the function (a line at
+    column 0; no gap has one): what follows is cut anyway."""
     first = next((line for line in suffix.split("\n") if line.strip()), "")
-    return (f"\n{first}\n",) if first else ()
+    return ((f"\n{first}\n",) if first else ()) + FUNCTION_STOPS
 
 
 def fim_ids(gen: ModelGenerator, prefix: str, suffix: str, budget: int) -> list[int]:
@@ -93,7 +94,7 @@ class Infilling:
                     if isinstance(ctx.generator, ModelGenerator):
                         budget = ctx.generator.prompt_budget(ctx.settings.max_new_tokens or max_new)
                         ids = fim_ids(ctx.generator, p["prompt"], p["suffix"], budget)
-                    request = Request(ids=ids, text=p["prompt"], stops=line_stop or suffix_stop(p["suffix"]))
+                    request = Request(ids=ids, text=p["prompt"], stops=line_stop or multi_line_stops(p["suffix"]))
                 else:
                     framed = frame(p["prompt"], ctx.settings.prompt_format)
                     request = Request(text=framed.text, stops=line_stop or FUNCTION_STOPS + framed.stops)
