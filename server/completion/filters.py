@@ -126,7 +126,8 @@ def drop_repeats(text: str, ctx: FilterContext) -> str:
 
 
 def balance_brackets(text: str, ctx: FilterContext) -> str:
-    """Cut at the first closing bracket that closes nothing opened on the line before the cursor or in the text."""
+    """Cut at the first closing bracket that closes nothing opened before the cursor (on its line or earlier lines
+    of the statement) or in the text."""
     stack = list(ctx.open_brackets) + _open_brackets(ctx.line_prefix)
     code = _code_only(text)
     for i, ch in enumerate(code):
