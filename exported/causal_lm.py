@@ -33,6 +33,8 @@ class CausalLM:
         self.kv_dtype = np.float16 if inputs[self.past_names[0]].type == "tensor(float16)" else np.float32
         self.has_position_ids = "position_ids" in inputs
         self.keeps_logits = "logits_to_keep" in inputs  # exports since 2026-12: logits only where asked
+        # A fused graph (export/fused.py) reads the mask as lengths: rows must not be left-padded.
+        self.fused = self.manifest.config.get("attention") == "fused"
         self.stop_ids = stop_ids(self.manifest.special_tokens, self.tokenizer)
         pad = self.manifest.token_id("pad")
         self.pad_id = pad if pad is not None else (self.manifest.token_id("eos") or 0)
@@ -99,6 +101,8 @@ class CausalLM:
             return [r.result(0.0, "length") for r in rows]
         if reason := watch.interrupted():
             return [r.result(watch.elapsed(), reason) for r in rows]
+        if self.fused and len({len(p) or 1 for p in prompts}) > 1:  # no left padding: one row at a time
+            return [self.generate_ids([p], config, cancel)[0] for p in prompts]
         prompts = [list(p) or self.start_ids for p in prompts]
         ids, mask = pad_batch(prompts, self.pad_id, left=True)
         positions = np.maximum(mask.cumsum(axis=1) - 1, 0)

@@ -130,6 +130,7 @@ def test_failed_parity_writes_nothing(checkpoints, tmp_path, monkeypatch, quiet)
     import plusls.exported.export as ex
 
     monkeypatch.setattr(ex, "PARITY_LIMIT", 0.0)  # any difference at all now counts as a failure
+    monkeypatch.setattr(ex, "FUSED_PARITY_LIMIT", 0.0)
     monkeypatch.setattr(ex.parity, "causal_logits", lambda *a: (np.zeros((2, 3)), np.full((2, 3), 0.5)))
     with pytest.raises(ExportError, match="parity check failed.*0.5"):
         export_model(checkpoints["gpt2"], "causal-lm", tmp_path / "out", log=quiet)
@@ -176,8 +177,7 @@ def test_tied_embedding_is_stored_once_and_reads_the_same(checkpoints, tmp_path,
     ids = np.array([[5, 17, 42, 7]], np.int64)
     before = ort.InferenceSession(str(tmp_path / "fp32" / "model.onnx"), providers=["CPUExecutionProvider"])
     after = ort.InferenceSession(str(shared), providers=["CPUExecutionProvider"])
-    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "position_ids": np.arange(4)[None],
-            "logits_to_keep": np.array([4])}
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "logits_to_keep": np.array([4])}
     for i in before.get_inputs():
         if i.name.startswith("past_key_values"):
             feed[i.name] = np.zeros((1, int(i.shape[1]), 0, int(i.shape[3])), np.float32)
@@ -206,8 +206,7 @@ def test_gathered_embedding_is_stored_in_int8_and_reads_nearly_the_same(exported
     onnx.save(graph, str(small))
 
     ids = np.array([[5, 17, 42, 7, 99, 3]], np.int64)
-    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "position_ids": np.arange(6)[None],
-            "logits_to_keep": np.array([6])}
+    feed = {"input_ids": ids, "attention_mask": np.ones_like(ids), "logits_to_keep": np.array([6])}
     before = ort.InferenceSession(str(exported["llama"] / "model.onnx"), providers=["CPUExecutionProvider"])
     after = ort.InferenceSession(str(small), providers=["CPUExecutionProvider"])
     for i in before.get_inputs():
@@ -239,6 +238,7 @@ def test_int8_weights_live_beside_the_graph(checkpoints, tmp_path, quiet):
     single = ort.InferenceSession(str(one / "model.onnx"), providers=["CPUExecutionProvider"])
     names = [i.name for i in single.get_inputs()]
     inputs = dict(zip(["input_ids", "attention_mask", "position_ids"], feed[:3]), logits_to_keep=np.array([4]))
+    inputs = {n: v for n, v in inputs.items() if n in names}  # a fused graph takes no position_ids
     inputs.update({n: p for n, p in zip([n for n in names if n.startswith("past")], feed[3])})
     np.testing.assert_array_equal(lm.forward(*feed)[0], single.run(["logits"], inputs)[0])
 
@@ -258,3 +258,25 @@ def test_logits_only_for_the_positions_asked_for(arch, exported):
     assert full.shape[1] == ids.shape[1] and last.shape[1] == 1 and three.shape[1] == 3
     np.testing.assert_allclose(last[:, 0], full[:, -1], atol=1e-5)
     np.testing.assert_allclose(three, full[:, -3:], atol=1e-5)
+
+
+def test_llama_and_qwen2_export_the_fused_graph_and_generate_as_transformers(checkpoints, exported):
+    """Llama/Qwen2 get the fused graph (one GroupQueryAttention per layer); prompts of different lengths, which it
+    cannot left-pad, still come out as transformers' greedy continuation of each."""
+    import onnx
+
+    assert "attention" not in read_manifest(exported["gpt2"]).config  # other architectures: optimum's graph
+    for arch in ("llama", "qwen2"):
+        assert read_manifest(exported[arch]).config["attention"] == "fused"
+        nodes = onnx.load(str(exported[arch] / "model.onnx"), load_external_data=False).graph.node
+        assert sum(n.op_type == "GroupQueryAttention" for n in nodes) == 2 and len(nodes) < 60
+        hf = tf.AutoModelForCausalLM.from_pretrained(checkpoints[arch]).eval()
+        lm = CausalLM(exported[arch])
+        prompts = ["def read_file(path):\n    with open(path) as f:", "x = 1"]
+        ours = lm.generate(prompts, GenerationConfig(max_new_tokens=8))
+        for prompt, got in zip(prompts, ours):
+            ids = lm.encode(prompt)
+            with torch.no_grad():  # transformers' greedy, step by step over the whole sequence
+                for _ in range(len(got.token_ids)):
+                    ids.append(int(hf(torch.tensor([ids])).logits[0, -1].argmax()))
+            assert got.token_ids and got.token_ids == ids[-len(got.token_ids):], arch

@@ -68,10 +68,11 @@ def build(arch: str, out: Path) -> Path:
                                           bos_token_id=0, eos_token_id=0),
             "codegen": lambda: tf.CodeGenConfig(vocab_size=v, n_embd=32, n_layer=2, n_head=4, n_positions=128,
                                                 rotary_dim=4, bos_token_id=0, eos_token_id=0),
-            "llama": lambda: tf.LlamaConfig(vocab_size=v, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            # Llama and Qwen2: heads of 16, as the fused graph needs (export/fused.py)
+            "llama": lambda: tf.LlamaConfig(vocab_size=v, hidden_size=64, intermediate_size=64, num_hidden_layers=2,
                                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
                                             bos_token_id=0, eos_token_id=0, pad_token_id=0),
-            "qwen2": lambda: tf.Qwen2Config(vocab_size=v, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+            "qwen2": lambda: tf.Qwen2Config(vocab_size=v, hidden_size=64, intermediate_size=64, num_hidden_layers=2,
                                             num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128,
                                             bos_token_id=0, eos_token_id=0, use_sliding_window=False),
         }[arch]()
