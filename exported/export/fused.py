@@ -1,13 +1,12 @@
 """A fused decoder graph for Llama-style models (Llama, Qwen2), written directly with onnxruntime's contrib ops.
 
-optimum's export rebuilds rotary embeddings, grouped-query attention and the causal mask from ~100 small ops in
-every layer (~2,700 nodes per decode step for Qwen2.5-Coder-0.5B); at batch 1 those ops cost about as much as the
-matrix products they surround. Here each layer is SimplifiedLayerNormalization / SkipSimplifiedLayerNormalization,
-the q/k/v/o and MLP MatMuls, and one GroupQueryAttention with the rotary inside (~300 nodes in all), with the same
-inputs and outputs as optimum's graph (`position_ids` aside: GroupQueryAttention derives positions from the
-mask) and `logits_to_keep`. GroupQueryAttention reads the mask as a length per row: rows must be right-aligned,
-so a left-padded batch runs row by row (the manifest says `"attention": "fused"`; causal_lm.py does that).
-Measurements: docs/measurements.md (runtime speed of the served model)."""
+optimum's export rebuilds rotary embeddings, grouped-query attention and the causal mask from many small ops in
+every layer; at batch 1 those cost about as much as the matrix products they surround (docs/measurements.md).
+Here each layer is SimplifiedLayerNormalization / SkipSimplifiedLayerNormalization, the q/k/v/o and MLP MatMuls,
+and one GroupQueryAttention with the rotary inside, with the inputs and outputs of optimum's graph (`position_ids`
+aside: GroupQueryAttention derives positions from the mask) and `logits_to_keep`. GroupQueryAttention reads the
+mask as a length per row, so rows cannot be left-padded: the manifest says `"attention": "fused"` and
+causal_lm.py runs prompts of different lengths one after the other."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -69,12 +68,12 @@ def write_fused(model, config: dict, path: Path) -> None:
     weight("cos_cache", np.cos(freqs))
     weight("sin_cache", np.sin(freqs))
     # Lengths GroupQueryAttention wants: per row (valid tokens - 1), and the total, both int32.
-    node("ReduceSum", ["attention_mask", weight_i64(inits, "/mask/axes", [1])], ["/mask/sum"], "/mask/sum",
+    node("ReduceSum", ["attention_mask", _i64(inits, "/mask/axes", [1])], ["/mask/sum"], "/mask/sum",
          keepdims=0)
-    node("Sub", ["/mask/sum", weight_i64(inits, "/mask/one", [1])], ["/mask/seqlens"], "/mask/seqlens")
+    node("Sub", ["/mask/sum", _i64(inits, "/mask/one", [1])], ["/mask/seqlens"], "/mask/seqlens")
     node("Cast", ["/mask/seqlens"], ["seqlens_k"], "/mask/cast", to=TensorProto.INT32)
     node("Shape", ["attention_mask"], ["/mask/shape"], "/mask/shape")
-    node("Gather", ["/mask/shape", weight_i64(inits, "/mask/one_scalar", 1)], ["/mask/total"], "/mask/total", axis=0)
+    node("Gather", ["/mask/shape", _i64(inits, "/mask/one_scalar", 1)], ["/mask/total"], "/mask/total", axis=0)
     node("Cast", ["/mask/total"], ["total_sequence_length"], "/mask/total_cast", to=TensorProto.INT32)
 
     embed = "model.embed_tokens.weight"
@@ -105,8 +104,8 @@ def write_fused(model, config: dict, path: Path) -> None:
         x = linear(f"{n}/mlp/act", f"{p}.mlp.down_proj", f"{n}/mlp/down_proj")
     x, _ = _norm(node, weight, x, residual, state["model.norm.weight"], "/model/norm", eps)
     node("Neg", [KEEP], ["/logits_to_keep/start"], "/logits_to_keep/start")
-    node("Slice", [x, "/logits_to_keep/start", weight_i64(inits, "/logits_to_keep/end", [2**62]),
-                   weight_i64(inits, "/logits_to_keep/axis", [1])], ["/logits_to_keep/hidden"], "/logits_to_keep")
+    node("Slice", [x, "/logits_to_keep/start", _i64(inits, "/logits_to_keep/end", [2**62]),
+                   _i64(inits, "/logits_to_keep/axis", [1])], ["/logits_to_keep/hidden"], "/logits_to_keep")
     if getattr(model.config, "tie_word_embeddings", False):  # as optimum writes it: quantize.share_tied_embedding
         node("Transpose", [embed], ["/lm_head/weight_t"], "/lm_head/Transpose", perm=[1, 0])  # keeps one copy
         lm_head = "/lm_head/weight_t"
@@ -131,7 +130,7 @@ def write_fused(model, config: dict, path: Path) -> None:
                     location=path.name + ".data", size_threshold=1024)
 
 
-def weight_i64(inits: list, name: str, value) -> str:
+def _i64(inits: list, name: str, value) -> str:
     from onnx import numpy_helper
 
     if not any(t.name == name for t in inits):
