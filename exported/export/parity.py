@@ -24,7 +24,7 @@ def causal_logits(hf_model, runtime, vocab: int) -> tuple[np.ndarray, np.ndarray
         if len(code) == 12:
             row[:] = code
     mask = np.ones_like(ids)
-    if not getattr(runtime, "fused", False):
+    if not runtime.fused:
         mask[1, :3] = 0  # the second row is left-padded
     pos = np.maximum(mask.cumsum(1) - 1, 0)
     nxt = sample_ids(vocab, length=1, seed=1)

@@ -105,7 +105,7 @@ def _repeats(lines: list[str], below: list[str], window: int = 3) -> bool:
     have) equal it. One equal line is not enough when more follow: `x.append(c)` may rightly come twice."""
     ours = [line.strip() for line in lines if line.strip()][:window]
     n = min(len(ours), len(below))
-    return n > 0 and ours[0] == below[0] and ours[:n] == below[:n]
+    return n > 0 and ours[:n] == below[:n]
 
 
 def drop_repeats(text: str, ctx: FilterContext) -> str:
@@ -143,12 +143,17 @@ def balance_brackets(text: str, ctx: FilterContext) -> str:
 def open_brackets(text: str, comment: str = "#") -> str:
     """The brackets `text` leaves open, innermost last (comments from `comment` on and one-line strings do not
     count)."""
-    return "".join(_open_brackets(re.sub(f"(?m){re.escape(comment)}.*$", "", _code_only(text))))
+    return "".join(_unclosed(re.sub(f"(?m){re.escape(comment)}.*$", "", _code_only(text))))
 
 
 def _open_brackets(line: str) -> list[str]:
+    return _unclosed(_code_only(line))
+
+
+def _unclosed(code: str) -> list[str]:
+    """The brackets `code` (strings already blanked) leaves open, innermost last."""
     stack: list[str] = []
-    for ch in _code_only(line):
+    for ch in code:
         if ch in OPEN:
             stack.append(ch)
         elif ch in CLOSE and stack and stack[-1] == PAIR[ch]:
