@@ -42,7 +42,7 @@ class HumanEval:
                 request=Request(text=framed.text, stops=framed.stops if framed.whole else FUNCTION_STOPS + framed.stops,
                                 reference=p["canonical_solution"].removeprefix(framed.prefill)),
                 program=lambda completion, p=p, head=head: program(p, head + completion),
-                max_new_tokens=self.max_new_tokens,
+                max_new_tokens=framed.new_tokens(self.max_new_tokens),
             ))
         records = run_items(ctx, items, self.name, ctx.settings.timeout_s or self.timeout_s)
         return {

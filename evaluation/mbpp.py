@@ -50,7 +50,7 @@ class MBPP:
                 request=Request(text=framed.text, stops=framed.stops if framed.whole else STOPS + framed.stops,
                                 reference=p["code"].replace("\r\n", "\n")),
                 program=lambda code, p=p: program(p, code),
-                max_new_tokens=self.max_new_tokens,
+                max_new_tokens=framed.new_tokens(self.max_new_tokens),
             ))
         records = run_items(ctx, items, self.name, ctx.settings.timeout_s or self.timeout_s)
         return {

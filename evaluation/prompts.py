@@ -22,6 +22,8 @@ INDENT = "    "
 FENCE = "```python\n"
 # Codex paper stop sequences: a new top-level statement ends the function.
 FUNCTION_STOPS = ("\nclass", "\ndef", "\n#", "\nif", "\nprint")
+# A whole solution restates the prompt (docstring included) before the body: EvalPlus's default budget.
+WHOLE_NEW_TOKENS = 768
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,10 @@ class Framed:
     stops: tuple[str, ...]  # extra stop sequences the framing needs
     whole: bool = False  # the completion is a whole solution, not a continuation: task stop sequences
     # (e.g. "\ndef") would cut it, and it runs after the prompt + a newline
+
+    def new_tokens(self, continuation: int) -> int:
+        """The generation budget: the task's for a continuation, room for the restated prompt for a whole one."""
+        return max(continuation, WHOLE_NEW_TOKENS) if self.whole else continuation
 
 
 def frame(prompt: str, fmt: str, chat_template: str | None = None) -> Framed:

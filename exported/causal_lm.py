@@ -9,12 +9,14 @@ import onnxruntime as ort
 
 from .generation import (CancelToken, Generation, GenerationConfig, RowDecoder, StopWatch, adjust_logits, choose_tokens,
                          resolve_config)
+from .kv_buffers import KVBuffers
 from .model_files import ModelFiles
 from .padding import pad_batch
 from .sessions import RuntimeOptions
 from .special_tokens import stop_ids
 
 Past = list  # list of np.ndarray or ort.OrtValue, in the session's past_key_values input order
+Cache = Past | KVBuffers
 
 
 class CausalLM:
@@ -53,17 +55,28 @@ class CausalLM:
     def empty_past(self, batch: int) -> Past:
         return [np.zeros((batch, self.kv_heads, 0, self.head_dim), self.kv_dtype) for _ in self.past_names]
 
+    def new_cache(self) -> Cache:
+        """A batch-1 cache for step-by-step use: for a fused graph, buffers its GroupQueryAttention writes in place
+        (not for fp32 on CUDA, where that op, fp16-only there, falls back to the CPU); else an empty past."""
+        if not self.fused or (self.device == "cuda" and self.kv_dtype != np.float16):
+            return self.empty_past(1)
+        return KVBuffers(len(self.past_names), self.kv_heads, self.head_dim, self.kv_dtype, self.device,
+                         limit=self.manifest.max_length or None)
+
     def forward(
-        self, input_ids: np.ndarray, attention_mask: np.ndarray, position_ids: np.ndarray, past: Past,
+        self, input_ids: np.ndarray, attention_mask: np.ndarray, position_ids: np.ndarray, past: Cache,
         keep: int | None = None,
-    ) -> tuple[np.ndarray, Past]:
+    ) -> tuple[np.ndarray, Cache]:
         """One decoder call: logits [batch, positions, vocab] and the new past (present) key/values. `keep`: logits
-        for only the last `keep` positions (all when None); an older export without that input returns all."""
+        for only the last `keep` positions (all when None); an older export without that input returns all.
+        With KVBuffers, the mask's length is the cache's: positions beyond what it covers are overwritten."""
         feed: dict[str, object] = {"input_ids": input_ids, "attention_mask": attention_mask}
         if self.has_position_ids:
             feed["position_ids"] = position_ids
         if self.keeps_logits:
             feed["logits_to_keep"] = np.array([keep or input_ids.shape[1]], np.int64)
+        if isinstance(past, KVBuffers):
+            return self._forward_in_place(feed, past)
         feed.update(zip(self.past_names, past))
         if not self.files.io_binding:
             outs = self.session.run(self.output_names, feed)
@@ -81,6 +94,19 @@ class CausalLM:
         self.session.run_with_iobinding(binding)
         outs = binding.get_outputs()
         return outs[0].numpy(), list(outs[1:])
+
+    def _forward_in_place(self, feed: dict[str, np.ndarray], cache: KVBuffers) -> tuple[np.ndarray, KVBuffers]:
+        total = feed["attention_mask"].shape[1]
+        cache.reserve(total, total - feed["input_ids"].shape[1])
+        binding = self.session.io_binding()
+        for name, value in feed.items():
+            binding.bind_cpu_input(name, np.ascontiguousarray(value))
+        binding.bind_output("logits", "cpu")
+        for past, present, value in zip(self.past_names, self.present_names, cache.values):
+            binding.bind_ortvalue_input(past, value)
+            binding.bind_ortvalue_output(present, value)
+        self.session.run_with_iobinding(binding)
+        return binding.get_outputs()[0].numpy(), cache
 
     def generate(
         self, prompts: str | Sequence[str], config: GenerationConfig | None = None, cancel: CancelToken | None = None

@@ -157,3 +157,5 @@ def test_chatml_uses_the_model_s_own_chat_template():
     assert framed.text.startswith("<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\nComplete")
     assert framed.text.endswith("<|im_end|>\n<|im_start|>assistant\n```python\n") and framed.whole
     assert frame("def f():\n", "chatml").text.startswith("<|im_start|>user\n")  # no template: plain ChatML
+    # The answer restates the prompt before the body: a continuation's 256 tokens would cut long docstrings off.
+    assert framed.new_tokens(256) >= 768 and frame("def f():\n", "raw").new_tokens(256) == 256

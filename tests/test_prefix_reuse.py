@@ -24,6 +24,24 @@ def test_reuse_and_drafts_match_plain_greedy(exported, arch):
     assert stats.reused_tokens >= len(lm.encode(typed[-2])) - 3  # only the end of the prompt ran again
 
 
+@pytest.mark.parametrize("arch", ["llama", "qwen2"])
+def test_a_cache_written_in_place_grows_and_rewinds_exactly(exported, arch, monkeypatch):
+    """Fused graphs keep one buffer per layer that each step writes into: it must grow past its first size, and
+    an edit above the cursor (a shorter common prefix) must overwrite what follows, never read stale entries."""
+    from plusls.exported import kv_buffers
+
+    monkeypatch.setattr(kv_buffers, "MIN_CAPACITY", 4)
+    lm = CausalLM(exported[arch])
+    assert isinstance(lm.new_cache(), kv_buffers.KVBuffers)
+    reuse = PrefixReuseLM(lm)
+    config = GenerationConfig(max_new_tokens=12, stop_on_eos=False)
+    edited = CODE.replace("return a - b", "return b - a")
+    for text in (CODE[:40], CODE, edited, edited + "\n", CODE[:20]):
+        ids = lm.encode(text)
+        got, _ = reuse.generate("doc", ids, config)
+        assert got.token_ids == lm.generate_ids([ids], config)[0].token_ids, text
+
+
 def test_drafts_cut_forward_passes(memorized):
     """A model that recites a file repeats what the prompt holds: prompt-lookup drafts are accepted and save
     forward passes, and the output is still exactly plain greedy."""

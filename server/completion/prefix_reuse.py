@@ -14,8 +14,9 @@ from typing import Hashable, Sequence
 import numpy as np
 
 from plusls.common.lru import LRU
-from plusls.exported.causal_lm import CausalLM
+from plusls.exported.causal_lm import Cache, CausalLM
 from plusls.exported.generation import CancelToken, Generation, GenerationConfig, RowDecoder, StopWatch, choose_tokens
+from plusls.exported.kv_buffers import KVBuffers
 
 PREFILL_CHUNK = 64  # prompt tokens per forward pass: bounds the logits buffer and lets a cancel land in between
 DRAFT = 6  # tokens proposed by prompt lookup per verification pass
@@ -33,11 +34,11 @@ class ReuseStats:
 @dataclass
 class _Entry:
     ids: list[int]  # tokens whose key/values `past` holds
-    past: list
+    past: Cache
 
 
 class PrefixReuseLM:
-    """One model shared by all documents; a small LRU of per-document caches (Qwen2.5-Coder-0.5B: 12 KB per token)."""
+    """One model shared by all documents; a small LRU of per-document caches (Qwen2.5-Coder-0.5B: 24 KB per token in fp32)."""
 
     def __init__(self, lm: CausalLM, max_documents: int = 4, speculative: bool = True, reuse: bool = True,
                  drafter: "PrefixReuseLM | None" = None):
@@ -155,7 +156,7 @@ class PrefixReuseLM:
         entry = self._entries.pop(key)
         keep = _common_prefix(entry.ids, ids) if entry else 0
         keep = min(keep, len(ids) - 1)  # the last prompt token always runs: its logits choose the first token
-        past = _truncate(entry.past, keep) if entry and keep > 0 else self.lm.empty_past(1)
+        past = _truncate(entry.past, keep) if entry else self.lm.new_cache()
         stats.reused_tokens = keep
         fed = ids[:keep]
         logits = None
@@ -169,7 +170,7 @@ class PrefixReuseLM:
         self._store(key, fed, past)
         return logits, past, fed, None
 
-    def _forward(self, tokens: list[int], offset: int, past: list, stats: ReuseStats, keep: int | None = None):
+    def _forward(self, tokens: list[int], offset: int, past: Cache, stats: ReuseStats, keep: int | None = None):
         n = len(tokens)
         ids = np.asarray([tokens], np.int64)
         mask = np.ones((1, offset + n), np.int64)
@@ -196,7 +197,7 @@ class PrefixReuseLM:
         config = GenerationConfig(max_new_tokens=DRAFT, stop_on_eos=False)
         return self.drafter.generate(key, ids, config)[0].token_ids
 
-    def _store(self, key, ids: list[int], past: list) -> None:
+    def _store(self, key, ids: list[int], past: Cache) -> None:
         self._entries.put(key, _Entry(ids, past))
 
 
@@ -208,8 +209,11 @@ def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
     return int(diff[0]) if len(diff) else n
 
 
-def _truncate(past: list, length: int) -> list:
-    """Key/values for the first `length` positions ([batch, heads, positions, dim])."""
+def _truncate(past: Cache, length: int) -> Cache:
+    """Key/values for the first `length` positions ([batch, heads, positions, dim]); buffers written in place
+    need nothing (the next step's mask says how much of them counts)."""
+    if isinstance(past, KVBuffers):
+        return past
     out = []
     for p in past:
         arr = p if isinstance(p, np.ndarray) else p.numpy()  # OrtValue on a device: copied back (CUDA path)

@@ -1,0 +1,44 @@
+"""Key/value buffers that a fused graph's GroupQueryAttention reads and writes in place.
+
+Bound as both a layer's past input and its present output (one OrtValue each), the cache is never copied from one
+step to the next, and on CUDA it stays on the device. The valid length is the attention mask's, so rewinding after a
+rejected draft, or to a prompt's common prefix, costs nothing: the next step overwrites what lies beyond it. A
+prompt that outgrows the buffers doubles them, copying the valid part once.
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime as ort
+
+MIN_CAPACITY = 512  # positions allocated at first (12 MB for Qwen2.5-Coder-0.5B in fp32)
+
+
+class KVBuffers:
+    def __init__(self, layers: int, kv_heads: int, head_dim: int, dtype, device: str = "cpu",
+                 capacity: int | None = None, limit: int | None = None):
+        self.shape = (1, kv_heads, 0, head_dim)
+        self.count, self.dtype, self.device = layers, dtype, device
+        self.limit = limit  # the model's context: never allocate past it
+        self.capacity = 0
+        self.values: list[ort.OrtValue] = []
+        self._grow(capacity or MIN_CAPACITY, 0)
+
+    def reserve(self, total: int, valid: int) -> None:
+        """Room for `total` positions, keeping the first `valid` ones."""
+        if total > self.capacity:
+            doubled = min(2 * self.capacity, self.limit) if self.limit else 2 * self.capacity
+            self._grow(max(total, doubled), valid)
+
+    def _grow(self, capacity: int, valid: int) -> None:
+        old = [v.numpy()[:, :, :valid] for v in self.values] if valid else []
+        shape = (*self.shape[:2], capacity, self.shape[3])
+        arrays = [np.zeros(shape, self.dtype) for _ in range(self.count)]
+        for array, kept in zip(arrays, old):
+            array[:, :, :valid] = kept
+        # On the CPU an OrtValue uses (and keeps alive) the numpy array's memory; on CUDA it is copied over once.
+        self.values = [ort.OrtValue.ortvalue_from_numpy(a, self.device, 0) for a in arrays]
+        self.capacity = capacity
+
+    @property
+    def nbytes(self) -> int:
+        return self.count * self.capacity * self.shape[1] * self.shape[3] * np.dtype(self.dtype).itemsize
