@@ -15,7 +15,7 @@ from plusls.common.chat import chat_frame, frame_chat, render_chat
 from plusls.exported import CausalLM, GenerationConfig
 from plusls.server.completion.engine import CompletionEngine
 from plusls.server.completion.prompt import Cursor
-from plusls.server.docs.chat_summary import RETRY, ChatSummarizer, ask, clean_summary, imperative, summary_prompt
+from plusls.server.docs.chat_summary import ChatSummarizer, clean_summary, imperative, summary_prompt
 from plusls.server.settings import CompletionSettings
 
 TYPED = FILES["src/mathutil.py"][: FILES["src/mathutil.py"].index("    a, b =") + len("    a, b =")]
@@ -54,20 +54,6 @@ def test_the_answer_becomes_an_imperative_summary_line():
     assert clean_summary("Save the file to the file.") == ""  # a word pair twice
     assert [imperative(w) for w in ("Returns", "Class", "Process", "Copies", "Does", "Set")] == \
         ["Return", "Class", "Process", "Copy", "Does", "Set"]
-
-
-def test_a_degenerate_answer_is_asked_again_in_the_same_conversation():
-    frame, asked = chat_frame(CHATML), []
-    answers = iter(["Get user name.", "Return the name shown for the user."])
-    code = "def get_user_name(user):\n    return user.display or user.login"
-    assert ask(lambda p: asked.append(p) or next(answers), frame, code, "get_user_name") == \
-        "Return the name shown for the user."
-    first, second = asked
-    assert second.startswith(first + "Get user name.<|im_end|>") and RETRY in second  # the first answer's cache holds
-    assert ask(lambda p: "Save the file to the file.", frame, code) == ""  # degenerate twice: nothing shown
-    assert ask(lambda p: None, frame, code) is None  # cancelled
-    assert ask(lambda p: asked.append(p) or "Return the login.", frame, code) == "Return the login." \
-        and len(asked) == 3  # a good first answer is not asked again
 
 
 def test_the_prompt_holds_the_convention_the_examples_and_the_code():

@@ -11,7 +11,7 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from plusls.common.chat import chat_frame, frame_chat
 from plusls.exported.causal_lm import CausalLM
@@ -26,9 +26,6 @@ from .summarizer import Writer, degenerate
 SYSTEM = ("You write the first line of a Python function's docstring. Answer with one short sentence in the "
           "imperative mood, as in 'Return the user name.' or 'Create a new session.', at most 12 words. "
           "No backticks.")
-# Asked once more, in the same conversation, when the first answer is degenerate (the cache holds all before it).
-RETRY = ("That repeats itself or only restates the name. Answer again: what the function does, in one short "
-         "imperative sentence.")
 MAX_CODE_CHARS, MAX_NEW_TOKENS = 1500, 40
 STOP = ("\n",)
 # Words ending in s that are not third-person verbs ("Returns ..." is; "Is ..." is not).
@@ -57,24 +54,6 @@ def frame_of(manifest: Manifest) -> dict[str, str] | None:
 def summary_prompt(frame: dict[str, str], code: str) -> str:
     shots = [(e["code"], e["summary"]) for e in examples()]
     return frame_chat(frame, SYSTEM, shots, code[:MAX_CODE_CHARS])
-
-
-def retry_prompt(frame: dict[str, str], code: str, answer: str) -> str:
-    shots = [(e["code"], e["summary"]) for e in examples()] + [(code[:MAX_CODE_CHARS], answer)]
-    return frame_chat(frame, SYSTEM, shots, RETRY)
-
-
-def ask(generate: Callable[[str], str | None], frame: dict[str, str], code: str, name: str = "") -> str | None:
-    """The summary line from `generate` (prompt -> answer, None when cancelled), asking once more when the first
-    answer is degenerate; "" when both are, None when cancelled."""
-    answer = generate(summary_prompt(frame, code))
-    if answer is None:
-        return None
-    text = clean_summary(answer, name)
-    if text or not answer.strip():
-        return text
-    again = generate(retry_prompt(frame, code, answer.strip()))
-    return None if again is None else clean_summary(again, name)
 
 
 def imperative(word: str) -> str:
@@ -125,13 +104,10 @@ class ChatWriter:
         if self._frame is None:
             return self.fallback(definition, cancel, deadline_s)
         config = GenerationConfig(max_new_tokens=MAX_NEW_TOKENS, stop=STOP, deadline_s=deadline_s)
-
-        def generate(prompt: str) -> str | None:
-            generation = self.model.aside(prompt, config, cancel)
-            return None if generation.finish_reason == "cancelled" else generation.text
-
-        text = ask(generate, self._frame, definition.code, definition.name)
-        return ("", False) if text is None else (text, True)
+        generation = self.model.aside(summary_prompt(self._frame, definition.code), config, cancel)
+        if generation.finish_reason == "cancelled":
+            return "", False
+        return clean_summary(generation.text, definition.name), True
 
     def reset(self) -> None:
         self._frame = False
@@ -154,7 +130,5 @@ class ChatSummarizer:
         self.config = GenerationConfig(max_new_tokens=MAX_NEW_TOKENS, stop=STOP)
 
     def summarize(self, code: str, name: str = "") -> str:
-        def generate(prompt: str) -> str:
-            return self.reuse.generate("summaries", self.lm.encode(prompt), self.config)[0].text
-
-        return ask(generate, self.frame, code, name) or ""
+        ids = self.lm.encode(summary_prompt(self.frame, code))
+        return clean_summary(self.reuse.generate("summaries", ids, self.config)[0].text, name)
