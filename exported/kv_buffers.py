@@ -16,9 +16,8 @@ MIN_CAPACITY = 512  # positions allocated at first (12 MB for Qwen2.5-Coder-0.5B
 class KVBuffers:
     def __init__(self, layers: int, kv_heads: int, head_dim: int, dtype, device: str = "cpu",
                  capacity: int | None = None, limit: int | None = None):
-        self.shape = (1, kv_heads, 0, head_dim)
-        self.count, self.dtype, self.device = layers, dtype, device
-        self.limit = limit  # the model's context: never allocate past it
+        self.layers, self.kv_heads, self.head_dim, self.dtype, self.device = layers, kv_heads, head_dim, dtype, device
+        self.limit = limit  # the model's context: doubling stops there
         self.capacity = 0
         self.values: list[ort.OrtValue] = []
         self._grow(capacity or MIN_CAPACITY, 0)
@@ -30,15 +29,9 @@ class KVBuffers:
             self._grow(max(total, doubled), valid)
 
     def _grow(self, capacity: int, valid: int) -> None:
-        old = [v.numpy()[:, :, :valid] for v in self.values] if valid else []
-        shape = (*self.shape[:2], capacity, self.shape[3])
-        arrays = [np.zeros(shape, self.dtype) for _ in range(self.count)]
-        for array, kept in zip(arrays, old):
-            array[:, :, :valid] = kept
+        arrays = [np.zeros((1, self.kv_heads, capacity, self.head_dim), self.dtype) for _ in range(self.layers)]
+        for array, value in zip(arrays, self.values if valid else []):
+            array[:, :, :valid] = value.numpy()[:, :, :valid]
         # On the CPU an OrtValue uses (and keeps alive) the numpy array's memory; on CUDA it is copied over once.
         self.values = [ort.OrtValue.ortvalue_from_numpy(a, self.device, 0) for a in arrays]
         self.capacity = capacity
-
-    @property
-    def nbytes(self) -> int:
-        return self.count * self.capacity * self.shape[1] * self.shape[3] * np.dtype(self.dtype).itemsize

@@ -38,7 +38,7 @@ class _Entry:
 
 
 class PrefixReuseLM:
-    """One model shared by all documents; a small LRU of per-document caches (Qwen2.5-Coder-0.5B: 24 KB per token in fp32)."""
+    """One model shared by all documents; a small LRU of per-document caches (Qwen2.5-Coder-0.5B: 24 KB per token)."""
 
     def __init__(self, lm: CausalLM, max_documents: int = 4, speculative: bool = True, reuse: bool = True,
                  drafter: "PrefixReuseLM | None" = None):
