@@ -76,12 +76,19 @@ class CausalLM:
         if self.keeps_logits:
             feed["logits_to_keep"] = np.array([keep or input_ids.shape[1]], np.int64)
         if isinstance(past, KVBuffers):
-            return self._forward_in_place(feed, past)
+            total = attention_mask.shape[1]
+            past.reserve(total, total - input_ids.shape[1])
+            feed.update(zip(self.past_names, past.values))
+            return self._run_bound(feed, past.values)[0], past
         feed.update(zip(self.past_names, past))
         if not self.files.io_binding:
             outs = self.session.run(self.output_names, feed)
             return outs[0], outs[1:]
-        # IO binding: key/values stay on the device between steps; only logits come back to the host.
+        return self._run_bound(feed, None)
+
+    def _run_bound(self, feed: dict[str, object], presents: list[ort.OrtValue] | None) -> tuple[np.ndarray, Past]:
+        """IO binding: key/values stay where they are (on the device, or written into `presents`, the buffers
+        bound as past too); only logits come back to the host."""
         binding = self.session.io_binding()
         for name, value in feed.items():
             if isinstance(value, ort.OrtValue):
@@ -89,24 +96,14 @@ class CausalLM:
             else:
                 binding.bind_cpu_input(name, np.ascontiguousarray(value))
         binding.bind_output("logits", "cpu")
-        for name in self.present_names:
-            binding.bind_output(name, self.device)
+        for i, name in enumerate(self.present_names):
+            if presents:
+                binding.bind_ortvalue_output(name, presents[i])
+            else:
+                binding.bind_output(name, self.device)
         self.session.run_with_iobinding(binding)
         outs = binding.get_outputs()
         return outs[0].numpy(), list(outs[1:])
-
-    def _forward_in_place(self, feed: dict[str, np.ndarray], cache: KVBuffers) -> tuple[np.ndarray, KVBuffers]:
-        total = feed["attention_mask"].shape[1]
-        cache.reserve(total, total - feed["input_ids"].shape[1])
-        binding = self.session.io_binding()
-        for name, value in feed.items():
-            binding.bind_cpu_input(name, np.ascontiguousarray(value))
-        binding.bind_output("logits", "cpu")
-        for past, present, value in zip(self.past_names, self.present_names, cache.values):
-            binding.bind_ortvalue_input(past, value)
-            binding.bind_ortvalue_output(present, value)
-        self.session.run_with_iobinding(binding)
-        return binding.get_outputs()[0].numpy(), cache
 
     def generate(
         self, prompts: str | Sequence[str], config: GenerationConfig | None = None, cancel: CancelToken | None = None
