@@ -15,7 +15,8 @@ from plusls.common.chat import chat_frame, frame_chat, render_chat
 from plusls.exported import CausalLM, GenerationConfig
 from plusls.server.completion.engine import CompletionEngine
 from plusls.server.completion.prompt import Cursor
-from plusls.server.docs.chat_summary import ChatSummarizer, clean_summary, imperative, summary_prompt
+from plusls.exported.generation import Generation
+from plusls.server.docs.chat_summary import ChatSummarizer, clean_summary, imperative, summarize, summary_prompt
 from plusls.server.settings import CompletionSettings
 
 TYPED = FILES["src/mathutil.py"][: FILES["src/mathutil.py"].index("    a, b =") + len("    a, b =")]
@@ -54,6 +55,24 @@ def test_the_answer_becomes_an_imperative_summary_line():
     assert clean_summary("Save the file to the file.") == ""  # a word pair twice
     assert [imperative(w) for w in ("Returns", "Class", "Process", "Copies", "Does", "Set")] == \
         ["Return", "Class", "Process", "Copy", "Does", "Set"]
+
+
+def test_an_answer_that_repeats_itself_is_asked_again_without_repeated_pairs_once():
+    answers = {0: "Save the file to the file.", 2: "Save the model to a file."}
+    asked: list[int] = []
+
+    def generate(config: GenerationConfig) -> Generation:
+        asked.append(config.no_repeat_ngram_size or 0)
+        return Generation(text=answers[asked[-1]], token_ids=[], finish_reason="stop")
+
+    assert summarize(generate, GenerationConfig(), "save_act") == ("Save the model to a file.", True)
+    assert asked == [0, 2]
+    asked.clear()
+    answers[2] = "Save the file to the file."  # still degenerate: nothing, after one more try
+    assert summarize(generate, GenerationConfig(), "save_act") == ("", True) and asked == [0, 2]
+    asked.clear()
+    answers[0] = "Get user name."  # restating the name: another try would not help
+    assert summarize(generate, GenerationConfig(), "get_user_name") == ("", True) and asked == [0]
 
 
 def test_the_prompt_holds_the_convention_the_examples_and_the_code():

@@ -24,6 +24,21 @@ def test_reuse_and_drafts_match_plain_greedy(exported, arch):
     assert stats.reused_tokens >= len(lm.encode(typed[-2])) - 3  # only the end of the prompt ran again
 
 
+@pytest.mark.parametrize("arch", ["gpt2", "qwen2"])
+def test_repetition_settings_decode_as_plain_generation_does(exported, arch):
+    lm = CausalLM(exported[arch])
+    ids = lm.encode(CODE)
+    free = GenerationConfig(max_new_tokens=40, stop_on_eos=False)
+    banned = GenerationConfig(max_new_tokens=40, stop_on_eos=False, no_repeat_ngram_size=2)
+    tokens = PrefixReuseLM(lm).generate("doc", ids, free)[0].token_ids
+    pairs = list(zip(tokens, tokens[1:]))
+    assert len(set(pairs)) < len(pairs)  # a tiny random model repeats itself...
+    got = PrefixReuseLM(lm).generate("doc", ids, banned)[0].token_ids
+    assert got == lm.generate_ids([ids], banned)[0].token_ids
+    pairs = list(zip(got, got[1:]))
+    assert len(set(pairs)) == len(pairs)  # ...and not with the setting
+
+
 @pytest.mark.parametrize("arch", ["llama", "qwen2"])
 def test_a_cache_written_in_place_grows_and_rewinds_exactly(exported, arch, monkeypatch):
     """Fused graphs keep one buffer per layer that each step writes into: it must grow past its first size, and

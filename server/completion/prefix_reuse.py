@@ -15,7 +15,8 @@ import numpy as np
 
 from plusls.common.lru import LRU
 from plusls.exported.causal_lm import Cache, CausalLM
-from plusls.exported.generation import CancelToken, Generation, GenerationConfig, RowDecoder, StopWatch, choose_tokens
+from plusls.exported.generation import (CancelToken, Generation, GenerationConfig, RowDecoder, StopWatch, adjust_logits,
+                                        choose_tokens, resolve_config)
 from plusls.exported.kv_buffers import KVBuffers
 
 PREFILL_CHUNK = 64  # prompt tokens per forward pass: bounds the logits buffer and lets a cancel land in between
@@ -114,9 +115,18 @@ class PrefixReuseLM:
             return row.result(watch.elapsed(), reason), stats
         watch.prefill_done()
         rng = np.random.default_rng(config.seed)
-        greedy = config.temperature <= 0
-        last = self._constrain(logits[:, -1, :], need) if need else logits[:, -1, :]
-        token = int(choose_tokens(last, config, rng)[0])
+        config = resolve_config(config, None)
+        # Drafts are verified against the raw logits, so repetition settings decode without them.
+        adjusted = bool(config.no_repeat_ngram_size) or config.repetition_penalty != 1.0
+        greedy = config.temperature <= 0 and not adjusted
+
+        def choose(logits_last: np.ndarray) -> int:
+            last = self._constrain(logits_last, need) if need else logits_last
+            if adjusted:
+                last = adjust_logits(last, [row.ids], config)
+            return int(choose_tokens(last, config, rng)[0])
+
+        token = choose(logits[:, -1, :])
         reason = None
         while True:
             need = need[len(self.token_strings()[token]):] if need else ""
@@ -129,8 +139,7 @@ class PrefixReuseLM:
             logits, past = self._forward([token, *draft], len(fed), past, stats)
             fed = fed + [token]
             if not draft:
-                last = self._constrain(logits[:, -1, :], need) if need else logits[:, -1, :]
-                token = int(choose_tokens(last, config, rng)[0])
+                token = choose(logits[:, -1, :])
                 continue
             # Verify: position i predicts the token after draft[:i]; accept while the model agrees.
             predicted = logits[0].argmax(axis=-1)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 from plusls.common.chat import chat_frame, frame_chat
 from plusls.exported.causal_lm import CausalLM
@@ -21,13 +22,16 @@ from plusls.exported.manifest import Manifest
 
 from ..completion.prefix_reuse import PrefixReuseLM
 from .definition_at import Definition
-from .summarizer import Writer, degenerate
+from .summarizer import Writer, degenerate, repeats_a_pair
 
 SYSTEM = ("You write the first line of a Python function's docstring. Answer with one short sentence in the "
           "imperative mood, as in 'Return the user name.' or 'Create a new session.', at most 12 words. "
           "No backticks.")
 MAX_CODE_CHARS, MAX_NEW_TOKENS = 1500, 40
 STOP = ("\n",)
+# A first answer that says a word pair twice is asked again with that banned (token pairs): the same prompt, so the
+# second answer stays on the function, which a follow-up turn did not (docs/measurements.md).
+NO_REPEAT = 2
 # Words ending in s that are not third-person verbs ("Returns ..." is; "Is ..." is not).
 NOT_VERBS = {"is", "has", "does", "was", "this", "its", "as", "us", "class", "unless", "always", "thus"}
 
@@ -69,17 +73,34 @@ def imperative(word: str) -> str:
     return word
 
 
+def first_sentence(text: str) -> str:
+    text = " ".join(text.replace("`", "").strip().strip("\"'").split())
+    m = re.match(r"(.+?[.!?])(\s|$)", text)
+    return m.group(1) if m else text
+
+
 def clean_summary(text: str, name: str = "") -> str:
     """The model's answer as a summary line: its first sentence, imperative, no markup; "" when degenerate (or
     only `name` in words)."""
-    text = " ".join(text.replace("`", "").strip().strip("\"'").split())
-    if m := re.match(r"(.+?[.!?])(\s|$)", text):
-        text = m.group(1)
-    words = text.split()
+    words = first_sentence(text).split()
     if words:
         words[0] = imperative(words[0])
     text = " ".join(words)
     return "" if degenerate(text, name) else text
+
+
+def summarize(generate: Callable[[GenerationConfig], Generation], config: GenerationConfig,
+              name: str) -> tuple[str, bool]:
+    """(summary, finished) from `generate`, asked once more without repeated pairs when the first answer is
+    degenerate; not finished: cancelled."""
+    for attempt in (config, replace(config, no_repeat_ngram_size=NO_REPEAT)):
+        generation = generate(attempt)
+        if generation.finish_reason == "cancelled":
+            return "", False
+        summary = clean_summary(generation.text, name)
+        if summary or not repeats_a_pair(first_sentence(generation.text)):
+            break
+    return summary, True
 
 
 class ChatModel(Protocol):
@@ -104,10 +125,8 @@ class ChatWriter:
         if self._frame is None:
             return self.fallback(definition, cancel, deadline_s)
         config = GenerationConfig(max_new_tokens=MAX_NEW_TOKENS, stop=STOP, deadline_s=deadline_s)
-        generation = self.model.aside(summary_prompt(self._frame, definition.code), config, cancel)
-        if generation.finish_reason == "cancelled":
-            return "", False
-        return clean_summary(generation.text, definition.name), True
+        prompt = summary_prompt(self._frame, definition.code)
+        return summarize(lambda c: self.model.aside(prompt, c, cancel), config, definition.name)
 
     def reset(self) -> None:
         self._frame = False
@@ -131,4 +150,4 @@ class ChatSummarizer:
 
     def summarize(self, code: str, name: str = "") -> str:
         ids = self.lm.encode(summary_prompt(self.frame, code))
-        return clean_summary(self.reuse.generate("summaries", ids, self.config)[0].text, name)
+        return summarize(lambda c: self.reuse.generate("summaries", ids, c)[0], self.config, name)[0]

@@ -17,9 +17,14 @@ def degenerate(summary: str, name: str = "") -> bool:
     """Too short, a word pair said twice (the small docstring model's way of failing), or only `name` in words
     ("Get user name." for get_user_name says nothing the name did not)."""
     words = summary.lower().strip(" .").split()
-    pairs = list(zip(words, words[1:]))
     restated = bool(name) and words == identifier_words(name).lower().strip(" .").split()
-    return len(words) < 2 or len(set(pairs)) < len(pairs) or restated
+    return len(words) < 2 or repeats_a_pair(summary) or restated
+
+
+def repeats_a_pair(text: str) -> bool:
+    words = text.lower().strip(" .").split()
+    pairs = list(zip(words, words[1:]))
+    return len(set(pairs)) < len(pairs)
 
 
 class Writer(Protocol):
