@@ -8,18 +8,19 @@ import sys
 from .run import EvalOptions, run_eval, summary
 from .sampling import Settings
 
-TASK_HELP = "humaneval, mbpp, mtpb, infilling, summarize, search"
+TASK_HELP = "humaneval, mbpp, mtpb, infilling, summarize, hover, search"
 
 
 def register(subparsers) -> argparse.ArgumentParser:
     e = subparsers.add_parser(
-        "eval", help="run a benchmark (HumanEval, MBPP, MTPB, infilling, summarize, CoSQA search) on a model",
+        "eval",
+        help="run a benchmark (HumanEval, MBPP, MTPB, infilling, summarize, hover, CoSQA search) on a model",
         description="Sample a model on a benchmark, run generated code in a sandbox, report pass@k / BLEU.")
     e.add_argument("task", help=TASK_HELP)
     e.add_argument("--model", help="exported model directory, `completer` (the embedded completer), or "
                                    "baseline:reference / baseline:identifier-words (default: the embedded completer, "
-                                   "Qwen2.5-Coder-0.5B, for code tasks; the bundled docstring model for summarize, "
-                                   "where an instruct causal LM answers in chat form)")
+                                   "Qwen2.5-Coder-0.5B, for code tasks; the bundled docstring model for summarize and "
+                                   "hover, where an instruct causal LM answers in chat form)")
     e.add_argument("--models-dir", help="where the default model is exported (default: plusls's models folder)")
     e.add_argument("--data", help="benchmark data: the folder laid out as shared/eval (default: $PLUSLS_EVAL_DATA "
                                   "or ../shared/eval beside the repo), a task folder, or the task's file")

@@ -33,6 +33,7 @@ class Request:
     ids: list[int] | None = None  # a prompt given as token ids (fill-in-the-middle)
     reference: str | None = None  # what baseline:reference answers
     stops: tuple[str, ...] = ()
+    explain: bool = False  # hover: a chat model explains the code in 1-3 sentences (one-line writers summarize)
 
 
 @dataclass
@@ -154,7 +155,8 @@ class ChatSummaries:
         out = []
         for r in requests:
             start = time.perf_counter()
-            out.append(Generated(self.teacher.summarize(r.text), latency_s=time.perf_counter() - start,
+            text = self.teacher.explain(r.text) if r.explain else self.teacher.summarize(r.text)
+            out.append(Generated(text, latency_s=time.perf_counter() - start,
                                  finish_reason="chat"))
         return out
 

@@ -17,9 +17,9 @@ FOLDER, FILE = "code2text_python", "valid.jsonl"
 KEYS = ("code_tokens", "docstring_tokens")
 
 
-def load(data: str | None, limit: int | None) -> tuple[str, list[dict[str, Any]]]:
+def load(data: str | None, limit: int | None, more_keys: tuple[str, ...] = ()) -> tuple[str, list[dict[str, Any]]]:
     path = find_file(data, FOLDER, FILE)
-    return str(path), require_keys(read_jsonl(path), KEYS, path)[:limit]
+    return str(path), require_keys(read_jsonl(path), KEYS + more_keys, path)[:limit]
 
 
 class Summarize:

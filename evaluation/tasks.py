@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from .errors import EvalError
+from .hover import Hover
 from .humaneval import HumanEval
 from .infilling import Infilling
 from .mbpp import MBPP
@@ -21,7 +22,7 @@ class Task(Protocol):
     def run(self, ctx: Context, data: str | None, limit: int | None) -> dict[str, Any]: ...
 
 
-TASKS: dict[str, Task] = {t.name: t for t in (HumanEval(), MBPP(), MTPB(), Infilling(), Summarize(), Search())}
+TASKS: dict[str, Task] = {t.name: t for t in (HumanEval(), MBPP(), MTPB(), Infilling(), Summarize(), Hover(), Search())}
 NAMES = tuple(TASKS)
 
 

@@ -302,12 +302,12 @@ async def hover(ls: PluslsServer, params: t.HoverParams) -> t.Hover | None:
     if definition is None:
         return None
     ls.refresh_models()
-    summary = ls.summarizer.cached(definition)
+    summary = ls.summarizer.hover_cached(definition)
     note = ""
     if summary is None:
         loop = asyncio.get_running_loop()
         try:
-            summary = await loop.run_in_executor(ls.docs_pool, ls.summarizer.summarize, definition)
+            summary = await loop.run_in_executor(ls.docs_pool, ls.summarizer.hover, definition)
         except PluslsError as e:
             summary, note = "", f"_(no summary: {e})_"
     parts = [f"```{definition.language}\n{definition.signature}\n```"]
@@ -456,6 +456,7 @@ def stats_command(ls: PluslsServer, *args) -> dict:
     """Counters for tests, benchmarks and bug reports."""
     return {"completion": ls.engine.stats.to_dict() if ls.engine else {},
             "summaries": ls.summarizer.model_runs if ls.summarizer else 0,
+            "explanations": ls.summarizer.explanations if ls.summarizer else 0,
             "summaries_prefetched": ls.prefetch.prefetched if ls.prefetch else 0,
             "settings": camel_keys(ls.settings)}
 

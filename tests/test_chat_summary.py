@@ -16,7 +16,11 @@ from plusls.exported import CausalLM, GenerationConfig
 from plusls.server.completion.engine import CompletionEngine
 from plusls.server.completion.prompt import Cursor
 from plusls.exported.generation import Generation
-from plusls.server.docs.chat_summary import ChatSummarizer, clean_summary, imperative, summarize, summary_prompt
+from plusls.server.docs.chat_summary import (ChatSummarizer, ChatWriter, clean_summary, imperative, summarize,
+                                             summary_prompt)
+from plusls.server.docs.definition_at import definition_at
+from plusls.server.docs.explanation import hover_text
+from plusls.server.docs.summarizer import EncoderDecoderWriter, Summarizer
 from plusls.server.settings import CompletionSettings
 
 TYPED = FILES["src/mathutil.py"][: FILES["src/mathutil.py"].index("    a, b =") + len("    a, b =")]
@@ -73,6 +77,55 @@ def test_an_answer_that_repeats_itself_is_asked_again_without_repeated_pairs_onc
     asked.clear()
     answers[0] = "Get user name."  # restating the name: another try would not help
     assert summarize(generate, GenerationConfig(), "get_user_name") == ("", True) and asked == [0]
+
+
+def test_the_explanation_becomes_one_to_three_sentences_for_the_hover():
+    # Answers the 0.5B gave for CodeXGLUE functions.
+    assert hover_text("This function saves the model and parameters to a file. It returns the model data and the "
+                      "parameters.") == "Saves the model and parameters to a file. Returns the model data and the " \
+                                        "parameters."
+    assert hover_text("The function `cg` solves A x = b with conjugate gradients. It takes several parameters:") == \
+        "Solves A x = b with conjugate gradients."  # the list it introduces was cut by the newline stop
+    long = ("This function creates a placeholder for an observation space. It checks if the space is discrete. It "
+            "then creates a TensorFlow placeholder. The placeholder is named 'Ob' and it returns it. It also logs.")
+    assert hover_text(long) == ("Creates a placeholder for an observation space. Checks if the space is discrete. "
+                                "The placeholder is named 'Ob' and it returns it.")  # what it returns, not step 3
+    assert hover_text("It takes a list of arguments. It iterates over each arg and, if it", complete=False) == \
+        "Takes a list of arguments."  # cut by the token limit mid-sentence
+    assert hover_text("Save the file to the file. It returns the path.") == "Returns the path."
+    assert hover_text("Get user name.", "get_user_name") == ""
+
+
+class ScriptedModel:
+    """A chat model that answers from a script and records what it was asked."""
+
+    def __init__(self, answers: list[str]):
+        self.answers, self.prompts = answers, []
+
+    def manifest(self):
+        return type("M", (), {"config": {"chat_frame": chat_frame(CHATML)}})()
+
+    def aside(self, text: str, config: GenerationConfig, cancel) -> Generation:
+        self.prompts.append(text)
+        answer = self.answers.pop(0)
+        reason = "cancelled" if answer == "CANCEL" else "stop"
+        return Generation(text="" if reason == "cancelled" else answer, token_ids=[], finish_reason=reason)
+
+
+def test_hover_explains_in_a_follow_up_that_shares_the_summary_conversation():
+    code = "def size_of(path):\n    return os.stat(path).st_size\n"
+    definition = definition_at("m.py", code, code.index("return"))
+    model = ScriptedModel(["Return the size of a file.", "CANCEL",
+                           "This function reads the size of path. It returns the size in bytes."])
+    summarizer = Summarizer(ChatWriter(model, EncoderDecoderWriter(lambda: None)))
+    assert summarizer.hover(definition) == "Return the size of a file."  # explanation cancelled: the line, uncached
+    assert summarizer.hover_cached(definition) is None and summarizer.cached(definition) == "Return the size of a file."
+    assert summarizer.hover(definition) == "Reads the size of path. Returns the size in bytes."
+    assert summarizer.hover(definition) == summarizer.hover_cached(definition) and len(model.prompts) == 3
+    summary_asked, explain_asked = model.prompts[0], model.prompts[2]
+    assert explain_asked.startswith(summary_asked)  # the summary's key/values serve the follow-up as they are
+    assert explain_asked[len(summary_asked):].startswith("Return the size of a file.<|im_end|>")
+    assert "what it returns" in explain_asked and summarizer.model_runs == 1 and summarizer.explanations == 2
 
 
 def test_the_prompt_holds_the_convention_the_examples_and_the_code():

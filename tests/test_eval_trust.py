@@ -94,6 +94,22 @@ def test_summarize_identifier_baseline_and_reference():
     assert result["metrics"] == {"bleu4": pytest.approx(100.0), "rouge_l": pytest.approx(100.0)}
 
 
+def test_hover_reads_code_without_its_docstring_and_scores_against_the_description():
+    from plusls.evaluation.hover import description, without_docstring
+
+    documented = 'def f(x):\n    """Double x.\n\n    Args:\n        x: a number\n    """\n    return 2 * x\n'
+    assert without_docstring(documented) == ("def f(x):\n    return 2 * x\n", True)
+    assert without_docstring("def g():\n    print(1)\n    return\n") == ("def g():\n    print(1)\n    return\n", False)
+    assert description("Double x.\n\n    Args:\n        x: a number") == "Double x."
+    assert description("Load it\n    from disk.\n    :param path: where") == "Load it from disk."
+    result = reference_run("hover", 3)
+    assert result["metrics"]["rouge_l"] == pytest.approx(100.0)
+    assert result["samples"][0]["reference"] == "Save model to a pickle located at `path`"
+    named = run_eval(EvalOptions(task="hover", model="baseline:identifier-words", data=data_dir(), limit=3))
+    assert [s["completion"] for s in named["samples"]] == ["Save act.", "Nature cnn.", "Conv only."]
+    assert named["metrics"]["says_what_it_returns_pct"] == 0.0 and named["metrics"]["degenerate"] == 0
+
+
 def test_identifier_words():
     assert identifier_summary("def get_user_name(self):") == "Get user name."
     assert identifier_summary("def parseHTTPResponse ( raw ) :") == "Parse http response."

@@ -3,6 +3,10 @@ real (code, summary) examples from the mined corpus (summary_examples.json: PSF/
 package and licence), then the function. The same prompt labels the docstring model's training data
 (training.teacher) and is what `plusls eval summarize --model completer` measures.
 
+Hover text is a follow-up turn in the same conversation (the summary as the answer, then "explain ..."): it shares
+the whole summary prompt's key/values, so only the question is read; `plusls eval hover --model completer`
+measures it.
+
 The system turn and the examples never change, so their key/values stay cached; only the function is read per call.
 """
 from __future__ import annotations
@@ -22,6 +26,7 @@ from plusls.exported.manifest import Manifest
 
 from ..completion.prefix_reuse import PrefixReuseLM
 from .definition_at import Definition
+from .explanation import hover_text
 from .summarizer import Writer, degenerate, repeats_a_pair
 
 SYSTEM = ("You write the first line of a Python function's docstring. Answer with one short sentence in the "
@@ -29,6 +34,11 @@ SYSTEM = ("You write the first line of a Python function's docstring. Answer wit
           "No backticks.")
 MAX_CODE_CHARS, MAX_NEW_TOKENS = 1500, 40
 STOP = ("\n",)
+# Asked in one go, the instruct model explains at length in its own style; as a follow-up it stays short and on the
+# function (docs/measurements.md). A newline ends the answer: what follows is a list of parameters.
+EXPLAIN = ("Now explain to a programmer reading the code what this function does and what it returns, in two or "
+           "three sentences of plain text.")
+EXPLAIN_NEW_TOKENS = 64
 # A first answer that says a word pair twice is asked again with that banned (token pairs): the same prompt, so the
 # second answer stays on the function, which a follow-up turn did not (docs/measurements.md).
 NO_REPEAT = 2
@@ -58,6 +68,15 @@ def frame_of(manifest: Manifest) -> dict[str, str] | None:
 def summary_prompt(frame: dict[str, str], code: str) -> str:
     shots = [(e["code"], e["summary"]) for e in examples()]
     return frame_chat(frame, SYSTEM, shots, code[:MAX_CODE_CHARS])
+
+
+def explain_prompt(frame: dict[str, str], code: str, summary: str) -> str:
+    shots = [(e["code"], e["summary"]) for e in examples()] + [(code[:MAX_CODE_CHARS], summary)]
+    return frame_chat(frame, SYSTEM, shots, EXPLAIN)
+
+
+def explanation(generation: Generation, name: str) -> str:
+    return hover_text(generation.text, name, complete=generation.finish_reason != "length")
 
 
 def imperative(word: str) -> str:
@@ -128,6 +147,18 @@ class ChatWriter:
         prompt = summary_prompt(self._frame, definition.code)
         return summarize(lambda c: self.model.aside(prompt, c, cancel), config, definition.name)
 
+    def explain(self, definition: Definition, summary: str, cancel: CancelToken | None,
+                deadline_s: float | None) -> tuple[str, bool] | None:
+        if self._frame is False:
+            self._frame = frame_of(self.model.manifest())
+        if self._frame is None:
+            return self.fallback.explain(definition, summary, cancel, deadline_s)
+        config = GenerationConfig(max_new_tokens=EXPLAIN_NEW_TOKENS, stop=STOP, deadline_s=deadline_s)
+        generation = self.model.aside(explain_prompt(self._frame, definition.code, summary), config, cancel)
+        if generation.finish_reason == "cancelled":
+            return "", False
+        return explanation(generation, definition.name), True
+
     def reset(self) -> None:
         self._frame = False
         self.fallback.reset()
@@ -151,3 +182,12 @@ class ChatSummarizer:
     def summarize(self, code: str, name: str = "") -> str:
         ids = self.lm.encode(summary_prompt(self.frame, code))
         return summarize(lambda c: self.reuse.generate("summaries", ids, c)[0], self.config, name)[0]
+
+    def explain(self, code: str, name: str = "") -> str:
+        """What the server's hover shows: the explanation, else the summary line."""
+        summary = self.summarize(code, name)
+        if not summary:
+            return ""
+        ids = self.lm.encode(explain_prompt(self.frame, code, summary))
+        config = replace(self.config, max_new_tokens=EXPLAIN_NEW_TOKENS)
+        return explanation(self.reuse.generate("summaries", ids, config)[0], name) or summary

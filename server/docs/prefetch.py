@@ -1,6 +1,7 @@
 """Hover summaries computed before anyone hovers: once a document has been quiet for a moment and no suggestion is
 being made, each of its definitions that is new or changed (by content hash) is summarized in the background, one
-per job on the docs worker, so a hover or docstring request waits for at most one summary, and typing never waits."""
+model call per job on the docs worker, so a hover or docstring request waits for at most one, and typing never
+waits. Summary lines come first (the docstring action needs only them), then the hover explanations."""
 from __future__ import annotations
 
 import asyncio
@@ -42,13 +43,12 @@ class SummaryPrefetch:
         loop = asyncio.get_running_loop()
         try:
             todo = [d for d in await loop.run_in_executor(self.executor, definitions)
-                    if self.summarizer.cached(d) is None]
+                    if self.summarizer.hover_cached(d) is None]
             for definition in todo:
-                while self.busy():  # a suggestion is being made: it has the CPU
-                    await asyncio.sleep(PREFETCH_AFTER_S)
-                if self.summarizer.cached(definition) is None:
-                    await loop.run_in_executor(self.executor, self.summarizer.summarize, definition)
-                    self.prefetched += 1
+                self.prefetched += await self._when_idle(definition, self.summarizer.cached,
+                                                         self.summarizer.summarize)
+            for definition in todo:
+                await self._when_idle(definition, self.summarizer.hover_cached, self.summarizer.hover)
         except asyncio.CancelledError:
             pass
         except Exception as e:  # no docstring model, a parse failure: hover says so when asked; here only log
@@ -56,3 +56,13 @@ class SummaryPrefetch:
         finally:
             if self._tasks.get(uri) is asyncio.current_task():
                 del self._tasks[uri]
+
+    async def _when_idle(self, definition: Definition, cached: Callable[[Definition], str | None],
+                         make: Callable[[Definition], str]) -> bool:
+        """Run `make` once no suggestion is being made, unless it is cached by then; whether it ran."""
+        while self.busy():  # a suggestion is being made: it has the CPU
+            await asyncio.sleep(PREFETCH_AFTER_S)
+        if cached(definition) is not None:
+            return False
+        await asyncio.get_running_loop().run_in_executor(self.executor, make, definition)
+        return True

@@ -1,5 +1,6 @@
-"""One-line summaries of definitions, cached by the definition's content hash. Who writes them is a `Writer`: the
-encoder-decoder docstring model here, or the completion model in chat form (chat_summary.ChatWriter)."""
+"""One-line summaries of definitions and the hover text that explains them, cached by the definition's content
+hash. Who writes them is a `Writer`: the encoder-decoder docstring model here (summary lines only: its hover shows
+the line), or the completion model in chat form (chat_summary.ChatWriter)."""
 from __future__ import annotations
 
 import threading
@@ -32,6 +33,10 @@ class Writer(Protocol):
                  deadline_s: float | None) -> tuple[str, bool]:
         """(the raw summary, finished); not finished: cancelled, so nothing is cached."""
 
+    def explain(self, definition: Definition, summary: str, cancel: CancelToken | None,
+                deadline_s: float | None) -> tuple[str, bool] | None:
+        """(1-3 sentences for the hover, finished) given the summary line; None: this writer does not explain."""
+
     def reset(self) -> None:
         """The model changed on disk: load it again on the next call."""
 
@@ -52,6 +57,10 @@ class EncoderDecoderWriter:
             result = self._model.generate(definition.code, config, cancel)[0]
         return result.text, result.finish_reason != "cancelled"
 
+    def explain(self, definition: Definition, summary: str, cancel: CancelToken | None,
+                deadline_s: float | None) -> None:
+        return None
+
     def reset(self) -> None:
         with self._lock:
             self._model = None
@@ -61,7 +70,8 @@ class Summarizer:
     def __init__(self, write: Writer, cache_size: int = 2048):
         self.write = write
         self._cache: LRU[str, str] = LRU(cache_size)
-        self.model_runs = 0
+        self._hovers: LRU[str, str] = LRU(cache_size)
+        self.model_runs = self.explanations = 0
 
     def cached(self, definition: Definition) -> str | None:
         return self._cache.get(definition.hash)
@@ -79,6 +89,28 @@ class Summarizer:
             self._cache.put(definition.hash, text)
         return text
 
+    def hover_cached(self, definition: Definition) -> str | None:
+        return self._hovers.get(definition.hash)
+
+    def hover(self, definition: Definition, cancel: CancelToken | None = None,
+              deadline_s: float | None = 10.0) -> str:
+        """What hover shows: the writer's explanation, else the summary line ("" when there is neither)."""
+        if (text := self.hover_cached(definition)) is not None:
+            return text
+        summary = self.summarize(definition, cancel, deadline_s)
+        if self.cached(definition) is None:  # cancelled
+            return summary
+        explained = self.write.explain(definition, summary, cancel, deadline_s) if summary else None
+        if explained is None:
+            text, finished = summary, True
+        else:
+            self.explanations += 1
+            text, finished = explained[0] or summary, explained[1]
+        if finished:
+            self._hovers.put(definition.hash, text)
+        return text
+
     def reload(self) -> None:
         self.write.reset()
         self._cache.clear()
+        self._hovers.clear()
