@@ -4,8 +4,8 @@ For each source (`--summaries`: completion = the completion model in chat form, 
 a fresh server opens a real file (default: this repo's indexer/chunker.py) and then
 1. asks for the docstring action on its first undocumented function at once (the model may still be loading:
    `first_docstring_s`),
-2. waits until the background has summarized every definition (`prefetch_s`, `prefetched`; it starts once the
-   file is quiet and the completion model has read the file ahead),
+2. waits until the background has summarized and explained every definition (`prefetch_s`, `prefetched`,
+   `explanations`; it starts once the file is quiet and the completion model has read the file ahead),
 3. hovers over every definition (`hover_cached`: what a user sees once the file has been open a moment),
 4. runs the docstring action (code action + resolve) on every undocumented function (`docstring_cached`),
 5. edits each undocumented function and asks for its docstring right away, before the background gets to it
@@ -32,8 +32,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 from lsp_latency import pct, rss  # noqa: E402
 
 from plusls.server.docs.definition_at import definitions_in  # noqa: E402
+from plusls.server.docs.explanation import sentences  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def said(hover: str) -> str:
+    """The plusls paragraph of a hover's Markdown."""
+    return hover.split("**plusls:** ", 1)[-1].split("\n\n", 1)[0]
 
 
 async def stats(client: LanguageClient) -> dict:
@@ -73,7 +79,8 @@ async def session(file: Path, source: str, limit: int, cache: Path) -> dict:
     first_s, _ = await docstring(client, uri, at(undocumented[0]))
     t0 = time.perf_counter()
     unique = len({d.hash for d in definitions})
-    while (now := await stats(client))["summaries"] < unique and time.perf_counter() - t0 < 900:
+    while ((now := await stats(client))["summaries"] < unique or now["summaries_pending"]) \
+            and time.perf_counter() - t0 < 900:
         await asyncio.sleep(0.2)
     last, still = now["summaries_prefetched"], time.perf_counter()
     prefetch_s = still - t0
@@ -105,7 +112,10 @@ async def session(file: Path, source: str, limit: int, cache: Path) -> dict:
     await client.stop()
     return {"summaries": source, "definitions": len(definitions), "undocumented": len(undocumented),
             "first_docstring_s": round(first_s, 2), "prefetch_s": round(prefetch_s, 1), "prefetched": last,
-            "hover_cached": pct(hovers), "hovers_with_summary": sum("**plusls:**" in x for x in texts),
+            "explanations": now["explanations"], "hover_cached": pct(hovers),
+            "hovers_with_summary": sum("**plusls:**" in x for x in texts),
+            "hover_sentences": [len(sentences(said(x), complete=True)) for x in texts if "**plusls:**" in x],
+            "hover_examples": [said(x) for x in texts if "**plusls:**" in x][:4],
             "docstring_cached": pct(cached), "docstring_cached_model_runs": cached_ran,
             "docstring_uncached": pct(uncached), "rss_mb": memory}
 

@@ -82,6 +82,12 @@ def rouge_l(reference: str, hypothesis: str) -> float:
     return 2 * precision * recall / (precision + recall)
 
 
+def rouge_l_recall(reference: str, hypothesis: str) -> float:
+    """How much of the reference, in order, the hypothesis says (ROUGE-L recall, in [0, 1])."""
+    ref = bleu_tokens(reference)
+    return _lcs(ref, bleu_tokens(hypothesis)) / len(ref) if ref else 0.0
+
+
 def corpus_rouge_l(references: Sequence[str], hypotheses: Sequence[str]) -> float:
     _same_length(references, hypotheses)
     return 100.0 * sum(map(rouge_l, references, hypotheses)) / len(references)

@@ -1,6 +1,7 @@
 """Hover text on CodeXGLUE code-to-text Python: what the server's hover shows for each function (the chat model's
 1-3 sentence explanation; a one-line writer's summary line), against the human docstring's description (its text
-before the first Args/Returns/:param section), and whether it says what a function that returns a value returns.
+before the first Args/Returns/:param section: ROUGE-L F1, and its recall, how much of the description the hover
+says), and whether it says what a function that returns a value returns.
 
 The model reads the function's source with its docstring removed (the server reads real code, not CodeXGLUE's
 space-joined tokens)."""
@@ -10,9 +11,8 @@ import ast
 import re
 from typing import Any
 
-from plusls.common.metrics import corpus_rouge_l, corpus_smoothed_bleu4, rouge_l
-from plusls.server.docs.explanation import RETURNS, sentences
-from plusls.server.docs.summarizer import repeats_a_pair
+from plusls.common.metrics import corpus_rouge_l, corpus_smoothed_bleu4, rouge_l, rouge_l_recall
+from plusls.server.docs.explanation import RETURNS, degenerate_sentence, sentences
 
 from .generators import Request
 from .sampling import Context, Item, run_items
@@ -73,14 +73,16 @@ class Hover:
             said = sentences(plain(r["completion"]), complete=True)
             r["sentences"] = len(said)
             r["says_what_it_returns"] = bool(RETURNS.search(r["completion"]))
-            r["degenerate"] = not said or any(repeats_a_pair(s) for s in said)
+            r["degenerate"] = not said or any(degenerate_sentence(s) for s in said)
             r["rouge_l"] = round(100 * rouge_l(plain(r["reference"]), plain(r["completion"])), 4)
+            r["rouge_l_recall"] = round(100 * rouge_l_recall(plain(r["reference"]), plain(r["completion"])), 4)
         refs, hyps = [plain(r["reference"]) for r in records], [plain(r["completion"]) for r in records]
         giving = [r["says_what_it_returns"] for r in records if r["returns_a_value"]]
         return {
             "data": path,
             "problems": len(rows),
             "metrics": {"bleu4": corpus_smoothed_bleu4(refs, hyps), "rouge_l": corpus_rouge_l(refs, hyps),
+                        "rouge_l_recall": sum(r["rouge_l_recall"] for r in records) / max(1, len(records)),
                         "one_to_three_sentences_pct": percent([1 <= r["sentences"] <= 3 for r in records]),
                         "says_what_it_returns_pct": percent(giving),
                         "degenerate": sum(r["degenerate"] for r in records),

@@ -458,6 +458,7 @@ def stats_command(ls: PluslsServer, *args) -> dict:
             "summaries": ls.summarizer.model_runs if ls.summarizer else 0,
             "explanations": ls.summarizer.explanations if ls.summarizer else 0,
             "summaries_prefetched": ls.prefetch.prefetched if ls.prefetch else 0,
+            "summaries_pending": ls.prefetch.pending() if ls.prefetch else 0,
             "settings": camel_keys(ls.settings)}
 
 

@@ -92,7 +92,9 @@ def test_the_explanation_becomes_one_to_three_sentences_for_the_hover():
                                 "The placeholder is named 'Ob' and it returns it.")  # what it returns, not step 3
     assert hover_text("It takes a list of arguments. It iterates over each arg and, if it", complete=False) == \
         "Takes a list of arguments."  # cut by the token limit mid-sentence
-    assert hover_text("Save the file to the file. It returns the path.") == "Returns the path."
+    assert hover_text("Save the file to the file to the disk. It returns the path.") == "Returns the path."
+    assert hover_text("It clears the environment variables and yields the environment variables it removed.") == \
+        "Clears the environment variables and yields the environment variables it removed."  # a pair twice is fine
     assert hover_text("Get user name.", "get_user_name") == ""
 
 

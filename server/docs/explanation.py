@@ -5,13 +5,23 @@ from __future__ import annotations
 
 import re
 
-from .summarizer import degenerate
+from plusls.common.text import identifier_words
+
+from .summarizer import repeats
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 PREAMBLE = re.compile(r"^(?:this|the)\s+(?:`[^`]+`\s+)?(?:function|method)\s+(?:`[^`]+`\s+)?", re.I)
 IT_VERB = re.compile(r"^It\s+(?=(?!is\b|has\b|does\b|was\b)[a-z]+s\b)")
 RETURNS = re.compile(r"\b(?:return|returns|returned|returning|yield|yields|yielded|yielding)\b", re.I)
 MAX_SENTENCES = 3
+
+
+def degenerate_sentence(sentence: str, name: str = "") -> bool:
+    """Too short, a run of four words said twice (a loop), or only `name` in words. Not a pair twice, as for summary
+    lines: a sentence of explanation may say "the environment variables" twice and be right."""
+    words = sentence.lower().strip(" .").split()
+    restated = bool(name) and words == identifier_words(name).lower().strip(" .").split()
+    return len(words) < 2 or repeats(sentence, 4) or restated
 
 
 def sentences(text: str, complete: bool) -> list[str]:
@@ -30,8 +40,9 @@ def without_preamble(sentence: str) -> str:
 
 def hover_text(answer: str, name: str = "", complete: bool = True) -> str:
     """1-3 sentences: the first two, plus the first later one about what is returned; "" when nothing usable."""
+    # A sentence ending in ":" ("It takes these parameters:") introduces a list the newline stop cut off.
     kept = [s for s in (without_preamble(s) for s in sentences(answer, complete))
-            if s.rstrip(":") == s and not degenerate(s, name)]  # "It takes these parameters:" introduces a list
+            if not s.endswith(":") and not degenerate_sentence(s, name)]
     out = kept[:2]
     if not any(RETURNS.search(s) for s in out):
         out += [s for s in kept[2:] if RETURNS.search(s)][:1]

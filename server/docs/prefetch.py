@@ -29,6 +29,10 @@ class SummaryPrefetch:
         loop = asyncio.get_running_loop()
         self._timers[uri] = loop.call_later(PREFETCH_AFTER_S, self._start, uri, definitions)
 
+    def pending(self) -> int:
+        """Documents waiting to be summarized or being summarized."""
+        return len(self._timers.keys() | self._tasks.keys())
+
     def cancel(self, uri: str) -> None:
         if timer := self._timers.pop(uri, None):
             timer.cancel()

@@ -23,9 +23,14 @@ def degenerate(summary: str, name: str = "") -> bool:
 
 
 def repeats_a_pair(text: str) -> bool:
+    return repeats(text, 2)
+
+
+def repeats(text: str, n: int) -> bool:
+    """Some run of n words said twice."""
     words = text.lower().strip(" .").split()
-    pairs = list(zip(words, words[1:]))
-    return len(set(pairs)) < len(pairs)
+    grams = list(zip(*(words[i:] for i in range(n))))
+    return len(set(grams)) < len(grams)
 
 
 class Writer(Protocol):
