@@ -29,6 +29,7 @@ from .completion.prompt import Cursor
 from .docs.chat_summary import ChatWriter
 from .docs.definition_at import Definition, definition_at, definitions_in
 from .docs.docstring_style import docstring_insertion
+from .docs.explanation import what_it_returns
 from .docs.prefetch import SummaryPrefetch
 from .docs.summarizer import EncoderDecoderWriter, Summarizer
 from .model_registry import Watched, completion_dir, docstring_dir, draft_dir, resolve_dirs, runtime_options
@@ -353,8 +354,9 @@ async def resolve_code_action(ls: PluslsServer, action: t.CodeAction) -> t.CodeA
     except PluslsError as e:  # no docstring model: the name in words, and say why
         ls.show(f"plusls: {e}", t.MessageType.Warning)
         summary = ""
+    explained = ls.summarizer.hover_cached(definition) or ""  # only when the background has explained it already
     insertion = docstring_insertion(definition, summary or identifier_words(definition.name),
-                                    ls.workspace.get_text_document(uri).source)
+                                    ls.workspace.get_text_document(uri).source, what_it_returns(explained))
     at = t.Position(insertion.line, insertion.character)
     action.edit = t.WorkspaceEdit(changes={uri: [t.TextEdit(t.Range(at, at), insertion.text)]})
     return action

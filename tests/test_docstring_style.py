@@ -101,6 +101,22 @@ def test_full_docstrings_follow_each_convention(case):
     assert names and all(n in insertion.text for n in names)
 
 
+def test_the_returns_section_says_what_the_hover_explained_it_returns():
+    from plusls.server.docs.explanation import what_it_returns
+
+    text = "def load(path: str) -> dict:\n    return json.loads(open(path).read())\n"
+    definition = definition_at("m.py", text, text.index("return"))
+    hover = ("Reads the file at path as JSON. Returns the parsed settings as a dictionary keyed by section name, "
+             "with defaults for what is missing.")
+    assert what_it_returns(hover) == "The parsed settings as a dictionary keyed by section name, with defaults " \
+                                     "for what is missing."
+    assert what_it_returns("Clears the cache. Returns nothing.") == what_it_returns("Load the config.") == ""
+    written = docstring_insertion(definition, "load the config", text, what_it_returns(hover)).text
+    assert "    Returns:\n        dict: The parsed settings as a dictionary keyed by section name, with\n" \
+           "            defaults for what is missing.\n" in written  # wrapped under its entry
+    assert "dict: The result." in docstring_insertion(definition, "load the config", text).text  # nothing explained
+
+
 def test_python_style_follows_the_file():
     from plusls.server.docs.docstring_style import python_style
 

@@ -39,15 +39,17 @@ def python_style(source: str) -> str:
     return best if counts[best] else "google"
 
 
-def docstring_insertion(definition: Definition, summary: str, source: str = "") -> Insertion:
-    """The edit that documents `definition` with `summary`; `source`: the whole file (its docstring style)."""
+def docstring_insertion(definition: Definition, summary: str, source: str = "", returns: str = "") -> Insertion:
+    """The edit that documents `definition` with `summary`; `source`: the whole file (its docstring style);
+    `returns`: what it returns, in words (from the hover's explanation), else worked out from its name."""
     text = as_sentence(summary)
     lang = definition.language
     sig = definition.parts
+    returned = as_sentence(returns) if returns else _returns(definition.name, sig.returns)
     if lang == "python":
         indent = definition.body_indent
         lines = textwrap.wrap(text, max(20, WIDTH - len(indent) - 6)) or [""]
-        lines += _python_sections(sig, definition.name, python_style(source))
+        lines += _python_sections(sig, returned, python_style(source))
         if len(lines) == 1:
             body = f'{indent}"""{lines[0]}"""\n'
         else:
@@ -67,7 +69,7 @@ def docstring_insertion(definition: Definition, summary: str, source: str = "") 
         lines = wrap + _rust_sections(sig)
         return Insertion(definition.start_line, "".join(f"{indent}/// {line}".rstrip() + "\n" for line in lines))
     # JSDoc (JavaScript, TypeScript) and Javadoc (Java)
-    tags = _javadoc_tags(sig, definition.name) if lang == "java" else _jsdoc_tags(sig, definition.name)
+    tags = _javadoc_tags(sig, returned) if lang == "java" else _jsdoc_tags(sig, returned)
     lines = wrap + ([""] if tags and lang == "java" else []) + tags
     return Insertion(definition.start_line,
                      f"{indent}/**\n" + "".join(f"{indent} * {line}".rstrip() + "\n" for line in lines)
@@ -88,7 +90,12 @@ def _returns(name: str, kind: str) -> str:
     return "The result."
 
 
-def _python_sections(sig: Signature, name: str, style: str) -> list[str]:
+def hanging(line: str, indent: str) -> list[str]:
+    """`line` wrapped to the docstring's width (the body's own indentation aside), continued at `indent`."""
+    return textwrap.wrap(line, WIDTH - 8, subsequent_indent=indent, drop_whitespace=True) or [line]
+
+
+def _python_sections(sig: Signature, returned: str, style: str) -> list[str]:
     params, out = sig.params, []
     if not (params or sig.returns_value or sig.raises):
         return out
@@ -106,7 +113,7 @@ def _python_sections(sig: Signature, name: str, style: str) -> list[str]:
                 kind = ", ".join(x for x in (p.type, "optional" if p.default else "") if x)
                 out += [f"{label(p)} : {kind}" if kind else label(p), f"    {_describe(p)}{default(p)}"]
         if sig.returns_value:
-            out += ["", "Returns", "-------", sig.returns or "object", f"    {_returns(name, sig.returns)}"]
+            out += ["", "Returns", "-------", sig.returns or "object", *hanging(f"    {returned}", "    ")]
         if sig.raises:
             out += ["", "Raises", "------", *sig.raises]
         return out
@@ -117,7 +124,7 @@ def _python_sections(sig: Signature, name: str, style: str) -> list[str]:
             if p.type:
                 out.append(f":type {label(p)}: {p.type}")
         if sig.returns_value:
-            out.append(f":returns: {_returns(name, sig.returns)}")
+            out.append(f":returns: {returned}")
             if sig.returns:
                 out.append(f":rtype: {sig.returns}")
         out += [f":raises {e}:" for e in sig.raises]
@@ -128,13 +135,13 @@ def _python_sections(sig: Signature, name: str, style: str) -> list[str]:
             kind = ", ".join(x for x in (p.type, "optional" if p.default else "") if x)
             out.append(f"    {label(p)}{f' ({kind})' if kind else ''}: {_describe(p)}{default(p)}")
     if sig.returns_value:
-        out += ["", "Returns:", f"    {sig.returns + ': ' if sig.returns else ''}{_returns(name, sig.returns)}"]
+        out += ["", "Returns:", *hanging(f"    {sig.returns + ': ' if sig.returns else ''}{returned}", "        ")]
     if sig.raises:
         out += ["", "Raises:", *(f"    {e}:" for e in sig.raises)]
     return out
 
 
-def _jsdoc_tags(sig: Signature, name: str) -> list[str]:
+def _jsdoc_tags(sig: Signature, returned: str) -> list[str]:
     tags = []
     for p in sig.params:
         element = p.type.removesuffix("[]") if p.variadic else p.type  # JSDoc writes ...rest: T[] as {...T}
@@ -143,15 +150,15 @@ def _jsdoc_tags(sig: Signature, name: str) -> list[str]:
             f"[{p.name}]" if p.default else p.name)
         tags.append(f"@param {kind}{label} - {_describe(p)}")
     if sig.returns_value:
-        tags.append(f"@returns {f'{{{sig.returns}}} ' if sig.returns else ''}{_returns(name, sig.returns)}")
+        tags.append(f"@returns {f'{{{sig.returns}}} ' if sig.returns else ''}{returned}")
     tags += [f"@throws {{{e}}}" for e in sig.raises]
     return tags
 
 
-def _javadoc_tags(sig: Signature, name: str) -> list[str]:
+def _javadoc_tags(sig: Signature, returned: str) -> list[str]:
     tags = [f"@param {p.name} {_describe(p)}" for p in sig.params]
     if sig.returns_value:
-        tags.append(f"@return {_returns(name, sig.returns)}")
+        tags.append(f"@return {returned}")
     return tags + [f"@throws {e}" for e in sig.raises]
 
 

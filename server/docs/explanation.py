@@ -12,6 +12,7 @@ from .summarizer import repeats
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 PREAMBLE = re.compile(r"^(?:this|the)\s+(?:`[^`]+`\s+)?(?:function|method)\s+(?:`[^`]+`\s+)?", re.I)
 IT_VERB = re.compile(r"^It\s+(?=(?!is\b|has\b|does\b|was\b)[a-z]+s\b)")
+RETURNS_LEAD = re.compile(r"^(?:Returns|Yields)\s+(?!nothing\b)(.+)$")
 RETURNS = re.compile(r"\b(?:return|returns|returned|returning|yield|yields|yielded|yielding)\b", re.I)
 MAX_SENTENCES = 3
 
@@ -47,3 +48,12 @@ def hover_text(answer: str, name: str = "", complete: bool = True) -> str:
     if not any(RETURNS.search(s) for s in out):
         out += [s for s in kept[2:] if RETURNS.search(s)][:1]
     return " ".join(out[:MAX_SENTENCES])
+
+
+def what_it_returns(hover: str) -> str:
+    """"... Returns the size in bytes." -> "The size in bytes." (a docstring's Returns section); "" when no
+    sentence of the hover starts so."""
+    for sentence in sentences(hover, complete=True):
+        if m := RETURNS_LEAD.match(sentence):
+            return m.group(1)[:1].upper() + m.group(1)[1:]
+    return ""
