@@ -85,3 +85,14 @@ def test_qwen_chat_prompts_come_from_its_template(qwen):
 
     text = frame("def f():\n", "chatml", qwen.manifest.config["chat_template"]).text
     assert text.startswith("<|im_start|>system\nYou are Qwen") and "<|im_start|>user\nComplete" in text
+
+
+def test_qwen_explains_in_one_to_three_sentences_what_a_function_returns():
+    from plusls.server.docs.chat_summary import ChatSummarizer
+    from plusls.server.docs.explanation import RETURNS, sentences
+
+    code = ("def word_counts(text):\n    counts = {}\n    for word in text.split():\n"
+            "        counts[word] = counts.get(word, 0) + 1\n    return counts\n")
+    hover = ChatSummarizer(ensure_default(COMPLETER, default_models_dir())).explain(code, "word_counts")
+    assert 1 <= len(sentences(hover, complete=True)) <= 3 and RETURNS.search(hover), hover
+    assert "dictionary" in hover.lower() and not hover.startswith(("This function", "The function")), hover
