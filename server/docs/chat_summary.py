@@ -137,24 +137,25 @@ class ChatWriter:
         self.model, self.fallback = model, fallback
         self._frame: dict[str, str] | None | bool = False  # False: not looked up yet
 
-    def __call__(self, definition: Definition, cancel: CancelToken | None,
-                 deadline_s: float | None) -> tuple[str, bool]:
+    def frame(self) -> dict[str, str] | None:
         if self._frame is False:
             self._frame = frame_of(self.model.manifest())
-        if self._frame is None:
+        return self._frame
+
+    def __call__(self, definition: Definition, cancel: CancelToken | None,
+                 deadline_s: float | None) -> tuple[str, bool]:
+        if (frame := self.frame()) is None:
             return self.fallback(definition, cancel, deadline_s)
         config = GenerationConfig(max_new_tokens=MAX_NEW_TOKENS, stop=STOP, deadline_s=deadline_s)
-        prompt = summary_prompt(self._frame, definition.code)
+        prompt = summary_prompt(frame, definition.code)
         return summarize(lambda c: self.model.aside(prompt, c, cancel), config, definition.name)
 
     def explain(self, definition: Definition, summary: str, cancel: CancelToken | None,
                 deadline_s: float | None) -> tuple[str, bool] | None:
-        if self._frame is False:
-            self._frame = frame_of(self.model.manifest())
-        if self._frame is None:
+        if (frame := self.frame()) is None:
             return self.fallback.explain(definition, summary, cancel, deadline_s)
         config = GenerationConfig(max_new_tokens=EXPLAIN_NEW_TOKENS, stop=STOP, deadline_s=deadline_s)
-        generation = self.model.aside(explain_prompt(self._frame, definition.code, summary), config, cancel)
+        generation = self.model.aside(explain_prompt(frame, definition.code, summary), config, cancel)
         if generation.finish_reason == "cancelled":
             return "", False
         return explanation(generation, definition.name), True
