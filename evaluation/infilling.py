@@ -2,13 +2,14 @@
 
 Modes: "fim" puts prefix and suffix around the model's own FIM tokens (prefix-suffix-middle order), "prefix"
 shows only the code before the gap (what a left-to-right model can use). Scored by exact match with the
-missing span and by running the problem's tests on the filled-in function (pass@k).
+missing span (indentation kept; `exact_match_stripped` ignores it, as the Qwen2.5-Coder report's harness does) and
+by running the problem's tests on the filled-in function (pass@k).
 """
 from __future__ import annotations
 
 from typing import Any
 
-from plusls.common.metrics import exact_match
+from plusls.common.metrics import exact_match, exact_match_stripped
 from plusls.server.completion.filters import postprocess
 from plusls.server.completion.prompt import Cursor, PromptBuilder, WindowState
 
@@ -110,10 +111,12 @@ class Infilling:
             p = by_task[r["task_id"]]
             span = fill(r["completion"], subset, p["canonical_solution"].count("\n") or 1, r["mode"], p)
             r["exact_match"] = exact_match(p["canonical_solution"], span)
+            r["exact_match_stripped"] = exact_match_stripped(p["canonical_solution"], span)
         metrics: dict[str, Any] = {}
         for mode in modes:
             rows = [r for r in records if r["mode"] == mode]
             metrics[mode] = {"exact_match": sum(r["exact_match"] for r in rows) / len(rows),
+                             "exact_match_stripped": sum(r["exact_match_stripped"] for r in rows) / len(rows),
                              **mean_pass_at_k(pass_counts(rows))}
         return {
             "data": path,

@@ -14,7 +14,7 @@ from .errors import EvalError
 from .generators import resolve
 from .prompts import CHATML_TOKENS
 from .record import machine, utc_now
-from .report import write_report
+from .report import FRACTION_METRICS, write_report
 from .sampling import Context, Settings
 from .sandbox import MODES, Limits, Sandbox
 from .tasks import get_task
@@ -115,7 +115,7 @@ def latency_summary(samples: list[dict[str, Any]]) -> dict[str, Any]:
 def summary(result: dict[str, Any]) -> str:
     """A few lines for the terminal."""
     def fmt(metrics: dict[str, Any]) -> str:
-        return ", ".join(f"{k} {v:.2%}" if k.startswith("pass@") or k == "exact_match" else f"{k} {v:.2f}"
+        return ", ".join(f"{k} {v:.2%}" if k.startswith(FRACTION_METRICS) else f"{k} {v:.2f}"
                          for k, v in metrics.items())
 
     m = result["metrics"]

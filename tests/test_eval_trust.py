@@ -66,8 +66,8 @@ def test_pass_at_k_over_samples_follows_the_estimator(sandbox):
 def test_infilling_reference_spans_match_and_pass_in_both_modes():
     for subset in ("single", "multi"):
         result = reference_run("infilling", 12, infill_mode="both", subset=subset)
-        assert result["metrics"] == {"fim": {"exact_match": 1.0, "pass@1": 1.0},
-                                     "prefix": {"exact_match": 1.0, "pass@1": 1.0}}
+        assert result["metrics"] == {"fim": {"exact_match": 1.0, "exact_match_stripped": 1.0, "pass@1": 1.0},
+                                     "prefix": {"exact_match": 1.0, "exact_match_stripped": 1.0, "pass@1": 1.0}}
 
 
 def test_multi_line_fim_is_scored_as_the_server_would_show_it(sandbox):
@@ -83,7 +83,7 @@ def test_multi_line_fim_is_scored_as_the_server_would_show_it(sandbox):
 
     ctx = Context(Scripted(answer), Settings(), sandbox, options={"subset": "multi", "infill_mode": "fim"})
     result = Infilling().run(ctx, data_dir(), 12)
-    assert result["metrics"] == {"exact_match": 1.0, "pass@1": 1.0}
+    assert result["metrics"] == {"exact_match": 1.0, "exact_match_stripped": 1.0, "pass@1": 1.0}
 
 
 def test_summarize_identifier_baseline_and_reference():
