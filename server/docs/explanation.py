@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import re
 
-from plusls.common.text import identifier_words
-
-from .summarizer import repeats
+from .summarizer import repeats, restates
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 PREAMBLE = re.compile(r"^(?:this|the)\s+(?:`[^`]+`\s+)?(?:function|method)\s+(?:`[^`]+`\s+)?", re.I)
@@ -20,9 +18,7 @@ MAX_SENTENCES = 3
 def degenerate_sentence(sentence: str, name: str = "") -> bool:
     """Too short, a run of four words said twice (a loop), or only `name` in words. Not a pair twice, as for summary
     lines: a sentence of explanation may say "the environment variables" twice and be right."""
-    words = sentence.lower().strip(" .").split()
-    restated = bool(name) and words == identifier_words(name).lower().strip(" .").split()
-    return len(words) < 2 or repeats(sentence, 4) or restated
+    return len(sentence.strip(" .").split()) < 2 or repeats(sentence, 4) or restates(sentence, name)
 
 
 def sentences(text: str, complete: bool) -> list[str]:

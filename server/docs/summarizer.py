@@ -17,9 +17,12 @@ from .definition_at import Definition
 def degenerate(summary: str, name: str = "") -> bool:
     """Too short, a word pair said twice (the small docstring model's way of failing), or only `name` in words
     ("Get user name." for get_user_name says nothing the name did not)."""
-    words = summary.lower().strip(" .").split()
-    restated = bool(name) and words == identifier_words(name).lower().strip(" .").split()
-    return len(words) < 2 or repeats_a_pair(summary) or restated
+    return len(summary.strip(" .").split()) < 2 or repeats_a_pair(summary) or restates(summary, name)
+
+
+def restates(text: str, name: str) -> bool:
+    """`text` is only `name` in words."""
+    return bool(name) and text.lower().strip(" .").split() == identifier_words(name).lower().strip(" .").split()
 
 
 def repeats_a_pair(text: str) -> bool:
