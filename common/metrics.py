@@ -93,6 +93,11 @@ def corpus_rouge_l(references: Sequence[str], hypotheses: Sequence[str]) -> floa
     return 100.0 * sum(map(rouge_l, references, hypotheses)) / len(references)
 
 
+def corpus_rouge_l_recall(references: Sequence[str], hypotheses: Sequence[str]) -> float:
+    _same_length(references, hypotheses)
+    return 100.0 * sum(map(rouge_l_recall, references, hypotheses)) / len(references)
+
+
 def edit_similarity(reference: str, hypothesis: str) -> float:
     """1 - Levenshtein distance / the longer length, on characters (1.0: identical; as in code completion papers)."""
     if not reference and not hypothesis:

@@ -11,8 +11,9 @@ import ast
 import re
 from typing import Any
 
-from plusls.common.metrics import corpus_rouge_l, corpus_smoothed_bleu4, rouge_l, rouge_l_recall
-from plusls.server.docs.explanation import RETURNS, degenerate_sentence, sentences
+from plusls.common.metrics import corpus_rouge_l, corpus_rouge_l_recall, corpus_smoothed_bleu4, rouge_l, rouge_l_recall
+from plusls.server.docs.explanation import LOOP, RETURNS, sentences
+from plusls.server.docs.summarizer import degenerate
 
 from .generators import Request
 from .sampling import Context, Item, run_items
@@ -68,21 +69,24 @@ class Hover:
                               max_new_tokens=self.max_new_tokens,
                               extra={"reference": reference, "returns_a_value": gives}))
         records = run_items(ctx, items, self.name, 0.0)
+        refs, hyps = [], []
         for r in records:
             r["completion"] = " ".join(r["completion"].split())
-            said = sentences(plain(r["completion"]), complete=True)
+            ref, hyp = plain(r["reference"]), plain(r["completion"])
+            refs.append(ref)
+            hyps.append(hyp)
+            said = sentences(hyp, complete=True)
             r["sentences"] = len(said)
             r["says_what_it_returns"] = bool(RETURNS.search(r["completion"]))
-            r["degenerate"] = not said or any(degenerate_sentence(s) for s in said)
-            r["rouge_l"] = round(100 * rouge_l(plain(r["reference"]), plain(r["completion"])), 4)
-            r["rouge_l_recall"] = round(100 * rouge_l_recall(plain(r["reference"]), plain(r["completion"])), 4)
-        refs, hyps = [plain(r["reference"]) for r in records], [plain(r["completion"]) for r in records]
+            r["degenerate"] = not said or any(degenerate(s, loop=LOOP) for s in said)
+            r["rouge_l"] = round(100 * rouge_l(ref, hyp), 4)
+            r["rouge_l_recall"] = round(100 * rouge_l_recall(ref, hyp), 4)
         giving = [r["says_what_it_returns"] for r in records if r["returns_a_value"]]
         return {
             "data": path,
             "problems": len(rows),
             "metrics": {"bleu4": corpus_smoothed_bleu4(refs, hyps), "rouge_l": corpus_rouge_l(refs, hyps),
-                        "rouge_l_recall": sum(r["rouge_l_recall"] for r in records) / max(1, len(records)),
+                        "rouge_l_recall": corpus_rouge_l_recall(refs, hyps),
                         "one_to_three_sentences_pct": percent([1 <= r["sentences"] <= 3 for r in records]),
                         "says_what_it_returns_pct": percent(giving),
                         "degenerate": sum(r["degenerate"] for r in records),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from .summarizer import repeats, restates
+from .summarizer import degenerate
 
 SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z])")
 PREAMBLE = re.compile(r"^(?:this|the)\s+(?:`[^`]+`\s+)?(?:function|method)\s+(?:`[^`]+`\s+)?", re.I)
@@ -13,12 +13,9 @@ IT_VERB = re.compile(r"^It\s+(?=(?!is\b|has\b|does\b|was\b)[a-z]+s\b)")
 RETURNS_LEAD = re.compile(r"^(?:Returns|Yields)\s+(?!nothing\b)(.+)$")
 RETURNS = re.compile(r"\b(?:return|returns|returned|returning|yield|yields|yielded|yielding)\b", re.I)
 MAX_SENTENCES = 3
-
-
-def degenerate_sentence(sentence: str, name: str = "") -> bool:
-    """Too short, a run of four words said twice (a loop), or only `name` in words. Not a pair twice, as for summary
-    lines: a sentence of explanation may say "the environment variables" twice and be right."""
-    return len(sentence.strip(" .").split()) < 2 or repeats(sentence, 4) or restates(sentence, name)
+# A sentence of explanation is degenerate when four words come twice (a loop), not a pair as for summary lines: it
+# may say "the environment variables" twice and be right.
+LOOP = 4
 
 
 def sentences(text: str, complete: bool) -> list[str]:
@@ -39,7 +36,7 @@ def hover_text(answer: str, name: str = "", complete: bool = True) -> str:
     """1-3 sentences: the first two, plus the first later one about what is returned; "" when nothing usable."""
     # A sentence ending in ":" ("It takes these parameters:") introduces a list the newline stop cut off.
     kept = [s for s in (without_preamble(s) for s in sentences(answer, complete))
-            if not s.endswith(":") and not degenerate_sentence(s, name)]
+            if not s.endswith(":") and not degenerate(s, name, LOOP)]
     out = kept[:2]
     if not any(RETURNS.search(s) for s in out):
         out += [s for s in kept[2:] if RETURNS.search(s)][:1]

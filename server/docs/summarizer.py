@@ -14,10 +14,10 @@ from plusls.exported.seq2seq_lm import Seq2SeqLM
 from .definition_at import Definition
 
 
-def degenerate(summary: str, name: str = "") -> bool:
-    """Too short, a word pair said twice (the small docstring model's way of failing), or only `name` in words
-    ("Get user name." for get_user_name says nothing the name did not)."""
-    return len(summary.strip(" .").split()) < 2 or repeats_a_pair(summary) or restates(summary, name)
+def degenerate(summary: str, name: str = "", loop: int = 2) -> bool:
+    """Too short, a run of `loop` words said twice (a pair: the small docstring model's way of failing), or only
+    `name` in words ("Get user name." for get_user_name says nothing the name did not)."""
+    return len(summary.strip(" .").split()) < 2 or repeats(summary, loop) or restates(summary, name)
 
 
 def restates(text: str, name: str) -> bool:
