@@ -31,8 +31,8 @@ from pygls.lsp.client import LanguageClient
 sys.path.insert(0, str(Path(__file__).parent))
 from lsp_latency import pct, rss  # noqa: E402
 
-from plusls.server.docs.definition_at import definitions_in  # noqa: E402
-from plusls.server.docs.explanation import sentences  # noqa: E402
+from plusls.docstrings.definition_at import definitions_in  # noqa: E402
+from plusls.docstrings.explanation import sentences  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,10 +5,10 @@ import argparse
 import sys
 
 from plusls.evaluation import cli as evaluation_cli
-from plusls.exported import commands as exported_cli
-from plusls.exported.errors import PluslsError
-from plusls.indexer import commands as indexer_cli
-from plusls.server import commands as server_cli
+from plusls.exported import cli as exported_cli
+from plusls.common.errors import PluslsError
+from plusls.indexer import cli as indexer_cli
+from plusls.server import cli as server_cli
 from plusls.training import cli as training_cli
 
 

@@ -1,5 +1,5 @@
 """Errors `plusls eval` reports to the user without a traceback."""
-from plusls.exported.errors import PluslsError
+from plusls.common.errors import PluslsError
 
 
 class EvalError(PluslsError):

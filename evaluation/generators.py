@@ -16,7 +16,7 @@ from plusls.exported import CausalLM, GenerationConfig, ModelDirError, Seq2SeqLM
 from plusls.exported.defaults import COMPLETER, bundled_docstring_dir, ensure_default
 from plusls.indexer.embedding_model import load_embedder
 from plusls.indexer.progress_bar import ProgressBar
-from plusls.server.docs.chat_summary import ChatSummarizer
+from plusls.docstrings.chat_summary import ChatSummarizer
 
 from .errors import EvalError
 

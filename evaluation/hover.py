@@ -12,8 +12,8 @@ import re
 from typing import Any
 
 from plusls.common.metrics import corpus_rouge_l, corpus_rouge_l_recall, corpus_smoothed_bleu4, rouge_l, rouge_l_recall
-from plusls.server.docs.explanation import LOOP, RETURNS, sentences
-from plusls.server.docs.summarizer import degenerate
+from plusls.docstrings.explanation import LOOP, RETURNS, sentences
+from plusls.docstrings.summarizer import degenerate
 
 from .generators import Request
 from .sampling import Context, Item, run_items

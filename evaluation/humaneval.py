@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .data import find_file, read_jsonl, require_keys
+from plusls.common.jsonl import read_jsonl
+
+from .datasets import find_file, require_keys
 from .generators import Request
 from .passk import mean_pass_at_k
 from .prompts import FUNCTION_STOPS, frame

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from plusls.common.jsonl import read_jsonl
 from plusls.common.metrics import exact_match, exact_match_stripped
-from plusls.server.completion.filters import postprocess
-from plusls.server.completion.prompt import Cursor, PromptBuilder, WindowState
+from plusls.completion.filters import postprocess
+from plusls.completion.prompt import Cursor, PromptBuilder, WindowState
 
-from .data import find_file, read_jsonl, require_keys
+from .datasets import find_file, require_keys
 from .errors import EvalError
 from .generators import ModelGenerator, Request
 from .humaneval import program as humaneval_program

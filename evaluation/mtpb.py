@@ -12,9 +12,10 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from plusls.common.jsonl import read_jsonl
 from plusls.common.progress import Progress
 
-from .data import find_file, read_jsonl, require_keys
+from .datasets import find_file, require_keys
 from .generators import Request
 from .passk import mean_pass_at_k
 from .sampling import Context, collect_outcomes, pass_counts, status_counts

@@ -9,7 +9,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from .data import REPO_ROOT
+from .datasets import REPO_ROOT
 
 
 def _cpu_model() -> str:

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .errors import EvalError
-from .sandbox_child import others_can_read
+from .sandbox_child import inside_masked_places, others_can_read
 
 CHILD = Path(__file__).with_name("sandbox_child.py")
 MODES = ("auto", "namespace", "guard")
@@ -30,6 +30,11 @@ NOBODY = 65534
 TAIL = 4096  # bytes of the program's stdout/stderr kept in results
 # Where the program may import third-party packages from (numpy, ...): this interpreter's site folders.
 SITE_DIRS = [p for p in site.getsitepackages() if os.path.isdir(p)]
+# Everything else the interpreter reads (a virtualenv's pyvenv.cfg and bin/ too, for programs that start
+# sys.executable): namespace mode keeps these visible even where it masks or hides the folders around them.
+LIBRARY_DIRS = [p for p in (sys.prefix, sys.base_prefix, sysconfig.get_paths()["stdlib"],
+                            sysconfig.get_paths()["platstdlib"], os.path.dirname(sys.executable),
+                            os.path.dirname(os.path.realpath(sys.executable)), *SITE_DIRS) if os.path.isdir(p)]
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,11 @@ class Sandbox:
         self.uid, self.gid = uid, gid
         self.is_root = os.geteuid() == 0
         self.mode = self._probe() if mode == "auto" else mode
+        if self.mode == "namespace":
+            try:
+                inside_masked_places(LIBRARY_DIRS)
+            except OSError as e:
+                raise EvalError(f"the namespace sandbox cannot run this interpreter: {e}") from None
         # Namespace mode re-exposes a private library folder; guard mode cannot, so there it keeps the uid.
         self.drop_uid = self.is_root and (self.mode == "namespace" or _library_readable_by_others())
 
@@ -114,7 +124,7 @@ class Sandbox:
                 # Root is exempt from RLIMIT_NPROC, so it binds only the dropped uid; a normal user's count
                 # includes all their other processes, so there the guard's blocked fork does the job instead.
                 "nproc": limits.processes if drop_uid else None,
-                "site_dirs": SITE_DIRS,
+                "site_dirs": SITE_DIRS, "library_dirs": LIBRARY_DIRS,
             }
             return self._spawn(job, outer, limits, nonce)
         finally:

@@ -72,14 +72,39 @@ def first_private_ancestor(path: str) -> str:
     return found
 
 
-def expose_interpreter(keep: list[str]) -> list[str]:
+def interpreter_folders(job: dict) -> list[str]:
+    """What the program's interpreter reads: its import path and the folders the parent named (prefix, bin, ...)."""
+    return sorted({os.path.abspath(p) for p in [*sys.path, *job["library_dirs"]] if p and os.path.isdir(p)})
+
+
+def masked_places() -> list[str]:
+    return [t for t in SHARED_WRITABLE if os.path.isdir(t) and not os.path.islink(t)]
+
+
+def inside_masked_places(folders: list[str]) -> list[str]:
+    """The folders (as named and as resolved) that lie inside a place the sandbox masks, parents first.
+
+    A folder that is such a place itself cannot be both private and the library, so that is refused.
+    """
+    found = set()
+    for path in {q for f in folders for q in (os.path.abspath(f), os.path.realpath(f))}:
+        for place in masked_places():
+            if path == place:
+                raise OSError(f"the interpreter's folder {path} is a shared place the sandbox replaces with a "
+                              "private folder: install Python or the virtualenv elsewhere, or use the guard sandbox")
+            if path.startswith(place + "/"):
+                found.add(path)
+    return sorted(found)
+
+
+def expose_interpreter(folders: list[str], keep: list[str]) -> list[str]:
     """Make the interpreter's library folders readable by the sandbox uid without exposing their neighbours.
 
     A library under a private folder (e.g. pyenv in /root, mode 700) is bind-mounted back into an empty tmpfs
     laid over that private folder, so the program can import the standard library but sees nothing else there.
     `keep` are folders (the sandbox folder) that must stay reachable by the runner itself.
     """
-    needed = sorted({os.path.realpath(p) for p in sys.path if p and os.path.isdir(p)})
+    needed = sorted({os.path.realpath(p) for p in folders})
     hidden = [p for p in needed if not others_can_read(p)]
     if not hidden:
         return []
@@ -100,19 +125,29 @@ def expose_interpreter(keep: list[str]) -> list[str]:
     return roots
 
 
-def isolate_filesystem(workdir: str, uid: int, gid: int, folder_bytes: int) -> str:
-    """Private mounts: a size-capped tmpfs as the program's folder, also laid over the shared writable places."""
+def isolate_filesystem(workdir: str, uid: int, gid: int, folder_bytes: int, library: list[str]) -> str:
+    """Private mounts: a size-capped tmpfs as the program's folder, also laid over the shared writable places.
+
+    `library` are the interpreter's folders. Those inside a masked place (a virtualenv under /tmp, as in a CI
+    checkout) are bound back read-only at the same paths, or the program could not import its packages.
+    """
     mount(None, "/", None, MS_REC | MS_PRIVATE)  # nothing below propagates to the host
-    expose_interpreter([workdir])
+    expose_interpreter(library, [workdir])
+    # Handles taken before masking: afterwards these paths lead into the program's empty folder.
+    rebind = {p: os.open(p, os.O_PATH | os.O_DIRECTORY) for p in inside_masked_places(library)}
     mount("tmpfs", workdir, "tmpfs", MS_NOSUID | MS_NODEV,
           f"size={max(folder_bytes, 1 << 20)},mode=0700,uid={uid},gid={gid}")
     fd = os.open(workdir, os.O_PATH | os.O_DIRECTORY)
     cwd = workdir
-    for target in SHARED_WRITABLE:  # /tmp last: it may hold workdir itself; the source is the fd, not a path
-        if os.path.isdir(target) and not os.path.islink(target):
-            mount(f"/proc/self/fd/{fd}", target, None, MS_BIND)
-            cwd = target if target == "/tmp" else cwd
+    for target in masked_places():  # /tmp last: it may hold workdir itself; the source is the fd, not a path
+        mount(f"/proc/self/fd/{fd}", target, None, MS_BIND)
+        cwd = target if target == "/tmp" else cwd
     os.close(fd)
+    for path, src in rebind.items():  # parents first, so a nested path already exists in its parent's copy
+        os.makedirs(path, exist_ok=True)  # in the program's folder, which thus shows the empty parents
+        mount(f"/proc/self/fd/{src}", path, None, MS_BIND | MS_REC)
+        mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+        os.close(src)
     return cwd
 
 
@@ -295,7 +330,8 @@ def main() -> None:
     try:
         if job["mode"] == "namespace":
             _check(libc.unshare(CLONE_NEWNS | CLONE_NEWNET | CLONE_NEWPID), "unshare")
-            os.chdir(isolate_filesystem(job["workdir"], job["uid"], job["gid"], job["folder_bytes"]))
+            os.chdir(isolate_filesystem(job["workdir"], job["uid"], job["gid"], job["folder_bytes"],
+                                        interpreter_folders(job)))
         else:
             os.chdir(job["workdir"])
     except OSError as e:

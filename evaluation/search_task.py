@@ -13,7 +13,7 @@ from plusls.evaluation.retrieval import MODES, load_cosqa, rank_all, write_corpu
 from plusls.exported.matching import Matcher
 from plusls.indexer.workspace_index import WorkspaceIndex
 
-from .data import find_file
+from .datasets import find_file
 from .sampling import Context
 
 FOLDER, FILE = "cosqa", "cosqa-retrieval-dev-500.json"

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from plusls.common.jsonl import read_jsonl
 from plusls.common.metrics import corpus_rouge_l, corpus_smoothed_bleu4, rouge_l, smoothed_bleu4
 
-from .data import find_file, read_jsonl, require_keys
+from .datasets import find_file, require_keys
 from .generators import Request
 from .sampling import Context, Item, run_items
 

@@ -34,7 +34,7 @@ class CausalLM:
         # The exported graph's key/value dtype (fp16 exports take fp16 caches), not an assumed fp32.
         self.kv_dtype = np.float16 if inputs[self.past_names[0]].type == "tensor(float16)" else np.float32
         self.has_position_ids = "position_ids" in inputs
-        self.keeps_logits = "logits_to_keep" in inputs  # exports since 2026-12: logits only where asked
+        self.keeps_logits = "logits_to_keep" in inputs  # newer exports: logits only where asked (older: every row)
         # A fused graph (export/fused.py) reads the mask as lengths: rows must not be left-padded.
         self.fused = self.manifest.config.get("attention") == "fused"
         self.stop_ids = stop_ids(self.manifest.special_tokens, self.tokenizer)

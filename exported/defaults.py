@@ -13,9 +13,10 @@ from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 from typing import Callable
 
+from plusls.common.errors import PluslsError
 from plusls.common.paths import cache_home
 
-from .errors import ModelDirError, PluslsError
+from .errors import ModelDirError
 from .manifest import file_stamp, read_manifest
 
 
@@ -199,15 +200,23 @@ def bundled_docstring_dir() -> Path | None:
     return DOCSTRING if (DOCSTRING / "manifest.json").is_file() else None
 
 
-def ensure_default(model: DefaultModel, models_dir: Path, log: Callable[[str], None] = print) -> Path:
-    """The model's exported directory, exporting it first if it is missing or broken (minutes, once)."""
+def exported_dir(model: DefaultModel, models_dir: Path) -> Path | None:
+    """The model's exported directory, None when it is missing or broken."""
     out = models_dir / model.name
     try:
         read_manifest(out, verify=True)  # size + mtime after the first full check
         return out
-    except ModelDirError as e:
-        if out.exists():
-            log(f"{out} is unusable ({e}); exporting it again")
+    except ModelDirError:
+        return None
+
+
+def ensure_default(model: DefaultModel, models_dir: Path, log: Callable[[str], None] = print) -> Path:
+    """The model's exported directory, exporting it first if it is missing or broken (minutes, once)."""
+    if (ready := exported_dir(model, models_dir)) is not None:
+        return ready
+    out = models_dir / model.name
+    if out.exists():
+        log(f"{out} is unusable; exporting it again")
     source = model.source(log)
     from .export import export_model  # torch is needed only for this one-time export
 

@@ -1,8 +1,5 @@
-"""Errors the user sees: each message says what is wrong and what to do next."""
-
-
-class PluslsError(Exception):
-    """Base class for errors reported to the user without a traceback."""
+"""Errors of the model runtime and export the user sees."""
+from plusls.common.errors import PluslsError
 
 
 class ModelDirError(PluslsError):

@@ -95,6 +95,10 @@ class CancelToken:
     def cancelled(self) -> bool:
         return self._event.is_set()
 
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until cancelled (True) or `timeout` seconds have passed (False)."""
+        return self._event.wait(timeout)
+
 
 @dataclass
 class Generation:

@@ -54,12 +54,6 @@ class Manifest:
         (Path(directory) / MANIFEST).write_text(json.dumps(asdict(self), indent=2) + "\n")
 
 
-def fim_prompt(fim: dict[str, Any], prefix: list[int], suffix: list[int]) -> list[int]:
-    """Prefix-suffix-middle order around a model's FIM tokens (`Manifest.fim`: part -> {"token", "id"}): the one
-    layout the server, the infilling eval and refresh training all use."""
-    return [fim["prefix"]["id"], *prefix, fim["suffix"]["id"], *suffix, fim["middle"]["id"]]
-
-
 def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -22,7 +22,8 @@ class RuntimeOptions:
     inter_op_threads: int = 0
     io_binding: bool | None = None  # None: on when the session runs on CUDA
     # Embedder only: this many single-threaded sessions take batches in parallel (0: one per core on CPU).
-    # Small batches leave onnxruntime's intra-op threads idle; MiniLM int8 on 2 cores ran 93 vs 77 chunks/s.
+    # Small batches leave onnxruntime's intra-op threads idle; sessions side by side keep every core busy
+    # (docs/measurements.md, indexing throughput).
     parallel_sessions: int = 0
 
     @staticmethod

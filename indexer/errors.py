@@ -1,5 +1,5 @@
 """Indexer errors the user sees."""
-from plusls.exported.errors import PluslsError
+from plusls.common.errors import PluslsError
 
 
 class WorkspaceIndexError(PluslsError):

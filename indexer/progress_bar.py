@@ -5,20 +5,19 @@ from typing import TextIO
 
 from plusls.common.progress import LineWriter, bar
 
-from .workspace_index import Progress
+from .workspace_index import IndexProgress
 
 
 class ProgressBar:
     def __init__(self, stream: TextIO | None = None, every_s: float = 2.0):
         self.out = LineWriter(stream, every_s)
 
-    def __call__(self, p: Progress) -> None:
+    def __call__(self, p: IndexProgress) -> None:
         if p.stage == "scan":
-            line = f"scanning {bar(p.files_done, p.files_total)} {p.files_done}/{p.files_total} files"
+            line = f"scanning {bar(p.files_done, p.files_total)} {p.counts()}"
         else:
             rate = p.chunks_embedded / p.elapsed if p.elapsed > 0 else 0.0
             left = p.chunks_total - p.chunks_embedded
             eta = f"ETA {left / rate:.0f}s" if rate > 0 and left > 0 else ""
-            line = (f"embedding {bar(p.chunks_embedded, p.chunks_total)} {p.chunks_embedded}/{p.chunks_total} "
-                    f"chunks  {rate:.0f} chunks/s  {eta}")
+            line = f"embedding {bar(p.chunks_embedded, p.chunks_total)} {p.counts()}  {rate:.0f} chunks/s  {eta}"
         self.out.write(line, final=p.stage == "done")

@@ -13,11 +13,11 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-IVF_THRESHOLD = 50_000  # flat search stays under ~5 ms up to about here on 2 cores (bench/search_latency.py)
+IVF_THRESHOLD = 50_000  # flat (exact) while a full scan is fast; IVF past it, as a scan grows with the store
 IVF_NPROBE = 16
 DOC_BIT = 1 << 40  # the doc-view vector of chunk i is stored under id i | DOC_BIT
-# One query at a time: OpenMP threads only add spin-waits (seen here: a 10k flat lookup took 55 ms with the
-# default threads on a busy 2-core machine).
+# One query at a time: OpenMP threads only add spin-waits, which made lookups many times slower on a busy machine
+# (docs/measurements.md, search latency).
 faiss.omp_set_num_threads(1)
 
 

@@ -37,7 +37,7 @@ class EmbedderLike(Protocol):
 
 
 @dataclass
-class Progress:
+class IndexProgress:
     stage: str  # "scan", "embed", "done"
     files_done: int = 0
     files_total: int = 0
@@ -48,6 +48,17 @@ class Progress:
     @property
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
+
+    def percent(self) -> int:
+        """Scanning is the first half, embedding the second."""
+        if self.stage == "scan":
+            return self.files_done * 50 // max(self.files_total, 1)
+        return 50 + self.chunks_embedded * 50 // max(self.chunks_total, 1)
+
+    def counts(self) -> str:
+        if self.stage == "scan":
+            return f"{self.files_done}/{self.files_total} files"
+        return f"{self.chunks_embedded}/{self.chunks_total} chunks embedded"
 
 
 @dataclass
@@ -163,12 +174,12 @@ class WorkspaceIndex:
         self.store.close()
 
     # --- indexing -----------------------------------------------------------------------------------------------
-    def update(self, progress: Callable[[Progress], None] | None = None, embed: bool = True) -> IndexSummary:
+    def update(self, progress: Callable[[IndexProgress], None] | None = None, embed: bool = True) -> IndexSummary:
         """Bring the index up to date with the workspace: chunk new and changed files (searchable by BM25 at
         once), drop deleted ones, then embed every chunk that has no vector yet."""
         t0 = time.perf_counter()
         summary = IndexSummary(rebuilt_reason=self.rebuilt_reason, repaired=self.repaired)
-        state = Progress("scan")
+        state = IndexProgress("scan")
         entries = list(walk(self.root))
         state.files_total = len(entries)
         known = self.store.files()
@@ -254,9 +265,9 @@ class WorkspaceIndex:
         summary.seconds = time.perf_counter() - t0
         return summary
 
-    def embed_pending(self, summary: IndexSummary, progress: Callable[[Progress], None] | None) -> None:
+    def embed_pending(self, summary: IndexSummary, progress: Callable[[IndexProgress], None] | None) -> None:
         counts = self.store.counts()
-        state = Progress("embed", chunks_embedded=counts["embedded"], chunks_total=counts["chunks"])
+        state = IndexProgress("embed", chunks_embedded=counts["embedded"], chunks_total=counts["chunks"])
         t0 = last_save = time.perf_counter()
         unsaved: list[int] = []
         after = 0  # chunks are taken in id order; those embedded but not yet saved still read as pending

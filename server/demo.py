@@ -16,8 +16,8 @@ from plusls.indexer.embedding_model import load_embedder
 from plusls.indexer.progress_bar import ProgressBar
 from plusls.indexer.search import search
 from plusls.indexer.workspace_index import WorkspaceIndex
-from plusls.server.completion.filters import postprocess
-from plusls.server.completion.prompt import Cursor, PromptBuilder, WindowState
+from plusls.completion.filters import postprocess
+from plusls.completion.prompt import Cursor, PromptBuilder, WindowState
 from plusls.server.demo_session import run_editor_session
 
 SNIPPETS = {

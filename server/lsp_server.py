@@ -17,22 +17,29 @@ from lsprotocol import types as t
 from pygls.lsp.server import LanguageServer
 from pygls.uris import from_fs_path, to_fs_path
 
+from plusls.common.errors import PluslsError
 from plusls.common.text import as_sentence, identifier_words
+from plusls.completion.completer import Completer
+from plusls.completion.prompt import Cursor
+from plusls.completion.suggestion_cache import Suggestion
+from plusls.docstrings.chat_summary import ChatWriter
+from plusls.docstrings.definition_at import Definition, definition_at, definitions_in
+from plusls.docstrings.docstring_style import docstring_insertion
+from plusls.docstrings.explanation import what_it_returns
+from plusls.docstrings.summarizer import EncoderDecoderWriter, Summarizer
 from plusls.exported.causal_lm import CausalLM
-from plusls.exported.errors import PluslsError
 from plusls.exported.seq2seq_lm import Seq2SeqLM
+from plusls.exported.watched_model import WatchedModel
 from plusls.indexer.embedding_model import load_embedder
 from plusls.indexer.languages import spec_for
+from plusls.indexer.workspace_index import IndexProgress
 
-from .completion.engine import CompletionEngine, Suggestion
-from .completion.prompt import Cursor
-from .docs.chat_summary import ChatWriter
-from .docs.definition_at import Definition, definition_at, definitions_in
-from .docs.docstring_style import docstring_insertion
-from .docs.explanation import what_it_returns
-from .docs.prefetch import SummaryPrefetch
-from .docs.summarizer import EncoderDecoderWriter, Summarizer
-from .model_registry import Watched, completion_dir, docstring_dir, draft_dir, resolve_dirs, runtime_options
+from .background import BackgroundQueue, Job
+from .model_dirs import DefaultModels, docstring_dir, resolve_dirs, runtime_options
+from .model_thread import ModelThread
+from .prefetch import SummaryPrefetch
+from .progress import WorkProgress
+from .scheduler import WARM_KEY, RequestScheduler
 from .settings import Settings, camel_keys, parse_settings
 from .telemetry import CompletionLog
 from .workspace_search import WorkspaceSearch
@@ -40,13 +47,16 @@ from .workspace_search import WorkspaceSearch
 log = logging.getLogger("plusls")
 SURROGATE = re.compile("[\ud800-\udfff]")
 SYMBOL_KIND = {"function": t.SymbolKind.Function, "method": t.SymbolKind.Method, "class": t.SymbolKind.Class}
+WARM_AFTER_S = 0.4  # quiet time after an open, an edit or a cursor move before the prompt is read ahead
 
 
 class PluslsServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("plusls", "0.1.0")
         self.settings = Settings()
-        self.engine: CompletionEngine | None = None
+        self.completer: Completer | None = None
+        self.scheduler: RequestScheduler | None = None
+        self.background: BackgroundQueue | None = None
         self.summarizer: Summarizer | None = None
         self.prefetch: SummaryPrefetch | None = None
         self.search: WorkspaceSearch | None = None
@@ -54,9 +64,12 @@ class PluslsServer(LanguageServer):
         self.completion_pool = ThreadPoolExecutor(1, thread_name_prefix="plusls-complete")
         self.docs_pool = ThreadPoolExecutor(1, thread_name_prefix="plusls-docs")
         self.index_pool = ThreadPoolExecutor(1, thread_name_prefix="plusls-index")
+        self.export_pool = ThreadPoolExecutor(1, thread_name_prefix="plusls-export")
         self.query_pool = ThreadPoolExecutor(2, thread_name_prefix="plusls-query")
-        self._completion_model: Watched | None = None
-        self._docstring_model: Watched | None = None
+        self.defaults: DefaultModels | None = None
+        self._completion_model: WatchedModel | None = None
+        self._docstring_model: WatchedModel | None = None
+        self._tasks: set[asyncio.Task] = set()  # the event loop keeps only weak references to tasks
 
     # --- settings and models -----------------------------------------------------------------------------------
     def apply_settings(self, raw: Any) -> None:
@@ -66,57 +79,76 @@ class PluslsServer(LanguageServer):
         old, self.settings = self.settings, settings
         if self.search is not None:
             self.search.settings = settings.search
-        if self.engine is None or old.models != settings.models or old.providers != settings.providers:
+        if self.completer is None or old.models != settings.models or old.providers != settings.providers:
             self._load_models()
         elif old.completion != settings.completion:
-            self.engine.reload(settings.completion)
+            self.completer.reload(settings.completion)
 
     def _load_models(self) -> None:
         dirs = resolve_dirs(self.settings)
         options = runtime_options(self.settings)
-        self._completion_model = Watched(lambda: completion_dir(dirs, options, self.log_message),
-                                         lambda p: CausalLM(p, options))
-        self._docstring_model = Watched(lambda: docstring_dir(dirs), lambda p: Seq2SeqLM(p, options))
+        defaults = self.defaults = DefaultModels(dirs, options, self.defaults.exporting if self.defaults else None)
+        self._completion_model = WatchedModel(defaults.completion_dir, lambda p: CausalLM(p, options))
+        self._docstring_model = WatchedModel(lambda: docstring_dir(dirs), lambda p: Seq2SeqLM(p, options))
         retriever = (lambda cursor: self.search.snippets_for(cursor)) if self.search else None
 
         def drafter() -> CausalLM | None:
-            path = draft_dir(dirs, options, self.log_message)
+            path = defaults.draft_dir()
             return CausalLM(path, options) if path else None
 
-        self.engine = CompletionEngine(self._completion_model, self.settings.completion, retriever,
-                                       self.completion_pool, load_drafter=drafter)
+        if self.background is not None:
+            self.background.drop()
+        self.background = BackgroundQueue()
+        self.completer = Completer(self._completion_model, self.settings.completion, retriever, drafter)
+        self.scheduler = RequestScheduler(self.completer, self.completion_pool, self.background)
         encoder_decoder = EncoderDecoderWriter(self._docstring_model)
         chat = self.settings.models.summaries != "docstring"
-        self.summarizer = Summarizer(ChatWriter(self.engine, encoder_decoder) if chat else encoder_decoder)
-        self.prefetch = SummaryPrefetch(self.summarizer, self.docs_pool,
-                                        busy=lambda: self.engine is not None and self.engine.busy())
+        chat_model = ModelThread(self.completer, self.completion_pool, self.background)
+        self.summarizer = Summarizer(ChatWriter(chat_model, encoder_decoder) if chat else encoder_decoder)
+        self.prefetch = SummaryPrefetch(self.summarizer, self.docs_pool, self.background)
 
     def refresh_models(self) -> None:
         """A model directory replaced on disk (plusls train refresh): load it on this request."""
-        if self._completion_model and self._completion_model.changed() and self.engine:
+        if self._completion_model and self._completion_model.changed() and self.completer:
             self.log_message("completion model changed on disk: reloading")
-            self.engine.reload()
+            self.completer.reload()
         if self._docstring_model and self._docstring_model.changed() and self.summarizer:
             self.log_message("docstring model changed on disk: reloading")
             self.summarizer.reload()
         if self.search is not None and self.search.embedder_replaced():
             self.log_message("embedding model changed on disk: re-embedding the workspace with it")
-            asyncio.ensure_future(reindex_workspace(self, reload=True))
+            self.start(reindex_workspace(self, reload=True))
 
     def open_workspace(self, root: Path | None) -> None:
         if root is None or not root.is_dir():
             return
 
-        def embedder():
-            dirs = resolve_dirs(self.settings)
-            # One session: each extra parallel MiniLM session costs ~95 MB of the server's memory for ~15% more
-            # indexing throughput (`plusls index` keeps them).
-            options = replace(runtime_options(self.settings), parallel_sessions=1)
-            return load_embedder(dirs.embedding, dirs.models_dir, self.log_message, options)
+        def embedding_dir() -> Path:
+            return self.defaults.embedding_dir()
 
-        self.search = WorkspaceSearch(root, embedder, self.settings.search, log=self.log_message)
-        if self.engine is not None:
-            self.engine.retriever = lambda cursor: self.search.snippets_for(cursor)
+        def embedder(path: Path):
+            # One session: an extra parallel session costs the server more memory than the indexing speed it
+            # brings is worth while the user works (`plusls index` keeps them; docs/measurements.md).
+            options = replace(runtime_options(self.settings), parallel_sessions=1)
+            return load_embedder(path, resolve_dirs(self.settings).models_dir, self.log_message, options)
+
+        self.search = WorkspaceSearch(root, WatchedModel(embedding_dir, embedder), self.settings.search,
+                                      log=self.log_message)
+        if self.completer is not None:
+            self.completer.retriever = lambda cursor: self.search.snippets_for(cursor)
+
+    def start(self, work) -> asyncio.Task:
+        """Run a coroutine in the background, keeping a reference until it is done."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def close_document(self, uri: str) -> None:
+        if self.background is not None:
+            self.background.drop(document=uri)
+        if self.scheduler is not None:
+            self.scheduler.close(uri)
 
     # --- messages ---------------------------------------------------------------------------------------------
     # Worker threads (index, model loading) call these too: pygls writes each message to stdout in one
@@ -163,8 +195,36 @@ def initialize(ls: PluslsServer, params: t.InitializeParams) -> None:
 
 @server.feature(t.INITIALIZED)
 def initialized(ls: PluslsServer, params: t.InitializedParams) -> None:
+    ls.start(prepare(ls))
+
+
+async def prepare(ls: PluslsServer) -> None:
+    """Export the default models missing on disk, then index the workspace."""
+    await export_defaults(ls)
     if ls.search is not None and ls.settings.search.enabled and ls.settings.search.index_on_start:
-        asyncio.ensure_future(reindex_workspace(ls))
+        await reindex_workspace(ls)
+
+
+async def export_defaults(ls: PluslsServer) -> None:
+    """Default models missing on disk, exported once, one after the other, before anything needs them; meanwhile
+    suggestions wait quietly and hover or search say why they cannot answer yet."""
+    missing = ls.defaults.missing() if ls.defaults else []
+    if not missing:
+        return
+    ls.defaults.exporting.update(m.name for m in missing)  # before the first await: requests see it at once
+    names = ", ".join(m.name for m in missing)
+    ls.show(f"plusls: exporting the default models once ({names}): a few minutes; suggestions, hover and search "
+            "start when it is done")
+    progress = await WorkProgress.begin(ls, f"plusls-export-{id(ls)}", "plusls: exporting default models")
+    loop = asyncio.get_running_loop()
+    for done, model in enumerate(missing):
+        progress.report(model.name, done * 100 // len(missing))
+        try:
+            await loop.run_in_executor(ls.export_pool, ls.defaults.export, model, ls.log_message)
+        except Exception as e:
+            ls.show(f"plusls: exporting {model.name} failed: {e}. Run `plusls demo` in a terminal to see the "
+                    "export's log, then restart the server", t.MessageType.Error)
+    progress.end(f"exported {names}")
 
 
 @server.feature(t.WORKSPACE_DID_CHANGE_CONFIGURATION)
@@ -208,8 +268,17 @@ def edit_end(change: t.TextDocumentContentChangePartial) -> t.Position:
 
 
 def warm_later(ls: PluslsServer, uri: str, position: t.Position) -> None:
-    if ls.engine is not None and ls.settings.completion.enabled:
-        ls.engine.schedule_warm(uri, lambda: ls.cursor(uri, position)[0])
+    """Once the document is quiet, read the prompt at `position` (the document as it is then) into its key/value
+    cache: the next request runs only its new tokens (llama.vim warms the same way)."""
+    settings = ls.settings.completion
+    if ls.completer is None or not settings.enabled or not settings.prefix_reuse or not ls.defaults.completer_ready():
+        return
+    completer = ls.completer
+
+    def warm(cancel) -> None:
+        completer.warm(uri, ls.cursor(uri, position)[0], cancel)
+
+    ls.background.schedule(Job(f"warming {uri}", WARM_KEY, uri, warm, ls.completion_pool), WARM_AFTER_S)
 
 
 def summarize_later(ls: PluslsServer, uri: str) -> None:
@@ -223,10 +292,7 @@ def summarize_later(ls: PluslsServer, uri: str) -> None:
 
 @server.feature(t.TEXT_DOCUMENT_DID_CLOSE)
 def did_close(ls: PluslsServer, params: t.DidCloseTextDocumentParams) -> None:
-    if ls.prefetch is not None:
-        ls.prefetch.cancel(params.text_document.uri)
-    if ls.engine is not None:
-        ls.engine.close_document(params.text_document.uri)
+    ls.close_document(params.text_document.uri)
 
 
 @server.feature(t.TEXT_DOCUMENT_DID_SAVE)
@@ -240,11 +306,11 @@ async def did_save(ls: PluslsServer, params: t.DidSaveTextDocumentParams) -> Non
 # --- completion -------------------------------------------------------------------------------------------------
 async def suggest(ls: PluslsServer, uri: str,
                   position: t.Position) -> tuple[Suggestion, Cursor, t.Position] | None:
-    if ls.engine is None or not ls.settings.completion.enabled:
+    if ls.scheduler is None or not ls.settings.completion.enabled or not ls.defaults.completer_ready():
         return None
     ls.refresh_models()
     cursor, at = ls.cursor(uri, position)
-    suggestion = await ls.engine.complete(uri, cursor)
+    suggestion = await ls.scheduler.complete(uri, cursor)
     if suggestion is None:
         return None
     if ls.settings.telemetry.enabled:
@@ -385,42 +451,23 @@ async def workspace_symbol(ls: PluslsServer, params: t.WorkspaceSymbolParams) ->
 
 
 async def reindex_workspace(ls: PluslsServer, reload: bool = False) -> dict:
-    token = f"plusls-index-{id(ls)}"
-    try:
-        await ls.work_done_progress.create_async(token)
-        progress = True
-    except Exception:  # the client does not support server-initiated progress
-        progress = False
-    if progress:
-        ls.work_done_progress.begin(token, t.WorkDoneProgressBegin("plusls: indexing", percentage=0,
-                                                                   cancellable=False))
-    loop = asyncio.get_running_loop()
+    progress = await WorkProgress.begin(ls, f"plusls-index-{id(ls)}", "plusls: indexing")
 
-    def report(p) -> None:
-        if not progress:
-            return
-        if p.stage == "scan":
-            pct, text = (p.files_done * 50 // max(p.files_total, 1)), f"{p.files_done}/{p.files_total} files"
-        else:
-            pct = 50 + p.chunks_embedded * 50 // max(p.chunks_total, 1)
-            text = f"{p.chunks_embedded}/{p.chunks_total} chunks embedded"
-        loop.call_soon_threadsafe(ls.work_done_progress.report, token,
-                                  t.WorkDoneProgressReport(message=text, percentage=pct))
+    def report(p: IndexProgress) -> None:
+        progress.report(p.counts(), p.percent())
 
     try:
-        summary = await loop.run_in_executor(ls.index_pool, ls.search.update, report, reload)
+        summary = await asyncio.get_running_loop().run_in_executor(ls.index_pool, ls.search.update, report, reload)
     except Exception as e:
         ls.show(f"plusls: indexing failed: {e}", t.MessageType.Error)
-        if progress:
-            ls.work_done_progress.end(token, t.WorkDoneProgressEnd(message=f"failed: {e}"))
+        progress.end(f"failed: {e}")
         return {"error": str(e)}
     message = (f"indexed {summary.files_indexed} files ({summary.files_unchanged} unchanged), "
                f"{summary.chunks_embedded} chunks embedded in {summary.seconds:.1f}s")
     if summary.rebuilt_reason:
         ls.show(f"plusls: {summary.rebuilt_reason}")
     ls.log_message(message)
-    if progress:
-        ls.work_done_progress.end(token, t.WorkDoneProgressEnd(message=message))
+    progress.end(message)
     return {"filesIndexed": summary.files_indexed, "filesUnchanged": summary.files_unchanged,
             "chunksEmbedded": summary.chunks_embedded, "skipped": dict(summary.skipped),
             "seconds": round(summary.seconds, 3)}
@@ -456,7 +503,7 @@ def accept_completion_command(ls: PluslsServer, *args) -> dict:
 @server.command("plusls.stats")
 def stats_command(ls: PluslsServer, *args) -> dict:
     """Counters for tests, benchmarks and bug reports."""
-    return {"completion": ls.engine.stats.to_dict() if ls.engine else {},
+    return {"completion": ls.completer.stats.to_dict() if ls.completer else {},
             "summaries": ls.summarizer.model_runs if ls.summarizer else 0,
             "explanations": ls.summarizer.explanations if ls.summarizer else 0,
             "summaries_prefetched": ls.prefetch.prefetched if ls.prefetch else 0,

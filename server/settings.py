@@ -9,6 +9,8 @@ import re
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
+from plusls.completion.settings import CompletionSettings
+
 PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
 CHOICES = {"summaries": ("completion", "docstring")}  # string settings that take one of a few values
 
@@ -25,25 +27,6 @@ class ModelSettings:
     # Who writes hover summaries and docstring summary lines: "completion" (the completion model in chat form, when
     # its manifest has a chat template; else the docstring model) or "docstring" (the encoder-decoder).
     summaries: str = "completion"
-
-
-@dataclass(frozen=True)
-class CompletionSettings:
-    enabled: bool = True
-    debounce_ms: int = 60
-    max_new_tokens: int = 48
-    # Prompt budget (prefix, suffix, retrieved snippets); 0: from the prompt speed measured at load (budget.py).
-    context_tokens: int = 0
-    suffix_tokens: int = 64
-    deadline_ms: int = 2000  # for generating, counted once the prompt is read
-    prompt_deadline_ms: int = 10000  # for reading the prompt (a newer keystroke still stops it, keeping what was read)
-    retrieval: bool = True  # prepend similar workspace snippets (retrieval-augmented completion)
-    # Snippets in the model's repository layout (<|repo_name|>, <|file_sep|>) where its manifest declares one, instead
-    # of comments: off, since it scored lower with the instruct Qwen models (docs/measurements.md).
-    repo_layout: bool = False
-    multiline: bool = True  # multi-line suggestions at an empty line
-    prefix_reuse: bool = True  # keep each document's key/value cache and run only a prompt's new tokens
-    prompt_lookup: bool = True  # greedy drafts copied from the prompt, verified several tokens per pass
 
 
 @dataclass(frozen=True)

@@ -5,48 +5,47 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+from plusls.exported.watched_model import WatchedModel
 from plusls.indexer.search import SearchResponse, search
-from plusls.indexer.workspace_index import IndexSummary, Progress, WorkspaceIndex
+from plusls.indexer.workspace_index import IndexProgress, IndexSummary, WorkspaceIndex
 
-from .completion.prompt import Cursor, Snippet
-from .model_registry import manifest_stamp
+from plusls.completion.prompt import Cursor, Snippet
 from .settings import SearchSettings
 
 SNIPPET_LINES = 12
 
 
 class WorkspaceSearch:
-    def __init__(self, root: Path, load_embedder: Callable[[], tuple[object, str]], settings: SearchSettings,
-                 index_dir: Path | None = None, log: Callable[[str], None] = print):
+    def __init__(self, root: Path, embedder: WatchedModel, settings: SearchSettings, index_dir: Path | None = None,
+                 log: Callable[[str], None] = print):
+        """`embedder()`: (the embedding model, its id), loaded again when its directory is replaced."""
         self.root = Path(root).resolve()
-        self._load_embedder = load_embedder
+        self.embedder = embedder
         self.settings = settings
         self.index_dir = index_dir
         self.log = log
         self.index: WorkspaceIndex | None = None
         self._open_lock = threading.Lock()
-        self._embedder_dir: Path | None = None
-        self._stamp = 0
+        self._reload_asked = False
 
     def open(self) -> WorkspaceIndex:
         with self._open_lock:
             if self.index is None:
-                embedder, model_id = self._load_embedder()
-                self._embedder_dir = getattr(getattr(embedder, "files", None), "directory", None)
-                self._stamp = manifest_stamp(self._embedder_dir)
+                embedder, model_id = self.embedder()
+                self._reload_asked = False
                 self.index = WorkspaceIndex(self.root, embedder, model_id, self.index_dir,
                                             max_bytes=self.settings.max_file_bytes, log=self.log)
             return self.index
 
     def embedder_replaced(self) -> bool:
-        """True once after the embedding model's directory was replaced on disk (plusls train refresh)."""
-        if self.index is None or self._embedder_dir is None:
+        """True once after the embedding model's directory was replaced on disk (plusls train refresh), until the
+        index is opened again with it."""
+        if self.index is None or self._reload_asked or not self.embedder.changed():
             return False
-        stamp = manifest_stamp(self._embedder_dir)
-        changed, self._stamp = stamp != self._stamp, stamp
-        return changed
+        self._reload_asked = True
+        return True
 
-    def update(self, progress: Callable[[Progress], None] | None = None, reload: bool = False) -> IndexSummary:
+    def update(self, progress: Callable[[IndexProgress], None] | None = None, reload: bool = False) -> IndexSummary:
         """reload: open the index again, so the embedder is loaded again; the index, seeing another model id,
         rebuilds its vectors and says so in the summary. The old index is not closed: a search may still be
         reading it on another thread (SQLite WAL readers and its in-memory FAISS stay valid); it goes with its

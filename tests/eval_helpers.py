@@ -8,7 +8,7 @@ from typing import Callable, Sequence
 
 import pytest
 
-from plusls.evaluation.data import default_data_dir
+from plusls.evaluation.datasets import default_data_dir
 from plusls.evaluation.generators import Generated, Request
 
 CAN_ISOLATE = os.geteuid() == 0 and sys.platform.startswith("linux")

@@ -2,28 +2,21 @@
 summary line, the server's background summaries giving way to suggestions, and resumable teacher labelling."""
 from __future__ import annotations
 
-import asyncio
 import json
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
-from fixture_repo import FILES
 
 from plusls.common.chat import chat_frame, frame_chat, render_chat
 from plusls.exported import CausalLM, GenerationConfig
-from plusls.server.completion.engine import CompletionEngine
-from plusls.server.completion.prompt import Cursor
 from plusls.exported.generation import Generation
-from plusls.server.docs.chat_summary import (ChatSummarizer, ChatWriter, clean_summary, imperative, summarize,
+from plusls.docstrings.chat_summary import (ChatSummarizer, ChatWriter, clean_summary, imperative, summarize,
                                              summary_prompt)
-from plusls.server.docs.definition_at import definition_at
-from plusls.server.docs.explanation import hover_text
-from plusls.server.docs.summarizer import EncoderDecoderWriter, Summarizer
-from plusls.server.settings import CompletionSettings
+from plusls.docstrings.definition_at import definition_at
+from plusls.docstrings.explanation import hover_text
+from plusls.docstrings.summarizer import EncoderDecoderWriter, Summarizer
 
-TYPED = FILES["src/mathutil.py"][: FILES["src/mathutil.py"].index("    a, b =") + len("    a, b =")]
 CHATML = ("{% if messages[0]['role'] != 'system' %}<|im_start|>system\nYou are helpful.<|im_end|>\n{% endif %}"
           "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
@@ -107,7 +100,7 @@ class ScriptedModel:
     def manifest(self):
         return type("M", (), {"config": {"chat_frame": chat_frame(CHATML)}})()
 
-    def aside(self, text: str, config: GenerationConfig, cancel) -> Generation:
+    def generate(self, text: str, config: GenerationConfig, cancel) -> Generation:
         self.prompts.append(text)
         answer = self.answers.pop(0)
         reason = "cancelled" if answer == "CANCEL" else "stop"
@@ -134,27 +127,6 @@ def test_the_prompt_holds_the_convention_the_examples_and_the_code():
     prompt = summary_prompt(chat_frame(CHATML), "def area(r):\n    return 3.14 * r * r")
     assert prompt.count("<|im_start|>user") == 9 and prompt.count("<|im_start|>assistant") == 9  # 8 examples
     assert "imperative mood" in prompt and prompt.endswith("return 3.14 * r * r<|im_end|>\n<|im_start|>assistant\n")
-
-
-@pytest.mark.asyncio
-async def test_a_suggestion_request_stops_background_work_on_the_model(memorized):
-    engine = CompletionEngine(lambda: CausalLM(memorized), CompletionSettings(debounce_ms=0, retrieval=False))
-    gate = threading.Event()
-    engine.executor.submit(gate.wait)  # the completion thread is busy: the summary below waits its turn
-    results = []
-    worker = threading.Thread(target=lambda: results.append(engine.aside("def f():\n", GenerationConfig())))
-    worker.start()
-    while engine._aside is None:
-        await asyncio.sleep(0.01)
-    suggestion = asyncio.ensure_future(engine.complete("doc", Cursor(TYPED, len(TYPED), "python")))
-    await asyncio.sleep(0.2)
-    gate.set()
-    got = await suggestion
-    worker.join(30)
-    assert results[0].finish_reason == "cancelled" and not results[0].token_ids  # it gave way before starting
-    assert got is not None and got.text == " 0, 1"
-    again = engine.aside("def f():\n", GenerationConfig(max_new_tokens=3, stop_on_eos=False))
-    assert again.finish_reason == "length" and len(again.token_ids) == 3  # with nobody typing it runs
 
 
 def test_labelling_resumes_where_it_stopped(exported, tmp_path):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from plusls.server.completion.filters import (
+from plusls.completion.filters import (
     FilterContext,
     balance_brackets,
     open_brackets,
@@ -15,7 +15,7 @@ from plusls.server.completion.filters import (
     strip_trailing_whitespace,
     trim_to_scope,
 )
-from plusls.server.completion.prompt import Cursor
+from plusls.completion.prompt import Cursor
 
 
 def ctx(line_prefix="", line_suffix="", above=(), below=(), multiline=False) -> FilterContext:

@@ -7,7 +7,8 @@ from fixture_repo import make_repo
 
 from plusls.exported.causal_lm import CausalLM
 from plusls.indexer.embedding_model import load_embedder
-from plusls.server.completion.prompt import Cursor, PromptBuilder, Snippet, WindowState
+from plusls.completion.prompt import Cursor, PromptBuilder, Snippet, WindowState
+from plusls.exported.watched_model import WatchedModel
 from plusls.server.settings import SearchSettings
 from plusls.server.workspace_search import WorkspaceSearch
 
@@ -70,8 +71,8 @@ def test_window_keeps_its_start_while_typing_and_fits_the_budget(exported):
 
 def test_snippets_come_from_other_files_of_the_workspace(tmp_path, exported):
     root = make_repo(tmp_path / "ws")
-    search = WorkspaceSearch(root, lambda: load_embedder(exported["bert"], tmp_path), SearchSettings(),
-                             index_dir=tmp_path / "index", log=lambda m: None)
+    embedder = WatchedModel(lambda: exported["bert"], lambda path: load_embedder(path, tmp_path))
+    search = WorkspaceSearch(root, embedder, SearchSettings(), index_dir=tmp_path / "index", log=lambda m: None)
     search.update()
     text = "def fibonacci_again(n):\n    a, b = 0, 1\n    for _ in range(n):\n        "
     cursor = Cursor(text, len(text), "python", str(root / "src" / "new.py"))

@@ -9,7 +9,7 @@ import pytest
 from plusls.common.paths import default_models_dir
 from plusls.exported import CausalLM, Embedder, GenerationConfig
 from plusls.exported.defaults import COMPLETER, EMBEDDER, ensure_default
-from plusls.server.completion.prompt import Cursor, PromptBuilder, WindowState
+from plusls.completion.prompt import Cursor, PromptBuilder, WindowState
 
 pytestmark = pytest.mark.slow  # exports the real default models
 
@@ -60,7 +60,7 @@ def test_qwen_fills_in_the_middle(qwen):
     caller below, the body, not the caller's arguments."""
     import asyncio
 
-    from plusls.server.completion.engine import CompletionEngine
+    from plusls.server.engine import CompletionEngine
     from plusls.server.settings import CompletionSettings
 
     text = "def add(a, b):\n    return \n\n\nprint(add(2, 3))\n"
@@ -88,8 +88,8 @@ def test_qwen_chat_prompts_come_from_its_template(qwen):
 
 
 def test_qwen_explains_in_one_to_three_sentences_what_a_function_returns():
-    from plusls.server.docs.chat_summary import ChatSummarizer
-    from plusls.server.docs.explanation import RETURNS, sentences
+    from plusls.docstrings.chat_summary import ChatSummarizer
+    from plusls.docstrings.explanation import RETURNS, sentences
 
     code = ("def word_counts(text):\n    counts = {}\n    for word in text.split():\n"
             "        counts[word] = counts.get(word, 0) + 1\n    return counts\n")

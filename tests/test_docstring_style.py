@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 
 from plusls.common.text import identifier_words
-from plusls.server.docs.definition_at import definition_at
-from plusls.server.docs.docstring_style import docstring_insertion
+from plusls.docstrings.definition_at import definition_at
+from plusls.docstrings.docstring_style import docstring_insertion
 
 CASES = {
     "python": ("m.py", 'class A:\n    def greet(self, name):\n        return "hi " + name\n', "return",
@@ -51,7 +51,7 @@ def test_identifier_words():
 
 
 def test_degenerate_summaries_are_dropped():
-    from plusls.server.docs.summarizer import degenerate
+    from plusls.docstrings.summarizer import degenerate
 
     assert degenerate("read the file to the file.")
     assert degenerate("file")
@@ -102,7 +102,7 @@ def test_full_docstrings_follow_each_convention(case):
 
 
 def test_the_returns_section_says_what_the_hover_explained_it_returns():
-    from plusls.server.docs.explanation import what_it_returns
+    from plusls.docstrings.explanation import what_it_returns
 
     text = "def load(path: str) -> dict:\n    return json.loads(open(path).read())\n"
     definition = definition_at("m.py", text, text.index("return"))
@@ -118,7 +118,7 @@ def test_the_returns_section_says_what_the_hover_explained_it_returns():
 
 
 def test_python_style_follows_the_file():
-    from plusls.server.docs.docstring_style import python_style
+    from plusls.docstrings.docstring_style import python_style
 
     assert python_style("") == "google"
     assert python_style('"""X.\n\nArgs:\n    a: A.\n"""') == "google"

@@ -1,13 +1,21 @@
 """The sandbox contains what model-generated code can do wrong, scores it as a failure, and the run goes on."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import site
+import subprocess
+import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 from eval_helpers import CAN_ISOLATE
 
+from plusls.evaluation import sandbox as sandbox_module
+from plusls.evaluation.errors import EvalError
 from plusls.evaluation.sandbox import NOBODY, Limits, Sandbox
 
 LIMITS = Limits(timeout_s=2.0, memory_bytes=512 << 20, processes=16)
@@ -113,6 +121,55 @@ def test_namespace_mode_gives_each_program_a_private_tmp_and_no_root():
     assert marker in out.stdout  # it could write to its own /tmp ...
     assert not Path("/tmp", marker).exists()  # ... which is not the machine's /tmp
     assert sandbox.run("import os\nassert os.getuid() == 65534 and os.getpid() < 10").passed
+
+
+# Run by a virtualenv's python: imports plusls from this interpreter's site folders, then sandboxes a program
+# that imports a module only that virtualenv has.
+VENV_SCRIPT = """
+import json, site, sys
+for folder in json.loads(sys.argv[1]):
+    site.addsitedir(folder)
+from plusls.evaluation.sandbox import Limits, Sandbox
+code = (
+    "import os, plusls_probe\\n"
+    "print(plusls_probe.VALUE, os.access(plusls_probe.__file__, os.W_OK))\\n"
+)
+out = Sandbox(Limits(timeout_s=10.0), mode="namespace").run(code)
+print(json.dumps([out.status, out.stdout, out.stderr]))
+"""
+
+
+@pytest.mark.parametrize("parent, mode", [("/tmp", 0o755), ("/dev/shm", 0o700)], ids=["tmp-open", "shm-private"])
+def test_namespace_mode_sees_a_virtualenv_inside_a_folder_it_masks(parent, mode):
+    """/tmp and /dev/shm become private in the sandbox; an interpreter installed there must still import."""
+    if not CAN_ISOLATE:
+        pytest.skip("namespace mode needs root on Linux")
+    if not os.path.isdir(parent) or os.path.islink(parent):
+        pytest.skip(f"{parent} is not a folder here")
+    home = tempfile.mkdtemp(prefix="plusls-venv-", dir=parent)
+    try:
+        os.chmod(home, mode)  # readable by all, as a CI checkout; or private, as mkdtemp leaves it
+        venv = Path(home, "venv")
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+        python = str(venv / "bin" / "python")
+        found = subprocess.run([python, "-c", "import site; print(site.getsitepackages()[0])"],
+                               check=True, capture_output=True, text=True, timeout=60)
+        Path(found.stdout.strip(), "plusls_probe.py").write_text("VALUE = 'from-the-venv'\n")
+        ran = subprocess.run([python, "-c", VENV_SCRIPT, json.dumps(site.getsitepackages())],
+                             capture_output=True, text=True, timeout=120)
+        assert ran.returncode == 0, ran.stderr
+        status, stdout, stderr = json.loads(ran.stdout.splitlines()[-1])
+        assert (status, stdout.strip()) == ("passed", "from-the-venv False"), stderr
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_namespace_mode_refuses_an_interpreter_that_is_a_masked_place_itself(monkeypatch):
+    if not os.path.isdir("/tmp") or os.path.islink("/tmp"):
+        pytest.skip("/tmp is not a folder here")
+    monkeypatch.setattr(sandbox_module, "LIBRARY_DIRS", [*sandbox_module.LIBRARY_DIRS, "/tmp"])
+    with pytest.raises(EvalError, match="install Python or the virtualenv elsewhere"):
+        Sandbox(LIMITS, mode="namespace")
 
 
 @pytest.mark.slow  # process storms

@@ -5,7 +5,7 @@ import pytest
 
 from plusls.exported.causal_lm import CausalLM
 from plusls.exported.generation import CancelToken, GenerationConfig
-from plusls.server.completion.prefix_reuse import PrefixReuseLM
+from plusls.completion.prefix_reuse import PrefixReuseLM
 
 CODE = "def add(a, b):\n    return a + b\n\ndef sub(a, b):\n    return a - b\n\ndef mul(a, b):\n    return a"
 
@@ -94,10 +94,10 @@ def test_token_healing_allows_exactly_the_tokens_that_fit_what_the_user_typed(ex
 
     lm = CausalLM(exported[arch])
     reuse = PrefixReuseLM(lm)
-    strings = reuse.token_strings()
+    strings = reuse.healing.strings()
     logits = np.zeros((1, lm.tokenizer.get_vocab_size()), np.float32)
     for need in (" re", "    ", "\n    ", "x", "def", " nothing_starts_like_this"):
-        allowed = np.isfinite(reuse._constrain(logits, need)[0])
+        allowed = np.isfinite(reuse.healing.constrain(logits, need)[0])
         expected = np.array([bool(s) and (s.startswith(need) or need.startswith(s)) for s in strings])
         assert (allowed == expected).all() and allowed.any(), need
     ids = lm.encode("def add(a, b):\n")

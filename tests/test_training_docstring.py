@@ -27,7 +27,7 @@ def trained(checkpoints, tmp_path_factory) -> tuple[Path, Path]:
     import torch
 
     from plusls.exported.export import export_model
-    from plusls.training.data import code_hash
+    from plusls.training.mining import code_hash
     from plusls.training.docstring import Design, train_docstring
 
     root = tmp_path_factory.mktemp("docstring")

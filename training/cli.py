@@ -10,9 +10,35 @@ from plusls.common.paths import default_models_dir, telemetry_log_path
 from plusls.exported.defaults import COMPLETER, EMBEDDER, ensure_default
 
 from .completion import train_completion
-from .data import HELD_OUT, default_corpus_dir, main
+from .mining import HELD_OUT, default_corpus_dir, main
 from .refresh import refresh, roll_back
 from .teacher import label
+
+
+CORPUS_HELP = "corpus folder from `plusls train data` (default: its default)"
+EMBEDDER_HELP = "sentence-transformers folder to start from (default: the embedded MiniLM)"
+
+
+def _corpus_parent() -> argparse.ArgumentParser:
+    """--corpus, for `parents=` of a subcommand that reads the mined corpus."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--corpus", help=CORPUS_HELP)
+    return p
+
+
+def _run_parent(steps: int, lr: float | None = None, minutes: float = 0.0, steps_help: str | None = None,
+                minutes_help: str | None = None) -> argparse.ArgumentParser:
+    """--steps, --minutes, --lr (when LR is given), --threads and --seed of a training run, with this subcommand's
+    defaults. A new parser per subcommand: argparse shares a parent's actions, so set_defaults on one subcommand
+    would change the others' defaults."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--steps", type=int, default=steps, help=steps_help)
+    p.add_argument("--minutes", type=float, default=minutes, help=minutes_help)
+    if lr is not None:
+        p.add_argument("--lr", type=float, default=lr)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0)
+    return p
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -28,25 +54,21 @@ def register(subparsers) -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=_data)
     s = sub.add_parser("docstring", help="train the code -> docstring encoder-decoder (MiniLM warm start); "
-                                         "resumes from OUT/ckpt.pt")
+                                         "resumes from OUT/ckpt.pt",
+                       parents=[_corpus_parent(),
+                                _run_parent(1000, lr=2e-4, minutes_help="also stop after this many minutes")])
     s.add_argument("--out", required=True, help="run folder: checkpoint, result.json, model/ (Hugging Face format)")
-    s.add_argument("--corpus", help="corpus folder from `plusls train data` (default: its default)")
     s.add_argument("--design", default="bert2bert",
                    help="bert2bert or frozen-encoder (see training/docstring.py DESIGNS)")
-    s.add_argument("--steps", type=int, default=1000)
-    s.add_argument("--minutes", type=float, default=0.0, help="also stop after this many minutes")
     s.add_argument("--batch-tokens", type=int, default=2048, help="padded source tokens per batch")
-    s.add_argument("--lr", type=float, default=2e-4)
-    s.add_argument("--threads", type=int, default=0)
-    s.add_argument("--seed", type=int, default=0)
     s.add_argument("--limit", type=int, help="only the first N training pairs")
     s.add_argument("--init-from", help="a previous run folder: continue from its model on a new schedule")
     s.add_argument("--labels", help="teacher summaries from `plusls train label` to train on beside the human ones "
                                     "(its jsonl file, printed by that command)")
     s.set_defaults(func=_docstring)
     lab = sub.add_parser("label", help="sequence-level distillation data: the instruct completion model writes a "
-                                       "summary line for each mined function (resumable: run it again to go on)")
-    lab.add_argument("--corpus", help="corpus folder from `plusls train data` (default: its default)")
+                                       "summary line for each mined function (resumable: run it again to go on)",
+                         parents=[_corpus_parent()])
     lab.add_argument("--teacher", help="exported instruct causal LM with a chat template (default: the embedded "
                                        "completer, Qwen2.5-Coder-0.5B-Instruct)")
     lab.add_argument("--split", choices=("train", "heldout"), default="train")
@@ -54,61 +76,45 @@ def register(subparsers) -> argparse.ArgumentParser:
     lab.add_argument("--minutes", type=float, default=0.0, help="stop after this many minutes (0: no limit)")
     lab.set_defaults(func=_label)
     c = sub.add_parser("contrastive", help="fine-tune the search embedder (MiniLM) with the text-code contrastive "
-                                           "loss on the mined (summary, code) pairs; resumes from OUT/ckpt.pt")
+                                           "loss on the mined (summary, code) pairs; resumes from OUT/ckpt.pt",
+                       parents=[_corpus_parent(), _run_parent(300, lr=2e-5)])
     c.add_argument("--out", required=True, help="run folder: checkpoint, result.json, model/ (sentence-transformers)")
-    c.add_argument("--corpus", help="corpus folder from `plusls train data` (default: its default)")
-    c.add_argument("--embedder", help="sentence-transformers folder to start from (default: the embedded MiniLM)")
-    c.add_argument("--steps", type=int, default=300)
-    c.add_argument("--minutes", type=float, default=0.0)
+    c.add_argument("--embedder", help=EMBEDDER_HELP)
     c.add_argument("--batch-size", type=int, default=32)
-    c.add_argument("--lr", type=float, default=2e-5)
-    c.add_argument("--threads", type=int, default=0)
-    c.add_argument("--seed", type=int, default=0)
     c.set_defaults(func=_contrastive)
     m = sub.add_parser("matching", help="train the text-code matching cross-encoder (reranker) from MiniLM with "
-                                        "hard negatives mined by the frozen embedder; resumes from OUT/ckpt.pt")
+                                        "hard negatives mined by the frozen embedder; resumes from OUT/ckpt.pt",
+                       parents=[_corpus_parent(), _run_parent(1000, lr=5e-5)])
     m.add_argument("--out", required=True, help="run folder: checkpoint, result.json, model/")
-    m.add_argument("--corpus", help="corpus folder from `plusls train data` (default: its default)")
-    m.add_argument("--embedder", help="sentence-transformers folder to start from (default: the embedded MiniLM)")
-    m.add_argument("--steps", type=int, default=1000)
-    m.add_argument("--minutes", type=float, default=0.0)
+    m.add_argument("--embedder", help=EMBEDDER_HELP)
     m.add_argument("--batch-size", type=int, default=16, help="positives per batch (as many negatives)")
-    m.add_argument("--lr", type=float, default=5e-5)
-    m.add_argument("--threads", type=int, default=0)
-    m.add_argument("--seed", type=int, default=0)
     m.add_argument("--limit", type=int, help="only the first N training pairs")
     m.set_defaults(func=_matching)
     f = sub.add_parser("completion", help="fine-tune the completion model (Qwen2.5-Coder-0.5B) on the mined corpus's "
                                           "code with fill-in-the-middle (its own FIM tokens, added only where it "
-                                          "has none) and on accepted completions; resumes from OUT/ckpt.pt")
+                                          "has none) and on accepted completions; resumes from OUT/ckpt.pt",
+                       parents=[_corpus_parent(), _run_parent(1000, lr=5e-5)])
     f.add_argument("--out", required=True, help="run folder: checkpoint, model/ (Hugging Face format)")
-    f.add_argument("--corpus", help="corpus folder from `plusls train data` (default: its default)")
     f.add_argument("--source", help="causal LM to start from: a Hugging Face folder or a GGUF file "
                                     "(default: the embedded Qwen2.5-Coder-0.5B GGUF)")
     f.add_argument("--telemetry", help="accepted-completions log to train on too (default: the server's)")
     f.add_argument("--fim-rate", type=float, default=0.5, help="share of samples in FIM form (the rest left to right)")
-    f.add_argument("--steps", type=int, default=1000)
-    f.add_argument("--minutes", type=float, default=0.0)
-    f.add_argument("--lr", type=float, default=5e-5)
-    f.add_argument("--threads", type=int, default=0)
-    f.add_argument("--seed", type=int, default=0)
     f.add_argument("--limit", type=int, help="only the first N FIM samples")
     f.set_defaults(func=_completion)
     r = sub.add_parser("refresh", help="fine-tune the search and completion models on WORKSPACE (its documented "
                                        "functions, FIM cuts and your accepted completions); a model replaces the "
-                                       "serving one only if it measures better on held-out files of WORKSPACE")
+                                       "serving one only if it measures better on held-out files of WORKSPACE",
+                       parents=[_run_parent(100_000, minutes=30.0,
+                                            steps_help="also stop each model after this many steps",
+                                            minutes_help="training time budget, shared by the models "
+                                                         "(exporting and measuring come on top)")])
     r.add_argument("workspace", nargs="?", default=".", help="workspace folder (default: the current folder)")
     r.add_argument("--only", choices=("search", "completion"), help="refresh one model (default: both)")
-    r.add_argument("--minutes", type=float, default=30.0, help="training time budget, shared by the models "
-                                                                 "(exporting and measuring come on top)")
-    r.add_argument("--steps", type=int, default=100_000, help="also stop each model after this many steps")
     r.add_argument("--models-dir", help="exported models folder (default: ~/.cache/plusls/models)")
     r.add_argument("--embedding", help="the exported search embedder to refresh (default: the embedded MiniLM)")
     r.add_argument("--completion", help="the exported completion model to refresh (default: Qwen2.5-Coder-0.5B int8)")
     r.add_argument("--telemetry", help="accepted-completions log (default: the server's)")
     r.add_argument("--rollback", action="store_true", help="put back the models the last refresh replaced")
-    r.add_argument("--threads", type=int, default=0)
-    r.add_argument("--seed", type=int, default=0)
     r.set_defaults(func=_refresh)
     return t
 

@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from plusls.exported.errors import PluslsError
-from plusls.exported.manifest import fim_prompt
+from plusls.common.errors import PluslsError
+from plusls.completion.prompt import Cursor, PromptBuilder, WindowState
 from plusls.exported.special_tokens import find_fim
 
 Log = Callable[[str], None]
@@ -31,16 +31,17 @@ class CompletionTrainingError(PluslsError):
 
 
 def fim_ids(tokenizer, sample: dict, fim: dict, eos: int, as_fim: bool = True) -> tuple[list[int], list[int]]:
-    """One training sequence and its labels. FIM (prefix-suffix-middle): the loss is on the middle and the EOS
-    that ends it. Left to right: the prefix is context, the loss is on the middle and the code after it."""
-    enc = lambda s: tokenizer(s, add_special_tokens=False)["input_ids"]  # noqa: E731
-    prefix = enc(sample["prefix"])[-PREFIX_TOKENS:]
+    """One training sequence and its labels, its context laid out by the server's prompt builder (so the model
+    learns the layout it is served: the cursor line's text after the middle marker). FIM: the loss is on the
+    middle and the EOS that ends it. Left to right: the prefix is context, the loss is on the middle and the code
+    after it."""
+    builder = PromptBuilder(tokenizer.backend_tokenizer, fim if as_fim else None, PREFIX_TOKENS + SUFFIX_TOKENS,
+                            SUFFIX_TOKENS)
+    context = builder.build(Cursor(sample["prefix"] + sample["suffix"], len(sample["prefix"])), WindowState())
     if as_fim:
-        context = fim_prompt(fim, prefix, enc(sample["suffix"])[:SUFFIX_TOKENS])
-        target = enc(sample["middle"])[:MIDDLE_TOKENS] + [eos]
+        target = builder.encode(sample["middle"])[:MIDDLE_TOKENS] + [eos]
     else:
-        context = prefix
-        target = enc(sample["middle"] + sample["suffix"])[:MIDDLE_TOKENS + SUFFIX_TOKENS]
+        target = builder.encode(sample["middle"] + sample["suffix"])[:MIDDLE_TOKENS + SUFFIX_TOKENS]
     return context + target, [-100] * len(context) + target
 
 

@@ -18,11 +18,11 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from plusls.common.jsonl import read_jsonl
 from plusls.common.metrics import diagonal_mrr
 from plusls.exported.defaults import EMBEDDER
 from plusls.exported.export.embedding_modules import load_sentence_embedder
 
-from .data import read_jsonl
 from .loop import TrainConfig, batch_indices, train
 
 MAX_CODE, MAX_TEXT = 128, 32

@@ -24,9 +24,10 @@ from typing import Callable
 
 import torch
 
+from plusls.common.jsonl import read_jsonl
 from plusls.exported.defaults import EMBEDDER
 
-from .data import TOKEN, code_hash, read_jsonl
+from .mining import TOKEN, code_hash
 from .loop import TrainConfig, train
 from .teacher import read_labels
 

@@ -21,13 +21,13 @@ from typing import Callable
 
 import torch
 
+from plusls.common.jsonl import read_jsonl
 from plusls.common.metrics import mrr_at_k
 from plusls.exported.defaults import EMBEDDER
 from plusls.exported.export.embedding_modules import MAX_CODE, MAX_TEXT, MatchingModel, load_sentence_embedder
 from plusls.exported.matching import pair_ids
 
 from .contrastive import pad_sequences
-from .data import read_jsonl
 from .loop import TrainConfig, batch_indices, train
 
 

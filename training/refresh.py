@@ -12,7 +12,6 @@ better.
 """
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import os
 import random
@@ -28,16 +27,17 @@ import numpy as np
 from plusls.common.metrics import diagonal_mrr
 from plusls.exported import Embedder
 from plusls.exported.causal_lm import CausalLM
-from plusls.exported.errors import PluslsError
+from plusls.common.dirs import exchange
+from plusls.common.errors import PluslsError
 from plusls.exported.generation import GenerationConfig
 from plusls.exported.manifest import read_manifest
 from plusls.indexer.chunker import chunk_file
 from plusls.indexer.walker import DEFAULT_MAX_BYTES, check_content, walk
 from plusls.indexer.workspace_index import default_index_dir
-from plusls.server.completion.prompt import Cursor, PromptBuilder, WindowState
+from plusls.completion.prompt import Cursor, PromptBuilder, WindowState
 
 from .completion import PREFIX_TOKENS, SUFFIX_TOKENS, accepted_completions, prepare_causal_source, train_fim
-from .data import fim_samples, first_sentence, strip_docstring
+from .mining import fim_samples, first_sentence, strip_docstring
 
 Log = Callable[[str], None]
 HELDOUT_FRACTION = 0.25
@@ -123,21 +123,6 @@ def workspace_samples(root: Path, seed: int = 0, max_bytes: int = DEFAULT_MAX_BY
 
 
 # --- swapping directories ----------------------------------------------------------------------------------------
-def exchange(a: Path, b: Path) -> None:
-    """Swap two directories in one step (Linux renameat2 RENAME_EXCHANGE), so a reader sees the old or the new
-    model, never neither. Elsewhere: two renames (b is missing for an instant)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.renameat2(-100, os.fsencode(a), -100, os.fsencode(b), 2) == 0:  # AT_FDCWD, RENAME_EXCHANGE
-            return
-    except (AttributeError, OSError):
-        pass
-    aside = b.with_name(b.name + ".swap")
-    os.replace(b, aside)
-    os.replace(a, b)
-    os.replace(aside, a)
-
-
 def staging_dir(current: Path) -> Path:
     return current.with_name(f".{current.name}.refresh")
 

@@ -9,10 +9,11 @@ import time
 from pathlib import Path
 from typing import Callable, Iterator
 
+from plusls.common.jsonl import read_jsonl
 from plusls.common.progress import Progress
-from plusls.server.docs.chat_summary import ChatSummarizer
+from plusls.docstrings.chat_summary import ChatSummarizer
 
-from .data import code_hash, read_jsonl
+from .mining import code_hash
 
 
 def labels_path(corpus: Path, teacher: str, split: str = "train") -> Path:

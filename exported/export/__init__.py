@@ -4,7 +4,6 @@ Needs the `train` extra (torch, transformers, optimum). The directory is built b
 place only after its parity check passed, so a failed export never leaves a half-written model behind."""
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import tempfile
@@ -16,6 +15,7 @@ from typing import Callable
 import numpy as np
 
 from plusls.common.chat import chat_frame
+from plusls.common.dirs import replace_dir
 
 from ..causal_lm import CausalLM
 from ..embedder import Embedder
@@ -86,7 +86,7 @@ def export_model(
         manifest.files = checksum_files(work)
         manifest.write(work)
         write_stamps(work, manifest)  # just hashed: the first load need not hash again
-        _replace_dir(work, out)
+        replace_dir(work, out)
     log(f"wrote {out} in {time.perf_counter() - t0:.1f}s (parity {manifest.parity})")
     return manifest
 
@@ -328,12 +328,3 @@ def _check_parity(src: Path, config: dict, work: Path, manifest: Manifest, int8:
     manifest.parity[what] = score
     if score < limit:
         raise ExportError(f"int8 loses too much quality: {what} {score:.3f} < {limit}; export without --int8")
-
-
-def _replace_dir(new: Path, out: Path) -> None:
-    """Put `new` at `out`; an existing `out` is moved aside first and removed only once the new one is in."""
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    if out.exists():
-        os.replace(out, old)
-    os.replace(new, out)
-    shutil.rmtree(old, ignore_errors=True)

@@ -6,7 +6,6 @@ and verifies up to DRAFT tokens in one forward pass.
 """
 from __future__ import annotations
 
-import bisect
 import threading
 from dataclasses import dataclass
 from typing import Hashable, Sequence
@@ -18,6 +17,8 @@ from plusls.exported.causal_lm import Cache, CausalLM
 from plusls.exported.generation import (CancelToken, Generation, GenerationConfig, RowDecoder, StopWatch, adjust_logits,
                                         choose_tokens, resolve_config)
 from plusls.exported.kv_buffers import KVBuffers
+
+from .healing import TokenHealing
 
 PREFILL_CHUNK = 64  # prompt tokens per forward pass: bounds the logits buffer and lets a cancel land in between
 DRAFT = 6  # tokens proposed by prompt lookup per verification pass
@@ -39,7 +40,7 @@ class _Entry:
 
 
 class PrefixReuseLM:
-    """One model shared by all documents; a small LRU of per-document caches (Qwen2.5-Coder-0.5B: 24 KB per token)."""
+    """One model shared by all documents; a small LRU of per-document caches."""
 
     def __init__(self, lm: CausalLM, max_documents: int = 4, speculative: bool = True, reuse: bool = True,
                  drafter: "PrefixReuseLM | None" = None):
@@ -53,8 +54,7 @@ class PrefixReuseLM:
         self.drafter = drafter
         self._entries: LRU[Hashable, _Entry] = LRU(self.max_documents)
         self._lock = threading.Lock()  # one generation at a time: the CPU is the bottleneck anyway
-        self._strings: list[str] | None = None
-        self._sorted: tuple[list[str], np.ndarray, dict[str, list[int]]] | None = None  # token healing's index
+        self.healing = TokenHealing(lm.tokenizer)
 
     def forget(self, key: Hashable) -> None:
         self._entries.pop(key)
@@ -76,33 +76,6 @@ class PrefixReuseLM:
                 self._read_prompt(key, list(ids), StopWatch(GenerationConfig(), cancel), stats)
             return stats
 
-    def token_strings(self) -> list[str]:
-        if self._strings is None:
-            vocab = self.lm.tokenizer.get_vocab_size()  # one batched call: 152k tokens for Qwen2.5-Coder
-            self._strings = self.lm.tokenizer.decode_batch([[i] for i in range(vocab)], skip_special_tokens=False)
-        return self._strings
-
-    def healing_index(self) -> tuple[list[str], np.ndarray, dict[str, list[int]]]:
-        """The token strings sorted (with their ids) and each string's ids; built once (under a second for 152k)."""
-        if self._sorted is None:
-            order = sorted((s, i) for i, s in enumerate(self.token_strings()) if s)
-            exact: dict[str, list[int]] = {}
-            for s, i in order:
-                exact.setdefault(s, []).append(i)
-            self._sorted = ([s for s, _ in order], np.asarray([i for _, i in order]), exact)
-        return self._sorted
-
-    def _constrain(self, logits: np.ndarray, need: str) -> np.ndarray:
-        """Last-position logits with every token that cannot start `need` (or be started by it) masked out: the
-        tokens that start with it are one range of the sorted token strings, the ones it starts with are its own
-        prefixes (each step of token healing, without a pass over Qwen's 152k strings)."""
-        keys, ids, exact = self.healing_index()
-        lo, hi = bisect.bisect_left(keys, need), bisect.bisect_left(keys, need + "\U0010ffff")
-        ok = [*ids[lo:hi], *(i for k in range(1, len(need)) for i in exact.get(need[:k], ()))]
-        out = np.full_like(logits, -np.inf)
-        out[:, ok] = logits[:, ok]
-        return out
-
     def _generate(self, key, ids: list[int], config: GenerationConfig, cancel,
                   need: str = "") -> tuple[Generation, ReuseStats]:
         watch = StopWatch(config, cancel)
@@ -121,7 +94,7 @@ class PrefixReuseLM:
         greedy = config.temperature <= 0 and not adjusted
 
         def choose(logits_last: np.ndarray) -> int:
-            last = self._constrain(logits_last, need) if need else logits_last
+            last = self.healing.constrain(logits_last, need) if need else logits_last
             if adjusted:
                 last = adjust_logits(last, [row.ids], config)
             return int(choose_tokens(last, config, rng)[0])
@@ -129,7 +102,7 @@ class PrefixReuseLM:
         token = choose(logits[:, -1, :])
         reason = None
         while True:
-            need = need[len(self.token_strings()[token]):] if need else ""
+            need = self.healing.still_needed(need, token)
             row.push(token, watch.elapsed())
             if row.done or (reason := watch.interrupted()):
                 break

@@ -8,7 +8,7 @@ from pathlib import Path
 from plusls.common.cli_args import models_dir_parent
 
 from .doctor import collect, format_report
-from .errors import PluslsError
+from plusls.common.errors import PluslsError
 from .sessions import RuntimeOptions
 
 

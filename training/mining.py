@@ -24,7 +24,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from importlib.metadata import distributions
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable
 
 from plusls.common.paths import cache_home
 from plusls.indexer.chunker import chunk_file
@@ -338,13 +338,6 @@ def build_corpus(out: Path, sources: Iterable[Source], held_out: Iterable[str] =
 
 def default_corpus_dir() -> Path:
     return cache_home() / "training" / "corpus"
-
-
-def read_jsonl(path: Path) -> Iterator[dict]:
-    with open(path) as f:
-        for line in f:
-            if line.strip():
-                yield json.loads(line)
 
 
 def format_stats(stats: dict) -> str:

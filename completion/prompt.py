@@ -1,4 +1,6 @@
 """The model's prompt: the document around the cursor under a token budget, retrieved snippets, FIM when declared.
+The one prompt layout: the server, the infilling eval and completion training (`plusls train completion`,
+`refresh`) all build their prompts here.
 
 The prefix window starts at a line boundary and keeps its start while it still fits, so consecutive keystrokes
 produce prompts that share all but their last tokens (what prefix reuse needs).
@@ -8,12 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from plusls.exported.manifest import fim_prompt
-
 from .filters import FilterContext, open_brackets
 
 CHARS_PER_TOKEN = 8  # generous: text beyond budget * this is never tokenized (a 10 MB file costs nothing extra)
 COMMENT = {"python": "#", "ruby": "#", "shell": "#", "text": "#"}
+
+
+def fim_prompt(fim: dict, prefix: list[int], suffix: list[int]) -> list[int]:
+    """Prefix-suffix-middle order around a model's FIM tokens (`Manifest.fim`: part -> {"token", "id"})."""
+    return [fim["prefix"]["id"], *prefix, fim["suffix"]["id"], *suffix, fim["middle"]["id"]]
 
 
 @dataclass

@@ -1,11 +1,8 @@
 """Finding and reading the benchmark files. The data lives outside the repo; the user gives its path."""
 from __future__ import annotations
 
-import gzip
-import json
 import os
 from pathlib import Path
-from typing import Any
 
 from .errors import EvalError
 
@@ -36,19 +33,6 @@ def find_file(data: str | Path | None, folder: str, name: str) -> Path:
         if candidate.is_file():
             return candidate
     raise EvalError(f"{root} has no {folder}/{name}; --data should be {LAYOUT_HELP}")
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    rows, number = [], 0
-    try:
-        with opener(path, "rt", encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):  # noqa: B007  (number is reported on error)
-                if line.strip():
-                    rows.append(json.loads(line))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise EvalError(f"cannot read {path} (line {number}): {e}") from e
-    return rows
 
 
 def require_keys(rows: list[dict], keys: tuple[str, ...], path: Path) -> list[dict]:

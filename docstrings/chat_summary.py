@@ -24,7 +24,7 @@ from plusls.exported.errors import ModelDirError
 from plusls.exported.generation import CancelToken, Generation, GenerationConfig
 from plusls.exported.manifest import Manifest
 
-from ..completion.prefix_reuse import PrefixReuseLM
+from plusls.completion.prefix_reuse import PrefixReuseLM
 from .definition_at import Definition
 from .explanation import hover_text
 from .summarizer import Writer, degenerate, repeats_a_pair
@@ -125,7 +125,7 @@ def summarize(generate: Callable[[GenerationConfig], Generation], config: Genera
 class ChatModel(Protocol):
     def manifest(self) -> Manifest: ...
 
-    def aside(self, text: str, config: GenerationConfig, cancel: CancelToken | None) -> Generation: ...
+    def generate(self, text: str, config: GenerationConfig, cancel: CancelToken | None) -> Generation: ...
 
 
 class ChatWriter:
@@ -148,14 +148,14 @@ class ChatWriter:
             return self.fallback(definition, cancel, deadline_s)
         config = GenerationConfig(max_new_tokens=MAX_NEW_TOKENS, stop=STOP, deadline_s=deadline_s)
         prompt = summary_prompt(frame, definition.code)
-        return summarize(lambda c: self.model.aside(prompt, c, cancel), config, definition.name)
+        return summarize(lambda c: self.model.generate(prompt, c, cancel), config, definition.name)
 
     def explain(self, definition: Definition, summary: str, cancel: CancelToken | None,
                 deadline_s: float | None) -> tuple[str, bool] | None:
         if (frame := self.frame()) is None:
             return self.fallback.explain(definition, summary, cancel, deadline_s)
         config = GenerationConfig(max_new_tokens=EXPLAIN_NEW_TOKENS, stop=STOP, deadline_s=deadline_s)
-        generation = self.model.aside(explain_prompt(frame, definition.code, summary), config, cancel)
+        generation = self.model.generate(explain_prompt(frame, definition.code, summary), config, cancel)
         if generation.finish_reason == "cancelled":
             return "", False
         return explanation(generation, definition.name), True

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from plusls.common.cli_args import models_dir_parent
-from plusls.exported.errors import PluslsError
+from plusls.common.errors import PluslsError
 from plusls.exported.matching import Matcher
 
 from .embedding_model import load_embedder

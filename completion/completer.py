@@ -1,0 +1,172 @@
+"""One suggestion for a cursor: the prompt (with retrieved snippets), token healing, generation that reuses the
+document's key/values, filters. The same model also reads prompts ahead (warming) and writes text for other
+features (chat-form summaries). Not thread-safe: the server calls it from its one model thread."""
+from __future__ import annotations
+
+import hashlib
+import threading
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+from plusls.exported.causal_lm import CausalLM
+from plusls.exported.generation import CancelToken, Generation, GenerationConfig
+from plusls.exported.manifest import Manifest
+
+from .budget import context_budget, prompt_speed
+from .filters import postprocess
+from .healing import without_healed
+from .prefix_reuse import PrefixReuseLM
+from .prompt import Cursor, PromptBuilder, Snippet, WindowState
+from .settings import CompletionSettings
+from .suggestion_cache import Suggestion, SuggestionCache
+
+Retriever = Callable[[Cursor], list[Snippet]]
+OTHER_TEXT_KEY = "\0other"  # the key/value cache of text that is not a document's (chat-form summaries); never a URI
+
+
+@dataclass
+class CompletionStats:
+    requests: int = 0
+    dropped: int = 0  # superseded during the debounce: the model never ran
+    cancelled: int = 0
+    cache_hits: int = 0
+    model_runs: int = 0
+    prompt_tokens: int = 0
+    reused_tokens: int = 0
+    draft_tokens_accepted: int = 0
+    forward_passes: int = 0
+    warmed_tokens: int = 0  # prompt tokens read ahead while the user was not typing
+    deadline_cuts: int = 0  # suggestions a deadline cut short
+    deadline_empty: int = 0  # of those, the ones left with nothing to show
+    context_tokens: int = 0  # the prompt budget in use (contextTokens, or measured at load)
+    prompt_tokens_per_s: float = 0.0  # measured at load when contextTokens is 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class Completer:
+    def __init__(self, load_model: Callable[[], CausalLM], settings: CompletionSettings,
+                 retriever: Retriever | None = None, load_drafter: Callable[[], CausalLM | None] | None = None,
+                 cache_size: int = 256):
+        self._load_model = load_model
+        self._load_drafter = load_drafter
+        self.settings = settings
+        self.retriever = retriever
+        self.stats = CompletionStats()
+        self.cache = SuggestionCache(cache_size)
+        self._windows: dict[str, WindowState] = {}
+        self._model: PrefixReuseLM | None = None
+        self._builder: PromptBuilder | None = None
+        self._loading = threading.Lock()  # the manifest may be asked from another thread
+
+    def manifest(self) -> Manifest:
+        return self._ensure_model()[0].lm.manifest
+
+    def suggest(self, uri: str, cursor: Cursor, cancel: CancelToken) -> Suggestion | None:
+        if cancel.cancelled:
+            self.stats.cancelled += 1
+            return None
+        model, builder = self._ensure_model()
+        ids = self._prompt(uri, cursor, builder)
+        multiline = cursor.multiline and self.settings.multiline
+        key = hashlib.sha1(f"{multiline}:{ids}".encode()).hexdigest()
+        if (text := self.cache.answer(key)) is not None:
+            self.stats.cache_hits += 1
+            return self.cache.show(uri, cursor, text, key, from_cache=True)
+        config = GenerationConfig(
+            max_new_tokens=self.settings.max_new_tokens,
+            deadline_s=self.settings.deadline_ms / 1000,
+            prefill_deadline_s=self.settings.prompt_deadline_ms / 1000,
+            stop=() if multiline else ("\n",),
+        )
+        cut, healed = model.healing.cut(ids, cursor, builder.fim["middle"]["id"] if builder.fim else None)
+        self.stats.model_runs += 1
+        generation, reuse = model.generate(uri, ids[: len(ids) - cut], config, cancel, starts_with=healed)
+        for name in ("prompt_tokens", "reused_tokens", "draft_tokens_accepted", "forward_passes"):
+            setattr(self.stats, name, getattr(self.stats, name) + getattr(reuse, name))
+        if generation.finish_reason == "cancelled":
+            self.stats.cancelled += 1
+            return None
+        text = postprocess(without_healed(generation.text, healed), cursor.filter_context(self.settings.multiline))
+        if generation.finish_reason != "deadline":  # a cut-short suggestion is shown, never cached as the answer
+            self.cache.store(key, text)
+        else:
+            self.stats.deadline_cuts += 1
+            self.stats.deadline_empty += not text
+        return self.cache.show(uri, cursor, text, key)
+
+    def warm(self, uri: str, cursor: Cursor, cancel: CancelToken) -> None:
+        """Read the prompt at `cursor` into the document's cache: the next request runs only its new tokens.
+        `cancel` stops it between chunks, keeping what was read."""
+        if cancel.cancelled:
+            return
+        model, builder = self._ensure_model()
+        model.healing.index()  # built here, while nobody waits, not in the first request that heals a token
+        stats = model.warm(uri, self._prompt(uri, cursor, builder), cancel)
+        self.stats.warmed_tokens += stats.prompt_tokens - stats.reused_tokens
+        self.stats.forward_passes += stats.forward_passes
+
+    def generate_text(self, text: str, config: GenerationConfig, cancel: CancelToken | None = None) -> Generation:
+        """The model on `text` for something other than a suggestion (a chat-form summary)."""
+        model, _ = self._ensure_model()
+        return model.generate(OTHER_TEXT_KEY, model.lm.encode(text), config, cancel)[0]
+
+    def forget(self, uri: str) -> None:
+        self._windows.pop(uri, None)
+        self.cache.forget(uri)
+        if self._model:
+            self._model.forget(uri)
+
+    def reload(self, settings: CompletionSettings | None = None) -> None:
+        """New settings or a new model directory: the next call loads the model again."""
+        self.settings = settings or self.settings
+        with self._loading:
+            self._model = self._builder = None
+        self.cache.clear_answers()
+
+    def _prompt(self, uri: str, cursor: Cursor, builder: PromptBuilder) -> list[int]:
+        window = self._windows.setdefault(uri, WindowState())
+        if self.retriever is not None and self.settings.retrieval:
+            scope = _scope_key(cursor)
+            if scope != window.snippets_for:
+                window.snippets = self.retriever(cursor)
+                window.snippets_for = scope
+        elif window.snippets:
+            window.snippets = []
+        return builder.build(cursor, window)
+
+    def _ensure_model(self) -> tuple[PrefixReuseLM, PromptBuilder]:
+        with self._loading:
+            if self._model is None or self._builder is None:
+                self._model, self._builder = self._load()
+            return self._model, self._builder
+
+    def _load(self) -> tuple[PrefixReuseLM, PromptBuilder]:
+        lm = self._load_model()
+        budget = self.settings.context_tokens
+        if not budget:
+            self.stats.prompt_tokens_per_s = round(prompt_speed(lm), 1)
+            budget = context_budget(self.stats.prompt_tokens_per_s, lm.manifest.max_length)
+        self.stats.context_tokens = budget
+        repo = lm.manifest.special_tokens.get("repo") if self.settings.repo_layout else None
+        builder = PromptBuilder(lm.tokenizer, lm.manifest.fim, budget, self.settings.suffix_tokens, repo)
+        draft = self._load_drafter() if self._load_drafter else None
+        drafter = PrefixReuseLM(draft, speculative=False, reuse=self.settings.prefix_reuse) if draft else None
+        model = PrefixReuseLM(lm, speculative=self.settings.prompt_lookup, reuse=self.settings.prefix_reuse,
+                              drafter=drafter)
+        return model, builder
+
+
+def _scope_key(cursor: Cursor) -> str:
+    """The nearest line above the cursor that starts at column 0 (the enclosing top-level definition)."""
+    pos = cursor.line_start
+    while pos > 0:
+        start = cursor.text.rfind("\n", 0, pos - 1) + 1
+        line = cursor.text[start : pos - 1]
+        if line and not line[0].isspace():
+            return f"{start}:{line}"
+        pos = start
+        if cursor.line_start - pos > 20000:
+            break
+    return "top"

@@ -1,0 +1,23 @@
+"""What a user can set about suggestions (`plusls.completion.*` in the editor's settings; parsed in the server)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CompletionSettings:
+    enabled: bool = True
+    debounce_ms: int = 60
+    max_new_tokens: int = 48
+    # Prompt budget (prefix, suffix, retrieved snippets); 0: from the prompt speed measured at load (budget.py).
+    context_tokens: int = 0
+    suffix_tokens: int = 64
+    deadline_ms: int = 2000  # for generating, counted once the prompt is read
+    prompt_deadline_ms: int = 10000  # for reading the prompt (a newer keystroke still stops it, keeping what was read)
+    retrieval: bool = True  # prepend similar workspace snippets (retrieval-augmented completion)
+    # Snippets in the model's repository layout (<|repo_name|>, <|file_sep|>) where its manifest declares one, instead
+    # of comments: off, since it scored lower with the instruct Qwen models (docs/measurements.md).
+    repo_layout: bool = False
+    multiline: bool = True  # multi-line suggestions at an empty line
+    prefix_reuse: bool = True  # keep each document's key/value cache and run only a prompt's new tokens
+    prompt_lookup: bool = True  # greedy drafts copied from the prompt, verified several tokens per pass

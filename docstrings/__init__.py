@@ -1,0 +1,1 @@
+"""Docstrings: definitions under a cursor, chat prompts, summary and explanation cleanup, docstring styles."""

@@ -1,1 +1,0 @@
-"""Inline completion: prompt from the document (and retrieved snippets), a causal LM with prefix reuse, filters."""
