@@ -501,13 +501,17 @@ def accept_completion_command(ls: PluslsServer, *args) -> dict:
 
 
 @server.command("plusls.stats")
-def stats_command(ls: PluslsServer, *args) -> dict:
-    """Counters for tests, benchmarks and bug reports."""
+async def stats_command(ls: PluslsServer, *args) -> dict:
+    """Counters for tests, benchmarks and bug reports. [{"settled": true}]: once background work (warming,
+    summaries) has nothing left to do."""
+    if args and isinstance(args[0], dict) and args[0].get("settled") and ls.background is not None:
+        await ls.background.settled()
     return {"completion": ls.completer.stats.to_dict() if ls.completer else {},
             "summaries": ls.summarizer.model_runs if ls.summarizer else 0,
             "explanations": ls.summarizer.explanations if ls.summarizer else 0,
             "summaries_prefetched": ls.prefetch.prefetched if ls.prefetch else 0,
             "summaries_pending": ls.prefetch.pending() if ls.prefetch else 0,
+            "background_jobs_done": ls.background.done if ls.background else 0,
             "settings": camel_keys(ls.settings)}
 
 

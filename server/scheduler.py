@@ -39,7 +39,6 @@ class RequestScheduler:
         stats.requests += 1
         doc = self._documents.setdefault(uri, _Document())
         doc.seq += 1
-        seq = doc.seq
         self.background.drop(key=WARM_KEY, document=uri)  # the request reads the prompt itself
         with self.background.foreground():
             if doc.running:
@@ -47,27 +46,33 @@ class RequestScheduler:
             if (hit := self.completer.cache.typed_ahead(uri, cursor)) is not None:
                 stats.cache_hits += 1
                 return hit
-            # Debounce only a burst: the first keystroke after a pause runs at once, later ones in quick succession
-            # wait to see whether another follows (a newer request also stops a running generation anyway).
-            now = time.monotonic()
-            burst = now - doc.last_request < BURST_S
-            doc.last_request = now
-            if burst:
-                await asyncio.sleep(self.completer.settings.debounce_ms / 1000)
-            if doc.seq != seq:
-                stats.dropped += 1
-                return None
-            token = doc.running = CancelToken()
             try:
-                return await asyncio.get_running_loop().run_in_executor(
-                    self.executor, self.completer.suggest, uri, cursor, token)
-            except asyncio.CancelledError:  # $/cancelRequest: stop between tokens
-                token.cancel()
+                return await self._debounced(uri, cursor, doc, doc.seq)
+            except asyncio.CancelledError:  # $/cancelRequest, while waiting or generating
                 stats.cancelled += 1
                 raise
-            finally:
-                if doc.running is token:
-                    doc.running = None
+
+    async def _debounced(self, uri: str, cursor: Cursor, doc: _Document, seq: int) -> Suggestion | None:
+        # Debounce only a burst: the first keystroke after a pause runs at once, later ones in quick succession
+        # wait to see whether another follows (a newer request also stops a running generation anyway).
+        now = time.monotonic()
+        burst = now - doc.last_request < BURST_S
+        doc.last_request = now
+        if burst:
+            await asyncio.sleep(self.completer.settings.debounce_ms / 1000)
+        if doc.seq != seq:
+            self.completer.stats.dropped += 1
+            return None
+        token = doc.running = CancelToken()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self.executor, self.completer.suggest, uri, cursor, token)
+        except asyncio.CancelledError:
+            token.cancel()  # stop between tokens
+            raise
+        finally:
+            if doc.running is token:
+                doc.running = None
 
     def close(self, uri: str) -> None:
         doc = self._documents.pop(uri, None)

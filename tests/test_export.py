@@ -96,9 +96,11 @@ def test_int8_export_quantizes_weights_and_keeps_quality(arch, checkpoints, expo
     runtime = {"causal-lm": CausalLM, "seq2seq": Seq2SeqLM}.get(KIND[arch])
     if runtime:
         out = runtime(tmp_path / "q").generate("def add(a, b):")[0]
-        assert out.finish_reason in ("eos", "length") and out.token_ids is not None
+        ref = runtime(exported[arch]).generate("def add(a, b):")[0]
+        assert out.token_ids[:1] == ref.token_ids[:1] != []  # the int8 model makes the fp32 model's first choice
     else:
-        assert np.isfinite(Embedder(tmp_path / "q").embed(["def add(a, b):"])).all()
+        ref = Embedder(exported[arch]).embed(["def add(a, b):"])
+        assert float((Embedder(tmp_path / "q").embed(["def add(a, b):"]) * ref).sum()) >= 0.9  # cosine
 
 
 def test_int8_that_loses_quality_is_refused(checkpoints, tmp_path, monkeypatch, quiet):
