@@ -28,6 +28,7 @@ from plusls.docstrings.docstring_style import docstring_insertion
 from plusls.docstrings.explanation import what_it_returns
 from plusls.docstrings.summarizer import EncoderDecoderWriter, Summarizer
 from plusls.exported.causal_lm import CausalLM
+from plusls.exported.defaults import DefaultModel
 from plusls.exported.seq2seq_lm import Seq2SeqLM
 from plusls.exported.watched_model import WatchedModel
 from plusls.indexer.embedding_model import load_embedder
@@ -144,6 +145,13 @@ class PluslsServer(LanguageServer):
         task.add_done_callback(self._tasks.discard)
         return task
 
+    async def settled(self) -> None:
+        """Return once background work has nothing left to do: exporting defaults, indexing, then the queue."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.background is not None:
+            await self.background.settled()
+
     def close_document(self, uri: str) -> None:
         if self.background is not None:
             self.background.drop(document=uri)
@@ -195,23 +203,22 @@ def initialize(ls: PluslsServer, params: t.InitializeParams) -> None:
 
 @server.feature(t.INITIALIZED)
 def initialized(ls: PluslsServer, params: t.InitializedParams) -> None:
-    ls.start(prepare(ls))
+    missing = ls.defaults.missing() if ls.defaults else []
+    ls.defaults.exporting.update(m.name for m in missing)  # now: the requests that follow see it
+    ls.start(prepare(ls, missing))
 
 
-async def prepare(ls: PluslsServer) -> None:
+async def prepare(ls: PluslsServer, missing: list[DefaultModel]) -> None:
     """Export the default models missing on disk, then index the workspace."""
-    await export_defaults(ls)
+    if missing:
+        await export_defaults(ls, missing)
     if ls.search is not None and ls.settings.search.enabled and ls.settings.search.index_on_start:
         await reindex_workspace(ls)
 
 
-async def export_defaults(ls: PluslsServer) -> None:
+async def export_defaults(ls: PluslsServer, missing: list[DefaultModel]) -> None:
     """Default models missing on disk, exported once, one after the other, before anything needs them; meanwhile
     suggestions wait quietly and hover or search say why they cannot answer yet."""
-    missing = ls.defaults.missing() if ls.defaults else []
-    if not missing:
-        return
-    ls.defaults.exporting.update(m.name for m in missing)  # before the first await: requests see it at once
     names = ", ".join(m.name for m in missing)
     ls.show(f"plusls: exporting the default models once ({names}): a few minutes; suggestions, hover and search "
             "start when it is done")
@@ -504,8 +511,8 @@ def accept_completion_command(ls: PluslsServer, *args) -> dict:
 async def stats_command(ls: PluslsServer, *args) -> dict:
     """Counters for tests, benchmarks and bug reports. [{"settled": true}]: once background work (warming,
     summaries) has nothing left to do."""
-    if args and isinstance(args[0], dict) and args[0].get("settled") and ls.background is not None:
-        await ls.background.settled()
+    if args and isinstance(args[0], dict) and args[0].get("settled"):
+        await ls.settled()
     return {"completion": ls.completer.stats.to_dict() if ls.completer else {},
             "summaries": ls.summarizer.model_runs if ls.summarizer else 0,
             "explanations": ls.summarizer.explanations if ls.summarizer else 0,

@@ -5,10 +5,10 @@ from pathlib import Path
 
 from fixture_repo import make_repo
 
-from plusls.exported.causal_lm import CausalLM
-from plusls.indexer.embedding_model import load_embedder
 from plusls.completion.prompt import Cursor, PromptBuilder, Snippet, WindowState
+from plusls.exported.causal_lm import CausalLM
 from plusls.exported.watched_model import WatchedModel
+from plusls.indexer.embedding_model import load_embedder
 from plusls.server.settings import SearchSettings
 from plusls.server.workspace_search import WorkspaceSearch
 
@@ -78,10 +78,11 @@ def test_snippets_come_from_other_files_of_the_workspace(tmp_path, exported):
     cursor = Cursor(text, len(text), "python", str(root / "src" / "new.py"))
     snippets = search.snippets_for(cursor)
     assert snippets and all(s.path != "src/new.py" for s in snippets)
-    builder = PromptBuilder(CausalLM(exported["llama"]).tokenizer, None, 256, 0)
-    header = builder._snippet_header(cursor, snippets)
-    assert header.startswith(f"# Similar code in {snippets[0].path}:\n# ")
-    assert all(line.startswith("#") for line in header.strip().split("\n"))
+    tokenizer = CausalLM(exported["llama"]).tokenizer
+    prompt = tokenizer.decode(PromptBuilder(tokenizer, None, 1024, 0).build(cursor, WindowState(snippets=snippets)))
+    assert prompt.startswith(f"# Similar code in {snippets[0].path}:\n# ") and prompt.endswith(text)
+    header = prompt[: -len(text)]
+    assert all(line.startswith("#") for line in header.strip().split("\n"))  # comments above this file's code
     search.close()
     assert isinstance(snippets[0], Snippet) and Path(root / snippets[0].path).exists()
 

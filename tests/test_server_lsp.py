@@ -13,7 +13,7 @@ import pytest
 from fixture_repo import FILES, make_repo
 from lsp_session import change, init_options, inline_params, open_doc, position_after, server_env, serving
 from lsprotocol import types as t
-from pygls.exceptions import JsonRpcMethodNotFound, JsonRpcRequestCancelled
+from pygls.exceptions import JsonRpcInternalError, JsonRpcMethodNotFound, JsonRpcRequestCancelled
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(300), pytest.mark.slow]  # spawns servers
 MATH = FILES["src/mathutil.py"]
@@ -368,3 +368,26 @@ async def test_a_refreshed_embedder_is_picked_up_and_the_workspace_re_embedded(w
                    for m in client.messages), [m.message for m in client.messages]
         found = await client.workspace_execute_command_async(t.ExecuteCommandParams("plusls.search", ["is_prime", 3]))
         assert found[0]["name"] == "is_prime"
+
+
+async def test_a_missing_default_model_is_exported_in_the_background_with_progress(workspace, tmp_path, exported,
+                                                                                    memorized):
+    """No embedding model set and the default one not exported yet: the server exports it once as it starts, with
+    a message and $/progress, never inside a request. Meanwhile search says why it cannot answer and completion
+    goes on; then the workspace is indexed with the new model."""
+    options = init_options(exported, memorized)
+    del options["models"]["embedding"]
+    async with serving(workspace, tmp_path / "cache", options) as client:
+        with pytest.raises(JsonRpcInternalError, match="being exported"):
+            await client.workspace_execute_command_async(t.ExecuteCommandParams("plusls.search", ["is_prime"]))
+        uri = open_doc(client, workspace / "src" / "mathutil.py", TYPED)
+        end = position_after(TYPED, "    a, b =")
+        result = await client.text_document_inline_completion_async(inline_params(uri, end.line, end.character))
+        assert result.items[0].insert_text == " 0, 1"
+        await settled(client)
+        found = await client.workspace_execute_command_async(t.ExecuteCommandParams("plusls.search", ["is_prime"]))
+        assert found[0]["name"] == "is_prime"
+    assert any("exporting the default models once (all-minilm-l6-v2)" in m.message for m in client.messages)
+    export = next(r for token, r in client.progress_reports.items() if "export" in str(token))
+    assert isinstance(export[0], t.WorkDoneProgressBegin) and isinstance(export[-1], t.WorkDoneProgressEnd)
+    assert (tmp_path / "cache" / "models" / "all-minilm-l6-v2" / "manifest.json").is_file()

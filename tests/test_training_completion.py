@@ -20,6 +20,7 @@ SAMPLES = [{"prefix": f"def add_{i}(a, b):\n    ", "middle": "return a + b", "su
 def test_fim_and_left_to_right_sequences(checkpoints):
     from transformers import AutoTokenizer
 
+    from plusls.completion.prompt import Cursor, PromptBuilder, WindowState
     from plusls.training.completion import fim_ids
 
     tok = AutoTokenizer.from_pretrained(checkpoints["llama"])
@@ -32,6 +33,14 @@ def test_fim_and_left_to_right_sequences(checkpoints):
     assert marks <= set(ids) and ids[-1] == eos
     middle = [t for t, y in zip(ids, labels) if y != -100]
     assert tok.decode(middle[:-1]) == "return a + b"  # loss only on the middle and its EOS
+    # The layout the server sends: the cursor line's text ("    ") after the middle marker, as the middle's start.
+    context = ids[: len(ids) - len(middle)]
+    line = tok("    ", add_special_tokens=False)["input_ids"]
+    assert context[-len(line) - 1 :] == [fim["middle"]["id"], *line]
+    text = SAMPLES[0]["prefix"] + SAMPLES[0]["suffix"]
+    served = PromptBuilder(tok.backend_tokenizer, fim, 256, 64).build(Cursor(text, len(SAMPLES[0]["prefix"])),
+                                                                      WindowState())
+    assert context == served
     ids, labels = fim_ids(tok, SAMPLES[0], fim, eos, as_fim=False)
     assert not marks & set(ids)
     target = tok.decode([t for t, y in zip(ids, labels) if y != -100])
