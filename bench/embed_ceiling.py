@@ -91,10 +91,10 @@ def main() -> None:
                                                             "among them")
     args = ap.parse_args()
 
+    from plusls.common.paths import default_models_dir
+    from plusls.evaluation.retrieval import load_cosqa
     from plusls.exported import Embedder
     from plusls.exported.defaults import EMBEDDER, ensure_default
-    from plusls.evaluation.retrieval import load_cosqa
-    from plusls.common.paths import default_models_dir
 
     codes, queries = load_cosqa(Path(args.data))
     if args.limit:

@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 
-
 def eager_baseline(model_dir: Path, texts: list[str]) -> float:
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -56,13 +55,13 @@ def main() -> None:
     ap.add_argument("--variants", default="fp32-256,fp32-128,int8-128")
     args = ap.parse_args()
 
+    from plusls.common.metrics import mrr_at_k, recall_at_k
+    from plusls.common.paths import default_models_dir
+    from plusls.evaluation.retrieval import MODES, load_cosqa, rank_all, write_corpus
     from plusls.exported import Embedder
     from plusls.exported.defaults import EMBEDDER, ensure_default
     from plusls.exported.export import export_model
-    from plusls.evaluation.retrieval import MODES, load_cosqa, rank_all, write_corpus
-    from plusls.common.metrics import mrr_at_k, recall_at_k
     from plusls.indexer.workspace_index import WorkspaceIndex
-    from plusls.common.paths import default_models_dir
 
     codes, queries = load_cosqa(Path(args.data))
     if args.limit:

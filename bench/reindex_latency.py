@@ -27,9 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def reindex_latency(runs: int) -> dict:
+    from plusls.common.paths import default_models_dir
     from plusls.indexer.embedding_model import load_embedder
     from plusls.indexer.workspace_index import WorkspaceIndex
-    from plusls.common.paths import default_models_dir
 
     with tempfile.TemporaryDirectory() as tmp:
         ws = Path(tmp) / "ws"

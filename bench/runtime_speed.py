@@ -72,11 +72,11 @@ def main() -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
+    from plusls.common.paths import default_models_dir
     from plusls.exported import CausalLM
     from plusls.exported.defaults import COMPLETER, ensure_default
     from plusls.exported.export import export_model
     from plusls.exported.export.sources import materialize_gguf
-    from plusls.common.paths import default_models_dir
 
     models = Path(args.models_dir) if args.models_dir else default_models_dir()
     int8_dir = ensure_default(COMPLETER, models, print)  # what the server runs

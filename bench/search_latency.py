@@ -45,13 +45,13 @@ def main() -> None:
     ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "eval" / "cosqa"))
     args = ap.parse_args()
 
+    from plusls.common.paths import default_models_dir
+    from plusls.evaluation.retrieval import load_cosqa
     from plusls.exported import Embedder
     from plusls.exported.defaults import EMBEDDER, ensure_default
     from plusls.indexer.chunker import Chunk
-    from plusls.evaluation.retrieval import load_cosqa
     from plusls.indexer.search import search
     from plusls.indexer.workspace_index import IndexSummary, WorkspaceIndex
-    from plusls.common.paths import default_models_dir
 
     codes, queries = load_cosqa(Path(args.data))
     code_list = list(codes.values())

@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from plusls.common.errors import PluslsError
 from plusls.evaluation import cli as evaluation_cli
 from plusls.exported import cli as exported_cli
-from plusls.common.errors import PluslsError
 from plusls.indexer import cli as indexer_cli
 from plusls.server import cli as server_cli
 from plusls.training import cli as training_cli

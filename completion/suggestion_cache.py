@@ -59,8 +59,8 @@ class SuggestionCache:
             return None
         sid = key[:16]
         before = cursor.text[max(0, cursor.offset - BEFORE_CHARS) : cursor.offset]
-        self._shown[uri] = ShownSuggestion(cursor.offset, before, cursor.text[cursor.offset : cursor.offset + AFTER_CHARS],
-                                           text, sid)
+        after = cursor.text[cursor.offset : cursor.offset + AFTER_CHARS]
+        self._shown[uri] = ShownSuggestion(cursor.offset, before, after, text, sid)
         return Suggestion(text, sid, from_cache=from_cache)
 
     def forget(self, uri: str) -> None:

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from plusls.common.chat import chat_frame, frame_chat
+from plusls.completion.prefix_reuse import PrefixReuseLM
 from plusls.exported.causal_lm import CausalLM
 from plusls.exported.errors import ModelDirError
 from plusls.exported.generation import CancelToken, Generation, GenerationConfig
 from plusls.exported.manifest import Manifest
 
-from plusls.completion.prefix_reuse import PrefixReuseLM
 from .definition_at import Definition
 from .explanation import hover_text
 from .summarizer import Writer, degenerate, repeats_a_pair

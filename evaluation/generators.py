@@ -12,11 +12,11 @@ from typing import Any, Protocol, Sequence
 
 from plusls.common.paths import default_models_dir
 from plusls.common.text import identifier_words
+from plusls.docstrings.chat_summary import ChatSummarizer
 from plusls.exported import CausalLM, GenerationConfig, ModelDirError, Seq2SeqLM, read_manifest
 from plusls.exported.defaults import COMPLETER, bundled_docstring_dir, ensure_default
 from plusls.indexer.embedding_model import load_embedder
 from plusls.indexer.progress_bar import ProgressBar
-from plusls.docstrings.chat_summary import ChatSummarizer
 
 from .errors import EvalError
 

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 from plusls.common.cli_args import models_dir_parent
+from plusls.common.errors import PluslsError
 
 from .doctor import collect, format_report
-from plusls.common.errors import PluslsError
 from .sessions import RuntimeOptions
 
 

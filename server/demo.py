@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from plusls.completion.filters import postprocess
+from plusls.completion.prompt import Cursor, PromptBuilder, WindowState
 from plusls.exported import CausalLM, Embedder, GenerationConfig, RuntimeOptions
 from plusls.exported.defaults import COMPLETER, EMBEDDER, ensure_default
 from plusls.exported.doctor import collect, format_report
@@ -16,8 +18,6 @@ from plusls.indexer.embedding_model import load_embedder
 from plusls.indexer.progress_bar import ProgressBar
 from plusls.indexer.search import search
 from plusls.indexer.workspace_index import WorkspaceIndex
-from plusls.completion.filters import postprocess
-from plusls.completion.prompt import Cursor, PromptBuilder, WindowState
 from plusls.server.demo_session import run_editor_session
 
 SNIPPETS = {

@@ -5,11 +5,11 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+from plusls.completion.prompt import Cursor, Snippet
 from plusls.exported.watched_model import WatchedModel
 from plusls.indexer.search import SearchResponse, search
 from plusls.indexer.workspace_index import IndexProgress, IndexSummary, WorkspaceIndex
 
-from plusls.completion.prompt import Cursor, Snippet
 from .settings import SearchSettings
 
 SNIPPET_LINES = 12

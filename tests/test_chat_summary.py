@@ -9,13 +9,19 @@ from pathlib import Path
 import pytest
 
 from plusls.common.chat import chat_frame, frame_chat, render_chat
-from plusls.exported import CausalLM, GenerationConfig
-from plusls.exported.generation import Generation
-from plusls.docstrings.chat_summary import (ChatSummarizer, ChatWriter, clean_summary, imperative, summarize,
-                                             summary_prompt)
+from plusls.docstrings.chat_summary import (
+    ChatSummarizer,
+    ChatWriter,
+    clean_summary,
+    imperative,
+    summarize,
+    summary_prompt,
+)
 from plusls.docstrings.definition_at import definition_at
 from plusls.docstrings.explanation import hover_text
 from plusls.docstrings.summarizer import EncoderDecoderWriter, Summarizer
+from plusls.exported import GenerationConfig
+from plusls.exported.generation import Generation
 
 CHATML = ("{% if messages[0]['role'] != 'system' %}<|im_start|>system\nYou are helpful.<|im_end|>\n{% endif %}"
           "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"

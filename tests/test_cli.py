@@ -1,12 +1,12 @@
 """The plusls command as a user runs it."""
 from __future__ import annotations
 
-import pytest
-
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 PLUSLS = str(Path(sys.executable).with_name("plusls"))
 

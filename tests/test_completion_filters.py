@@ -6,10 +6,10 @@ import pytest
 from plusls.completion.filters import (
     FilterContext,
     balance_brackets,
-    open_brackets,
     cut_special_tokens,
     drop_repeats,
     drop_suffix_overlap,
+    open_brackets,
     postprocess,
     skip_leading_newlines,
     strip_trailing_whitespace,

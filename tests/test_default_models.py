@@ -7,9 +7,12 @@ from __future__ import annotations
 import pytest
 
 from plusls.common.paths import default_models_dir
+from plusls.completion.completer import Completer
+from plusls.completion.prompt import Cursor, PromptBuilder, WindowState
+from plusls.completion.settings import CompletionSettings
 from plusls.exported import CausalLM, Embedder, GenerationConfig
 from plusls.exported.defaults import COMPLETER, EMBEDDER, ensure_default
-from plusls.completion.prompt import Cursor, PromptBuilder, WindowState
+from plusls.exported.generation import CancelToken
 
 pytestmark = pytest.mark.slow  # exports the real default models
 
@@ -56,18 +59,13 @@ def test_qwen_tokens_come_from_its_own_tokenizer(qwen):
 
 
 def test_qwen_fills_in_the_middle(qwen):
-    """Through the completion engine (the server's prompt layout and token healing): after `return ` with the
-    caller below, the body, not the caller's arguments."""
-    import asyncio
-
-    from plusls.server.engine import CompletionEngine
-    from plusls.server.settings import CompletionSettings
-
+    """Through the completer (the server's prompt layout and token healing): after `return ` with the caller below,
+    the body, not the caller's arguments."""
     text = "def add(a, b):\n    return \n\n\nprint(add(2, 3))\n"
     cursor = Cursor(text, text.index("return ") + 7, "python")
     # A long deadline: this checks the text, and a loaded CI machine must not cut it short.
-    engine = CompletionEngine(lambda: qwen, CompletionSettings(debounce_ms=0, retrieval=False, deadline_ms=60_000))
-    suggestion = asyncio.run(engine.complete("doc", cursor))
+    completer = Completer(lambda: qwen, CompletionSettings(debounce_ms=0, retrieval=False, deadline_ms=60_000))
+    suggestion = completer.suggest("doc", cursor, CancelToken())
     assert suggestion.text.replace(" ", "") == "a+b"
     assert not any(t in suggestion.text for t in QWEN_STOPS)
     builder = PromptBuilder(qwen.tokenizer, qwen.manifest.fim, 512, 128, qwen.manifest.special_tokens["repo"])

@@ -1,13 +1,12 @@
 """`plusls eval` as a user runs it: clear errors, results files, reports, and real (tiny) models end to end."""
 from __future__ import annotations
 
-import pytest
-
 import json
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from eval_helpers import data_dir
 
 PLUSLS = str(Path(sys.executable).with_name("plusls"))

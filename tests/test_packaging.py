@@ -1,13 +1,13 @@
 """The install: one `plusls` namespace, and a serving runtime that never imports torch or transformers."""
 from __future__ import annotations
 
-import pytest
-
 import json
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
+from plusls.completion.prefix_reuse import PrefixReuseLM
 from plusls.exported.causal_lm import CausalLM
 from plusls.exported.generation import CancelToken, GenerationConfig
-from plusls.completion.prefix_reuse import PrefixReuseLM
 
 CODE = "def add(a, b):\n    return a + b\n\ndef sub(a, b):\n    return a - b\n\ndef mul(a, b):\n    return a"
 

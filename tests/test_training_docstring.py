@@ -27,8 +27,8 @@ def trained(checkpoints, tmp_path_factory) -> tuple[Path, Path]:
     import torch
 
     from plusls.exported.export import export_model
-    from plusls.training.mining import code_hash
     from plusls.training.docstring import Design, train_docstring
+    from plusls.training.mining import code_hash
 
     root = tmp_path_factory.mktemp("docstring")
     corpus = root / "corpus"

@@ -14,7 +14,6 @@ from .mining import HELD_OUT, default_corpus_dir, main
 from .refresh import refresh, roll_back
 from .teacher import label
 
-
 CORPUS_HELP = "corpus folder from `plusls train data` (default: its default)"
 EMBEDDER_HELP = "sentence-transformers folder to start from (default: the embedded MiniLM)"
 

@@ -27,8 +27,8 @@ import torch
 from plusls.common.jsonl import read_jsonl
 from plusls.exported.defaults import EMBEDDER
 
-from .mining import TOKEN, code_hash
 from .loop import TrainConfig, train
+from .mining import TOKEN, code_hash
 from .teacher import read_labels
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]

@@ -24,17 +24,17 @@ from typing import Callable
 
 import numpy as np
 
-from plusls.common.metrics import diagonal_mrr
-from plusls.exported import Embedder
-from plusls.exported.causal_lm import CausalLM
 from plusls.common.dirs import exchange
 from plusls.common.errors import PluslsError
+from plusls.common.metrics import diagonal_mrr
+from plusls.completion.prompt import Cursor, PromptBuilder, WindowState
+from plusls.exported import Embedder
+from plusls.exported.causal_lm import CausalLM
 from plusls.exported.generation import GenerationConfig
 from plusls.exported.manifest import read_manifest
 from plusls.indexer.chunker import chunk_file
 from plusls.indexer.walker import DEFAULT_MAX_BYTES, check_content, walk
 from plusls.indexer.workspace_index import default_index_dir
-from plusls.completion.prompt import Cursor, PromptBuilder, WindowState
 
 from .completion import PREFIX_TOKENS, SUFFIX_TOKENS, accepted_completions, prepare_causal_source, train_fim
 from .mining import fim_samples, first_sentence, strip_docstring
