@@ -1,4 +1,4 @@
-"""`plusls train`: argument parsing only; the work is in training.data and training.docstring."""
+"""`plusls train`: argument parsing only; the work is in the training modules (mining, docstring, ...)."""
 from __future__ import annotations
 
 import argparse

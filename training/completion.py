@@ -5,7 +5,7 @@ the export declares them, so the server then prompts the model with prefix and s
 (the FIM paper), a share of the samples (`fim_rate`) is FIM and the rest plain left-to-right code, so the model
 keeps completing from a prefix alone (HumanEval, files without a suffix).
 
-`plusls train completion` trains on the mined corpus (training/data.py's FIM cuts) plus accepted completions
+`plusls train completion` trains on the mined corpus (training/mining.py's FIM cuts) plus accepted completions
 from the server's telemetry log; `plusls train refresh` uses the same `train_fim` on one workspace's samples.
 """
 from __future__ import annotations
