@@ -14,16 +14,8 @@ import numpy as np
 
 from plusls.common.lru import LRU
 from plusls.exported.causal_lm import Cache, CausalLM
-from plusls.exported.generation import (
-    CancelToken,
-    Generation,
-    GenerationConfig,
-    RowDecoder,
-    StopWatch,
-    adjust_logits,
-    choose_tokens,
-    resolve_config,
-)
+from plusls.exported.generation import (CancelToken, Generation, GenerationConfig, RowDecoder, StopWatch, adjust_logits,
+                                        choose_tokens, resolve_config)
 from plusls.exported.kv_buffers import KVBuffers
 
 from .healing import TokenHealing

@@ -7,16 +7,8 @@ from typing import Sequence
 import numpy as np
 import onnxruntime as ort
 
-from .generation import (
-    CancelToken,
-    Generation,
-    GenerationConfig,
-    RowDecoder,
-    StopWatch,
-    adjust_logits,
-    choose_tokens,
-    resolve_config,
-)
+from .generation import (CancelToken, Generation, GenerationConfig, RowDecoder, StopWatch, adjust_logits, choose_tokens,
+                         resolve_config)
 from .kv_buffers import KVBuffers
 from .model_files import ModelFiles
 from .padding import pad_batch

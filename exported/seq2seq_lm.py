@@ -6,16 +6,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .generation import (
-    CancelToken,
-    Generation,
-    GenerationConfig,
-    RowDecoder,
-    StopWatch,
-    adjust_logits,
-    choose_tokens,
-    resolve_config,
-)
+from .generation import (CancelToken, Generation, GenerationConfig, RowDecoder, StopWatch, adjust_logits, choose_tokens,
+                         resolve_config)
 from .model_files import ModelFiles
 from .padding import pad_batch
 from .sessions import RuntimeOptions

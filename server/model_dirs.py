@@ -9,16 +9,8 @@ from typing import Callable
 
 from plusls.common.errors import PluslsError
 from plusls.common.paths import default_models_dir
-from plusls.exported.defaults import (
-    COMPLETER,
-    COMPLETER_GPU,
-    EMBEDDER,
-    DefaultModel,
-    bundled_docstring_dir,
-    default_completer,
-    ensure_default,
-    exported_dir,
-)
+from plusls.exported.defaults import (COMPLETER, COMPLETER_GPU, EMBEDDER, DefaultModel, bundled_docstring_dir,
+                                      default_completer, ensure_default, exported_dir)
 from plusls.exported.sessions import RuntimeOptions, resolve_providers
 
 from .settings import Settings

@@ -9,14 +9,8 @@ from pathlib import Path
 import pytest
 
 from plusls.common.chat import chat_frame, frame_chat, render_chat
-from plusls.docstrings.chat_summary import (
-    ChatSummarizer,
-    ChatWriter,
-    clean_summary,
-    imperative,
-    summarize,
-    summary_prompt,
-)
+from plusls.docstrings.chat_summary import (ChatSummarizer, ChatWriter, clean_summary, imperative, summarize,
+                                            summary_prompt)
 from plusls.docstrings.definition_at import definition_at
 from plusls.docstrings.explanation import hover_text
 from plusls.docstrings.summarizer import EncoderDecoderWriter, Summarizer
