@@ -200,23 +200,28 @@ def bundled_docstring_dir() -> Path | None:
     return DOCSTRING if (DOCSTRING / "manifest.json").is_file() else None
 
 
+def _unusable(out: Path) -> str | None:
+    """Why the exported directory `out` cannot be used, None when it can."""
+    try:
+        read_manifest(out, verify=True)  # size + mtime after the first full check
+        return None
+    except ModelDirError as e:
+        return str(e)
+
+
 def exported_dir(model: DefaultModel, models_dir: Path) -> Path | None:
     """The model's exported directory, None when it is missing or broken."""
     out = models_dir / model.name
-    try:
-        read_manifest(out, verify=True)  # size + mtime after the first full check
-        return out
-    except ModelDirError:
-        return None
+    return None if _unusable(out) else out
 
 
 def ensure_default(model: DefaultModel, models_dir: Path, log: Callable[[str], None] = print) -> Path:
     """The model's exported directory, exporting it first if it is missing or broken (minutes, once)."""
-    if (ready := exported_dir(model, models_dir)) is not None:
-        return ready
     out = models_dir / model.name
+    if (why := _unusable(out)) is None:
+        return out
     if out.exists():
-        log(f"{out} is unusable; exporting it again")
+        log(f"{out} is unusable ({why}); exporting it again")
     source = model.source(log)
     from .export import export_model  # torch is needed only for this one-time export
 

@@ -47,14 +47,16 @@ class DefaultModels:
         self.dirs, self.options = dirs, options
         self.exporting: set[str] = exporting if exporting is not None else set()
         self.failed: dict[str, str] = {}
+        # Resolved once per settings, not per keystroke: it looks up the 1.5B's installed wheels.
+        self.completer = default_completer(resolve_providers(options.providers)) if dirs.completion is None else None
 
     def wanted(self) -> list[DefaultModel]:
         """The defaults this server uses: the completer (the 1.5B on CUDA when installed, with the 0.5B drafting
         for it), the embedder; none that the settings replace."""
         wanted = []
-        if self.dirs.completion is None:
-            wanted.append(self._completer())
-            if self._completer() is COMPLETER_GPU and self.dirs.draft is None:
+        if self.completer is not None:
+            wanted.append(self.completer)
+            if self.completer is COMPLETER_GPU and self.dirs.draft is None:
                 wanted.append(COMPLETER)
         if self.dirs.embedding is None:
             wanted.append(EMBEDDER)
@@ -87,26 +89,21 @@ class DefaultModels:
 
     def completer_ready(self) -> bool:
         """False while the default completer this server uses is being exported."""
-        return self.dirs.completion is not None or self._completer().name not in self.exporting
+        return self.completer is None or self.completer.name not in self.exporting
 
     def completion_dir(self) -> Path:
-        if self.dirs.completion is not None:
-            return self.dirs.completion
-        return self.path(self._completer())
+        return self.dirs.completion if self.completer is None else self.path(self.completer)
 
     def draft_dir(self) -> Path | None:
         """The draft model: the one set, else the 0.5B where the default completer is the 1.5B (CUDA), else none."""
         if self.dirs.draft is not None:
             return self.dirs.draft
-        if self.dirs.completion is None and self._completer() is COMPLETER_GPU:
+        if self.completer is COMPLETER_GPU:
             return self.path(COMPLETER)
         return None
 
     def embedding_dir(self) -> Path:
         return self.dirs.embedding if self.dirs.embedding is not None else self.path(EMBEDDER)
-
-    def _completer(self) -> DefaultModel:
-        return default_completer(resolve_providers(self.options.providers))
 
 
 def docstring_dir(dirs: ModelDirs) -> Path:

@@ -5,6 +5,7 @@ needs only them), then the hover explanations."""
 from __future__ import annotations
 
 from concurrent.futures import Executor
+from functools import partial
 from typing import Callable
 
 from plusls.docstrings.definition_at import Definition
@@ -26,19 +27,18 @@ class SummaryPrefetch:
         """After an open or edit of `uri`: summarize `definitions()` (the document as it is then) once it is quiet."""
         def plan(cancel: CancelToken) -> list[Job]:
             todo = [d for d in definitions() if self.summarizer.hover_cached(d) is None]
-            return ([self._job(uri, d, self._summary_line) for d in todo]
-                    + [self._job(uri, d, self._hover) for d in todo])
+            return ([self._job(uri, partial(self._summary_line, d)) for d in todo]
+                    + [self._job(uri, partial(self._hover, d)) for d in todo])
 
-        self.background.schedule(self._job(uri, None, plan), PREFETCH_AFTER_S)
+        self.background.schedule(self._job(uri, plan), PREFETCH_AFTER_S)
 
     def pending(self) -> int:
         """Documents waiting to be summarized or being summarized."""
         return self.background.pending(KIND)
 
-    def _job(self, uri: str, definition: Definition | None, run: Callable) -> Job:
+    def _job(self, uri: str, run: Callable[[CancelToken], list[Job] | None]) -> Job:
         # One key per document: an edit replaces everything still to do for it.
-        work = run if definition is None else (lambda cancel: run(definition, cancel))
-        return Job(f"summarizing {uri}", (KIND, uri), uri, work, self.executor)
+        return Job(f"summarizing {uri}", (KIND, uri), uri, run, self.executor)
 
     def _summary_line(self, definition: Definition, cancel: CancelToken) -> None:
         if self.summarizer.cached(definition) is None:
@@ -46,4 +46,4 @@ class SummaryPrefetch:
             self.prefetched += self.summarizer.cached(definition) is not None
 
     def _hover(self, definition: Definition, cancel: CancelToken) -> None:
-        self.summarizer.hover(definition, cancel)
+        self.summarizer.hover(definition, cancel)  # cached for the hover; nothing follows it
