@@ -17,6 +17,7 @@ from plusls.common.errors import PluslsError
 from plusls.common.paths import cache_home
 
 from .errors import ModelDirError
+from .export import export_model
 from .manifest import file_stamp, read_manifest
 
 
@@ -223,8 +224,6 @@ def ensure_default(model: DefaultModel, models_dir: Path, log: Callable[[str], N
     if out.exists():
         log(f"{out} is unusable ({why}); exporting it again")
     source = model.source(log)
-    from .export import export_model  # torch is needed only for this one-time export
-
     log(f"exporting the default {model.kind} model to {out} (once; minutes on a CPU)")
     export_model(source, model.kind, out, int8=model.int8, force=True, log=log)
     for name in model.replaces:

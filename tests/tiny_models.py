@@ -148,3 +148,69 @@ def memorized_causal_lm(out: Path, texts: list[str], steps: int = 300) -> Path:
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+# Hugging Face -> llama.cpp tensor names (convert_hf_to_gguf.py), for writing test GGUF files.
+GGUF_NAMES = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+              "lm_head.weight": "output.weight"}
+GGUF_LAYER = {"input_layernorm.weight": "attn_norm.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
+              "self_attn.q_proj.weight": "attn_q.weight", "self_attn.q_proj.bias": "attn_q.bias",
+              "self_attn.k_proj.weight": "attn_k.weight", "self_attn.k_proj.bias": "attn_k.bias",
+              "self_attn.v_proj.weight": "attn_v.weight", "self_attn.v_proj.bias": "attn_v.bias",
+              "self_attn.o_proj.weight": "attn_output.weight", "mlp.gate_proj.weight": "ffn_gate.weight",
+              "mlp.up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight"}
+
+
+def build_gguf(checkpoint: Path, out: Path, tied: bool = False) -> Path:
+    """Write the tiny Llama/Qwen2 `checkpoint` as llama.cpp's converter would: its tensors (2-D ones in Q8_0, the
+    Llama q/k rows interleaved per head), its config and byte-level BPE tokenizer as metadata. `tied`: no
+    output.weight, the token embedding serves as lm_head."""
+    import gguf
+    import numpy as np
+    import transformers as tf
+
+    model = tf.AutoModelForCausalLM.from_pretrained(checkpoint)
+    cfg = model.config
+    arch = cfg.model_type
+    writer = gguf.GGUFWriter(str(out), arch)
+    writer.add_block_count(cfg.num_hidden_layers)
+    writer.add_context_length(cfg.max_position_embeddings)
+    writer.add_embedding_length(cfg.hidden_size)
+    writer.add_feed_forward_length(cfg.intermediate_size)
+    writer.add_head_count(cfg.num_attention_heads)
+    writer.add_head_count_kv(cfg.num_key_value_heads)
+    writer.add_rope_freq_base(cfg.rope_theta)
+    writer.add_layer_norm_rms_eps(cfg.rms_norm_eps)
+    tok = json.loads((checkpoint / "tokenizer.json").read_text())
+    vocab = tok["model"]["vocab"] | {t["content"]: t["id"] for t in tok["added_tokens"]}
+    tokens = sorted(vocab, key=vocab.get)
+    special = {t["content"] for t in tok["added_tokens"] if t["special"]}
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("qwen2")
+    writer.add_token_list(tokens)
+    writer.add_token_types([gguf.TokenType.CONTROL if t in special else gguf.TokenType.NORMAL for t in tokens])
+    writer.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]])
+    writer.add_bos_token_id(cfg.bos_token_id)
+    writer.add_eos_token_id(cfg.eos_token_id)
+    for name, tensor in model.state_dict().items():
+        if tied and name == "lm_head.weight":
+            continue
+        data = tensor.float().numpy()
+        if name in GGUF_NAMES:
+            name = GGUF_NAMES[name]
+        else:
+            _, _, layer, rest = name.split(".", 3)
+            if arch == "llama" and rest in ("self_attn.q_proj.weight", "self_attn.k_proj.weight"):
+                heads = cfg.num_attention_heads if "q_proj" in rest else cfg.num_key_value_heads
+                data = data.reshape(heads, 2, data.shape[0] // heads // 2, -1).swapaxes(1, 2).reshape(data.shape)
+            name = f"blk.{layer}.{GGUF_LAYER[rest]}"
+        if data.ndim == 2:
+            writer.add_tensor(name, gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0),
+                              raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+        else:
+            writer.add_tensor(name, np.ascontiguousarray(data))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return out

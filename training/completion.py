@@ -19,6 +19,7 @@ from typing import Callable
 
 from plusls.common.errors import PluslsError
 from plusls.completion.prompt import Cursor, PromptBuilder, WindowState
+from plusls.exported.export.sources import find_gguf, materialize_gguf
 from plusls.exported.special_tokens import find_fim
 
 Log = Callable[[str], None]
@@ -59,9 +60,6 @@ def add_fim_tokens(model, tokenizer) -> dict[str, dict]:
 
 def prepare_causal_source(source: Path, run: Path) -> Path:
     """A Hugging Face folder for `source` (a GGUF file is dequantized once into the run folder)."""
-    # torch: the export package loads it; `plusls train` must start without it
-    from plusls.exported.export.sources import find_gguf, materialize_gguf
-
     gguf = find_gguf(source)
     if gguf is None:
         return source

@@ -28,6 +28,7 @@ from plusls.common.dirs import exchange
 from plusls.common.errors import PluslsError
 from plusls.common.metrics import diagonal_mrr
 from plusls.completion.prompt import Cursor, PromptBuilder, WindowState
+from plusls.exported.export import export_model
 from plusls.exported import Embedder
 from plusls.exported.causal_lm import CausalLM
 from plusls.exported.generation import GenerationConfig
@@ -173,9 +174,6 @@ def heldout_mrr(model_dir: Path, pairs: list[dict]) -> float:
 
 def refresh_search(current: Path, samples: Samples, run: Path, steps: int, minutes: float, seed: int,
                    threads: int, lr: float, log: Log) -> Outcome:
-    # torch: only a refresh that trains needs it
-    from plusls.exported.export import export_model
-
     from .contrastive import fine_tune_embedder  # torch
 
     source = torch_source(current)  # before any work: a missing checkpoint is said at once
@@ -250,8 +248,6 @@ def refresh_completion(current: Path, samples: Samples, run: Path, steps: int, m
         f"{len(cuts)} held-out lines; first-line exact match now {before:.4f}")
     source = prepare_causal_source(source, run)
     outcome.steps = train_fim(source, train, run, steps, minutes, seed, threads, lr, log)
-
-    from plusls.exported.export import export_model  # torch, as in refresh_search
 
     return stage_and_swap(outcome, current, lambda out: export_model(
         run / "model", "causal-lm", out, int8=read_manifest(current).quantization is not None, force=True, log=log),

@@ -1,7 +1,9 @@
 """`plusls export`: a local Hugging Face checkpoint (or GGUF file) -> an ONNX model directory with a manifest.
 
-Needs the `train` extra (torch, transformers, optimum). The directory is built beside OUT and renamed into
-place only after its parity check passed, so a failed export never leaves a half-written model behind."""
+A Hugging Face checkpoint needs the `train` extra (torch, transformers, optimum) and is checked against PyTorch.
+A Llama/Qwen2 GGUF file needs only `gguf` and `onnx`: it is read and written one weight at a time
+(gguf_checkpoint.py, fused.py), checked against PyTorch with `parity=True`. The directory is built beside OUT and
+renamed into place only when complete and checked, so a failed export never leaves a half-written model behind."""
 from __future__ import annotations
 
 import shutil
@@ -27,10 +29,8 @@ from ..model_files import load_tokenizer
 from ..seq2seq_lm import Seq2SeqLM
 from ..sessions import RuntimeOptions
 from ..special_tokens import find_fim, find_repo, stop_tokens
-from . import parity
-from .bert2bert import export_bert2bert, is_bert2bert
-from .embedding_modules import MatchingLogits, is_codet5p_embedding, load_codet5p_embedding, load_sentence_embedder
-from .fused import can_fuse, write_fused
+from .fused import TorchWeights, can_fuse, write_fused
+from .gguf_checkpoint import GGUFCheckpoint
 from .logits import keep_last_logits
 from .quantize import quantize_dir
 from .sources import check_source, find_gguf, materialize_gguf
@@ -49,8 +49,11 @@ def _stderr(msg: str) -> None:
 
 
 def export_model(
-    src: str | Path, kind: str, out: str | Path, int8: bool = False, force: bool = False, log: Log = _stderr
+    src: str | Path, kind: str, out: str | Path, int8: bool = False, force: bool = False, parity: bool = False,
+    log: Log = _stderr,
 ) -> Manifest:
+    """parity: also check a GGUF export against PyTorch (transformers dequantizes the whole file: the fp32 model's
+    size in memory, and more); a Hugging Face checkpoint is always checked."""
     src, out = Path(src).expanduser(), Path(out).expanduser()
     if kind not in KINDS:
         raise ExportError(f"unknown kind {kind!r}; use one of {', '.join(KINDS)}")
@@ -62,33 +65,82 @@ def export_model(
         work, scratch = Path(tmp) / "model", Path(tmp) / "scratch"
         work.mkdir()
         scratch.mkdir()
-        source_note = str(src)
         gguf = find_gguf(src)
-        if gguf is not None:
-            if kind != "causal-lm":
-                raise ExportError(f"{gguf} is a GGUF file: only --kind causal-lm reads GGUF")
-            log(f"dequantizing {gguf.name} to fp32")
-            src = scratch / "hf"
-            materialize_gguf(gguf, src)
-            source_note = f"{gguf} (GGUF, dequantized to fp32)"
-        config = check_source(src)
-        manifest = EXPORTERS[kind](src, config, work, scratch, log)
-        if kind == "seq2seq" and (decoding := _decoding_settings(src)):
-            manifest.config["generation"] = decoding
-        manifest.source = source_note
-        _save_tokenizer(src, work, manifest)
-        manifest.created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        manifest.plusls_version = version("plusls")
-        manifest.files = checksum_files(work)
-        manifest.write(work)
-        log("checking parity against PyTorch")
-        _check_parity(src, config, work, manifest, int8, log)
-        manifest.files = checksum_files(work)
-        manifest.write(work)
+        if gguf is not None and kind != "causal-lm":
+            raise ExportError(f"{gguf} is a GGUF file: only --kind causal-lm reads GGUF")
+        checkpoint = _streamable(gguf) if gguf is not None else None
+        if checkpoint is not None:
+            manifest = _export_gguf(checkpoint, work, int8, log)
+            manifest.source = f"{gguf} (GGUF, read one weight at a time)"
+            _write(work, manifest)
+            if parity:
+                _check_gguf_parity(checkpoint, scratch, work, manifest, int8, log)
+        else:
+            if gguf is not None:
+                log(f"dequantizing {gguf.name} to fp32 with transformers")
+                src = scratch / "hf"
+                materialize_gguf(gguf, src)
+            config = check_source(src)
+            manifest = EXPORTERS[kind](src, config, work, scratch, log)
+            if kind == "seq2seq" and (decoding := _decoding_settings(src)):
+                manifest.config["generation"] = decoding
+            manifest.source = str(src) if gguf is None else f"{gguf} (GGUF, dequantized to fp32)"
+            _save_tokenizer(src, work, manifest)
+            _write(work, manifest)
+            log("checking parity against PyTorch")
+            _check_parity(src, config, work, manifest, int8, log)
+        _write(work, manifest)
         write_stamps(work, manifest)  # just hashed: the first load need not hash again
         replace_dir(work, out)
     log(f"wrote {out} in {time.perf_counter() - t0:.1f}s (parity {manifest.parity})")
     return manifest
+
+
+def _write(work: Path, manifest: Manifest) -> None:
+    manifest.created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    manifest.plusls_version = version("plusls")
+    manifest.files = checksum_files(work)
+    manifest.write(work)
+
+
+def _streamable(gguf: Path) -> GGUFCheckpoint | None:
+    """The GGUF read without torch when plusls can (a Llama/Qwen2 decoder for the fused graph, a byte-level BPE
+    tokenizer); None sends it through transformers."""
+    try:
+        checkpoint = GGUFCheckpoint(gguf)
+    except ExportError:
+        return None
+    return checkpoint if can_fuse(checkpoint.config) and checkpoint.tokenizer_supported() else None
+
+
+def _export_gguf(checkpoint: GGUFCheckpoint, work: Path, int8: bool, log: Log) -> Manifest:
+    config = checkpoint.config
+    log(f"writing the fused decoder graph from {checkpoint.path.name} one weight at a time"
+        + (", quantizing each to int8" if int8 else ""))
+    note = write_fused(checkpoint, config, work / "model.onnx", int8=int8)
+    manifest = _base_manifest("causal-lm", config, 17, int(config["max_position_embeddings"]), {"attention": "fused"})
+    tokenizer = checkpoint.tokenizer()
+    tokenizer.save(str(work / "tokenizer.json"))
+    named = {name: (tokenizer.id_to_token(i), i) for name, i in checkpoint.special_tokens().items()}
+    _special_tokens(work, manifest, named, tokenizer.get_vocab(), checkpoint.chat_template())
+    if note:
+        manifest.quantization = note["quantization"]
+        manifest.parity = {"int8_max_rel_error": note["int8_max_rel_error"],
+                           "measured_on": "every weight against the GGUF's own (dequantized)"}
+    return manifest
+
+
+def _check_gguf_parity(checkpoint: GGUFCheckpoint, scratch: Path, work: Path, manifest: Manifest, int8: bool,
+                       log: Log) -> None:
+    log("checking parity against PyTorch (transformers reads the GGUF)")
+    hf = scratch / "hf"
+    materialize_gguf(checkpoint.path, hf)
+    model = _load_torch_model(hf, checkpoint.config, "causal-lm")
+    ref, got = _compare("causal-lm", model, _runtime("causal-lm", work), checkpoint.config)
+    if int8:  # the int8 graph against fp32 PyTorch, as an int8 export from a checkpoint is judged
+        _check_int8("causal-lm", ref, got, manifest)
+    else:
+        _check_fp32(ref, got, manifest)
 
 
 def _decoding_settings(src: Path) -> dict:
@@ -145,7 +197,9 @@ def _export_causal(src: Path, config: dict, work: Path, scratch: Path, log: Log)
     length = config.get("max_position_embeddings") or config.get("n_positions") or config.get("n_ctx") or 2048
     if can_fuse(config):  # Llama/Qwen2: our own graph, a fraction of optimum's ops per decode step
         log("writing the fused decoder graph")
-        write_fused(_load_torch_model(src, config, "causal-lm"), config, work / "model.onnx")
+        model = _load_torch_model(src, config, "causal-lm")
+        write_fused(TorchWeights(model), {**config, "tie_word_embeddings": model.config.tie_word_embeddings},
+                    work / "model.onnx")
         return _base_manifest("causal-lm", config, _opset(work / "model.onnx"), int(length), {"attention": "fused"})
     dest = _optimum_export(src, "text-generation-with-past", scratch, log)
     _move_onnx(["model.onnx"], dest, work)
@@ -154,6 +208,8 @@ def _export_causal(src: Path, config: dict, work: Path, scratch: Path, log: Log)
 
 
 def _export_seq2seq(src: Path, config: dict, work: Path, scratch: Path, log: Log) -> Manifest:
+    from .bert2bert import is_bert2bert  # torch
+
     if is_bert2bert(config):
         return _export_bert2bert(src, config, work, log)
     dest = _optimum_export(src, "text2text-generation-with-past", scratch, log)
@@ -169,6 +225,8 @@ def _export_seq2seq(src: Path, config: dict, work: Path, scratch: Path, log: Log
 def _export_bert2bert(src: Path, config: dict, work: Path, log: Log) -> Manifest:
     """A BERT encoder + BERT decoder EncoderDecoderModel (optimum does not export those with past)."""
 
+    from .bert2bert import export_bert2bert  # torch
+
     log("exporting the BERT encoder-decoder (traced here)")
     try:
         positions = export_bert2bert(src, work)
@@ -182,6 +240,8 @@ def _export_bert2bert(src: Path, config: dict, work: Path, log: Log) -> Manifest
 
 
 def _embedding_module(src: Path, config: dict):
+    from .embedding_modules import is_codet5p_embedding, load_codet5p_embedding, load_sentence_embedder  # torch
+
     if is_codet5p_embedding(config):
         return load_codet5p_embedding(src, config), "first-token+proj", ["input_ids", "attention_mask"]
     model = load_sentence_embedder(src)
@@ -227,6 +287,8 @@ def _sentence_max_length(src: Path) -> int | None:
 def _export_matching(src: Path, config: dict, work: Path, scratch: Path, log: Log) -> Manifest:
     """A text-code matching cross-encoder (training/matching.py): the pair's ids -> one match logit."""
 
+    from .embedding_modules import MatchingLogits  # torch
+
     model = MatchingLogits.load(src)
     names = ["input_ids", "attention_mask", "token_type_ids"]
     log(f"exporting matching model ({model.model.pooling} pooling)")
@@ -250,21 +312,30 @@ def _save_tokenizer(src: Path, work: Path, manifest: Manifest) -> None:
     if not tok.is_fast:
         raise ExportError(f"{src}: the tokenizer has no fast (tokenizer.json) form plusls can run without Python")
     tok.backend_tokenizer.save(str(work / "tokenizer.json"))
-    special: dict = {}
+    named = {}
     for name in ("bos", "eos", "pad", "unk", "sep", "cls", "mask"):
         token = getattr(tok, f"{name}_token", None)
         if token is not None:
-            special[name] = {"token": str(token), "id": int(tok.convert_tokens_to_ids(str(token)))}
-    special["fim"] = find_fim(tok.get_vocab())
-    special["repo"] = find_repo(tok.get_vocab())
-    if isinstance(getattr(tok, "chat_template", None), str):
-        manifest.config["chat_template"] = tok.chat_template  # the tokenizer's own, never written here
-        if frame := chat_frame(tok.chat_template):  # so serving frames chat turns without jinja2
+            named[name] = (str(token), int(tok.convert_tokens_to_ids(str(token))))
+    template = tok.chat_template if isinstance(getattr(tok, "chat_template", None), str) else None
+    _special_tokens(work, manifest, named, tok.get_vocab(), template)
+    if manifest.kind == "embedding" and manifest.max_length > tok.model_max_length:
+        manifest.max_length = int(tok.model_max_length)
+
+
+def _special_tokens(work: Path, manifest: Manifest, named: dict[str, tuple[str, int]], vocab: dict[str, int],
+                    chat_template: str | None) -> None:
+    """The manifest's special tokens (named ones, FIM and repository markers, the stop set) and chat template (the
+    tokenizer's own, never written here)."""
+    special: dict = {name: {"token": token, "id": i} for name, (token, i) in named.items()}
+    special["fim"] = find_fim(vocab)
+    special["repo"] = find_repo(vocab)
+    if chat_template:
+        manifest.config["chat_template"] = chat_template
+        if frame := chat_frame(chat_template):  # so serving frames chat turns without jinja2
             manifest.config["chat_frame"] = frame
     special["stop"] = stop_tokens(load_tokenizer(work / "tokenizer.json"), [special.get("eos", {}).get("id")])
     manifest.special_tokens = special
-    if manifest.kind == "embedding" and manifest.max_length > tok.model_max_length:
-        manifest.max_length = int(tok.model_max_length)
 
 
 def _load_torch_model(src: Path, config: dict, kind: str):
@@ -276,6 +347,7 @@ def _load_torch_model(src: Path, config: dict, kind: str):
     if kind == "seq2seq":
         return AutoModelForSeq2SeqLM.from_pretrained(src, dtype=torch.float32).eval()
     if kind == "matching":
+        from .embedding_modules import MatchingLogits  # torch
 
         return MatchingLogits.load(src)
     return _embedding_module(src, config)[0]
@@ -287,20 +359,33 @@ def _runtime(kind: str, work: Path):
 
 
 def _compare(kind: str, model, runtime, config: dict) -> tuple[np.ndarray, np.ndarray]:
+    from .parity import causal_logits, embedding_vectors, matching_logits, seq2seq_logits  # torch
+
     vocab = int(config.get("vocab_size") or runtime.tokenizer.get_vocab_size())
     if kind == "causal-lm":
-        return parity.causal_logits(model, runtime, vocab)
+        return causal_logits(model, runtime, vocab)
     if kind == "seq2seq":
-        return parity.seq2seq_logits(model, runtime, vocab)
+        return seq2seq_logits(model, runtime, vocab)
     if kind == "matching":
-        return parity.matching_logits(model, runtime)
-    return parity.embedding_vectors(model, runtime)
+        return matching_logits(model, runtime)
+    return embedding_vectors(model, runtime)
 
 
 def _check_parity(src: Path, config: dict, work: Path, manifest: Manifest, int8: bool, log: Log) -> None:
     kind = manifest.kind
     model = _load_torch_model(src, config, kind)
     ref, got = _compare(kind, model, _runtime(kind, work), config)
+    _check_fp32(ref, got, manifest)
+    if not int8:
+        return
+    log("quantizing weights to int8")
+    quantize_dir(work, manifest)
+    manifest.files = checksum_files(work)
+    manifest.write(work)
+    _check_int8(kind, ref, _compare(kind, model, _runtime(kind, work), config)[1], manifest)
+
+
+def _check_fp32(ref: np.ndarray, got: np.ndarray, manifest: Manifest) -> None:
     diff = float(np.abs(ref - got).max())
     manifest.parity = {"fp32_max_abs_diff": diff, "measured_on": f"{len(ref)} sample positions, CPU"}
     fused = manifest.config.get("attention") == "fused"
@@ -310,21 +395,18 @@ def _check_parity(src: Path, config: dict, work: Path, manifest: Manifest, int8:
             f"parity check failed: ONNX output differs from PyTorch by up to {diff:.3g} (limit {limit}); "
             "the export is wrong and was not written. Try another transformers/torch version, and report it."
         )
-    if not int8:
-        return
 
-    log("quantizing weights to int8")
-    quantize_dir(work, manifest)
-    manifest.files = checksum_files(work)
-    manifest.write(work)
-    _, q = _compare(kind, model, _runtime(kind, work), config)
+
+def _check_int8(kind: str, ref: np.ndarray, q: np.ndarray, manifest: Manifest) -> None:
+    from .parity import cosine, pair_order_agreement, top1_agreement  # torch
+
     manifest.parity["int8_max_abs_diff"] = float(np.abs(ref - q).max())
     if kind == "embedding":
-        score, limit, what = float(parity.cosine(ref, q).min()), INT8_MIN_COSINE, "int8_min_cosine"
+        score, limit, what = float(cosine(ref, q).min()), INT8_MIN_COSINE, "int8_min_cosine"
     elif kind == "matching":
-        score, limit, what = parity.pair_order_agreement(ref, q), INT8_MIN_AGREEMENT, "int8_pair_order_agreement"
+        score, limit, what = pair_order_agreement(ref, q), INT8_MIN_AGREEMENT, "int8_pair_order_agreement"
     else:
-        score, limit, what = parity.top1_agreement(ref, q), INT8_MIN_AGREEMENT, "int8_top1_agreement"
+        score, limit, what = top1_agreement(ref, q), INT8_MIN_AGREEMENT, "int8_top1_agreement"
     manifest.parity[what] = score
     if score < limit:
         raise ExportError(f"int8 loses too much quality: {what} {score:.3f} < {limit}; export without --int8")

@@ -18,6 +18,7 @@ from ..errors import ExportError
 from ..manifest import ONNX_FILES, Manifest
 
 BITS, BLOCK, ACCURACY_LEVEL = 8, 32, 4
+TABLE_MIN_ELEMENTS = 1 << 20  # smaller gathered tables stay fp32
 
 
 def quantize_dir(work: Path, manifest: Manifest) -> None:
@@ -40,8 +41,13 @@ def quantize_dir(work: Path, manifest: Manifest) -> None:
         if not any(_count(g, "MatMulNBits") for g in _graphs(quantizer.model.model.graph)):
             raise ExportError(f"{name} has no MatMul weights to quantize; export it without --int8")
         _save(quantizer.model, work, name)
-    manifest.quantization = (f"int8 weight-only (MatMulNBits, {BITS}-bit blocks of {BLOCK}, accuracy_level "
-                             f"{ACCURACY_LEVEL})" + (f"; gathered tables int8 in blocks of {BLOCK}" if tables else ""))
+    manifest.quantization = weight_only_note(bool(tables))
+
+
+def weight_only_note(tables: bool) -> str:
+    """The manifest's account of a generator's int8 weights."""
+    return (f"int8 weight-only (MatMulNBits, {BITS}-bit blocks of {BLOCK}, accuracy_level {ACCURACY_LEVEL})"
+            + (f"; gathered tables int8 in blocks of {BLOCK}" if tables else ""))
 
 
 def _save(model, work: Path, name: str) -> None:
@@ -103,18 +109,23 @@ def share_tied_embedding(graph) -> list[str]:
             kept.append(m.name)
         graph.node.remove(tr)
         for g in gathers:
-            out = g.output[0]
-            g.input[0], g.output[0] = name, out + "/hidden_first"
-            for a in list(g.attribute):
-                g.attribute.remove(a)
-            g.attribute.append(helper.make_attribute("axis", 1))
-            at = list(graph.node).index(g) + 1
-            graph.node.insert(at, helper.make_node("Transpose", [g.output[0]], [out], perm=[1, 2, 0],
-                                                   name=g.name + "/to_batch_first"))
+            at = list(graph.node).index(g)
+            graph.node.remove(g)
+            for offset, node in enumerate(transposed_gather_nodes(name, g.input[1], g.output[0], g.name)):
+                graph.node.insert(at + offset, node)
     return kept
 
 
-def int8_embeddings(graph, min_elements: int = 1 << 20) -> list[str]:
+def transposed_gather_nodes(table_t: str, ids: str, out: str, name: str) -> list:
+    """Rows of a [H, V] table stored transposed: Gather(W_T, ids, axis=1) -> [H, B, S] -> Transpose -> [B, S, H]."""
+    from onnx import helper
+
+    return [helper.make_node("Gather", [table_t, ids], [out + "/hidden_first"], name=name, axis=1),
+            helper.make_node("Transpose", [out + "/hidden_first"], [out], perm=[1, 2, 0],
+                             name=name + "/to_batch_first")]
+
+
+def int8_embeddings(graph, min_elements: int = TABLE_MIN_ELEMENTS) -> list[str]:
     """Large tables that are only gathered (the token embedding, when lm_head has its own weights): stored as int8
     with one fp32 scale per block of BLOCK values, dequantized after the Gather, so only the looked-up rows are
     ever float (Qwen2.5-Coder-0.5B's 151,936 x 896 table: a quarter of its fp32 size). onnxruntime's
@@ -132,34 +143,71 @@ def int8_embeddings(graph, min_elements: int = 1 << 20) -> list[str]:
                        or any(helper.get_attribute_value(a) != 0 for a in n.attribute if a.name == "axis")
                        for n in users)):
             continue
-        w = numpy_helper.to_array(init)
-        block = BLOCK if w.shape[1] % BLOCK == 0 else w.shape[1]
-        blocks = w.reshape(w.shape[0], -1, block)
-        scales = np.abs(blocks).max(axis=-1, keepdims=True) / 127.0  # [rows, blocks, 1]
-        scales[scales == 0] = 1.0
-        q = np.clip(np.rint(blocks / scales), -127, 127).astype(np.int8).reshape(w.shape)
+        q, scales, block = int8_table(numpy_helper.to_array(init))
         graph.initializer.remove(init)
         graph.initializer.extend([numpy_helper.from_array(q, name + "_int8"),
-                                  numpy_helper.from_array(scales.astype(np.float32), name + "_scales")])
-        shape4 = helper.make_tensor(name + "_blocked", TensorProto.INT64, [4], [0, 0, -1, block])
-        shape3 = helper.make_tensor(name + "_rows", TensorProto.INT64, [3], [0, 0, -1])
-        graph.initializer.extend([shape4, shape3])
+                                  numpy_helper.from_array(scales, name + "_scales")])
+        graph.initializer.extend(int8_gather_shapes(name, block))
         for g in users:
-            out, ids, p = g.output[0], g.input[1], g.name or out
             at = list(graph.node).index(g)
             graph.node.remove(g)
-            new = [
-                helper.make_node("Gather", [name + "_int8", ids], [p + "/q"], name=p + "/q"),
-                helper.make_node("Cast", [p + "/q"], [p + "/qf"], to=TensorProto.FLOAT, name=p + "/cast"),
-                helper.make_node("Reshape", [p + "/qf", shape4.name], [p + "/blocks"], name=p + "/blocks"),
-                helper.make_node("Gather", [name + "_scales", ids], [p + "/scales"], name=p + "/scales"),
-                helper.make_node("Mul", [p + "/blocks", p + "/scales"], [p + "/scaled"], name=p + "/mul"),
-                helper.make_node("Reshape", [p + "/scaled", shape3.name], [out], name=p + "/rows"),
-            ]
-            for offset, node in enumerate(new):
+            for offset, node in enumerate(int8_gather_nodes(name, g.input[1], g.output[0], g.name or g.output[0])):
                 graph.node.insert(at + offset, node)
         done.append(name)
     return done
+
+
+def int8_table(w: np.ndarray, rows: int = 1 << 14) -> tuple[np.ndarray, np.ndarray, int]:
+    """A [rows, columns] fp32 table as int8 with one fp32 scale per block of BLOCK values: (values, scales
+    [rows, blocks, 1], block). Done a slice of rows at a time, so only the table itself is ever whole in fp32."""
+    block = BLOCK if w.shape[1] % BLOCK == 0 else w.shape[1]
+    q = np.empty(w.shape, np.int8)
+    scales = np.empty((w.shape[0], w.shape[1] // block, 1), np.float32)
+    for start in range(0, w.shape[0], rows):
+        blocks = w[start:start + rows].reshape(-1, w.shape[1] // block, block)
+        s = np.abs(blocks).max(axis=-1, keepdims=True) / 127.0
+        s[s == 0] = 1.0
+        q[start:start + rows] = np.clip(np.rint(blocks / s), -127, 127).reshape(-1, w.shape[1])
+        scales[start:start + rows] = s
+    return q, scales, block
+
+
+def int8_gather_shapes(name: str, block: int) -> list:
+    """The two shape constants int8_gather_nodes reshapes with."""
+    from onnx import TensorProto, helper
+
+    return [helper.make_tensor(name + "_blocked", TensorProto.INT64, [4], [0, 0, -1, block]),
+            helper.make_tensor(name + "_rows", TensorProto.INT64, [3], [0, 0, -1])]
+
+
+def int8_gather_nodes(name: str, ids: str, out: str, prefix: str) -> list:
+    """Gather rows of the int8 table `name`_int8 and their scales, and dequantize only those rows into `out`."""
+    from onnx import TensorProto, helper
+
+    p = prefix
+    return [
+        helper.make_node("Gather", [name + "_int8", ids], [p + "/q"], name=p + "/q"),
+        helper.make_node("Cast", [p + "/q"], [p + "/qf"], to=TensorProto.FLOAT, name=p + "/cast"),
+        helper.make_node("Reshape", [p + "/qf", name + "_blocked"], [p + "/blocks"], name=p + "/blocks"),
+        helper.make_node("Gather", [name + "_scales", ids], [p + "/scales"], name=p + "/scales"),
+        helper.make_node("Mul", [p + "/blocks", p + "/scales"], [p + "/scaled"], name=p + "/mul"),
+        helper.make_node("Reshape", [p + "/scaled", name + "_rows"], [out], name=p + "/rows"),
+    ]
+
+
+def matmul_nbits(w_t: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+    """A [K, N] weight as MatMulNBits wants it (symmetric BITS-bit blocks of BLOCK along K): (packed [N, blocks,
+    BLOCK], scales [N, blocks], the node's attributes). The quantizer's own kernel, one weight at a time, so a
+    streamed export and MatMulNBitsQuantizer write the same bytes."""
+    from onnxruntime.capi._pybind_state import quantize_matmul_8bits  # what MatMulNBitsQuantizer calls
+
+    k, n = w_t.shape
+    blocks = (k + BLOCK - 1) // BLOCK
+    w_t = np.ascontiguousarray(np.pad(w_t, ((0, blocks * BLOCK - k), (0, 0))) if k % BLOCK else w_t, np.float32)
+    packed = np.zeros((n, blocks, BLOCK), np.uint8)
+    scales = np.zeros((n, blocks), np.float32)
+    quantize_matmul_8bits(packed, w_t, scales, np.zeros((n, blocks), np.uint8), BLOCK, n, k, True)
+    return packed, scales, {"K": k, "N": n, "bits": BITS, "block_size": BLOCK, "accuracy_level": ACCURACY_LEVEL}
 
 
 def _index(graph) -> tuple[dict, dict, dict[str, list]]:
