@@ -12,12 +12,13 @@ from plusls.exported.causal_lm import CausalLM
 from plusls.exported.generation import CancelToken, Generation, GenerationConfig
 from plusls.exported.manifest import Manifest
 
-from .budget import context_budget, prompt_speed
+from .budget import context_budget
 from .filters import postprocess
 from .healing import without_healed
 from .prefix_reuse import PrefixReuseLM
 from .prompt import Cursor, PromptBuilder, Snippet, WindowState
 from .settings import CompletionSettings
+from .speed import SpeedCache
 from .suggestion_cache import Suggestion, SuggestionCache
 
 Retriever = Callable[[Cursor], list[Snippet]]
@@ -38,8 +39,8 @@ class CompletionStats:
     warmed_tokens: int = 0  # prompt tokens read ahead while the user was not typing
     deadline_cuts: int = 0  # suggestions a deadline cut short
     deadline_empty: int = 0  # of those, the ones left with nothing to show
-    context_tokens: int = 0  # the prompt budget in use (contextTokens, or measured at load)
-    prompt_tokens_per_s: float = 0.0  # measured at load when contextTokens is 0
+    context_tokens: int = 0  # the prompt budget in use (contextTokens, or from the measured speed)
+    prompt_tokens_per_s: float = 0.0  # measured on this machine (speed.py) when contextTokens is 0
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -48,12 +49,13 @@ class CompletionStats:
 class Completer:
     def __init__(self, load_model: Callable[[], CausalLM], settings: CompletionSettings,
                  retriever: Retriever | None = None, load_drafter: Callable[[], CausalLM | None] | None = None,
-                 cache_size: int = 256):
+                 cache_size: int = 256, speeds: SpeedCache | None = None):
         self._load_model = load_model
         self._load_drafter = load_drafter
         self.settings = settings
         self.retriever = retriever
         self.stats = CompletionStats()
+        self.speeds = speeds or SpeedCache()
         self.cache = SuggestionCache(cache_size)
         self._windows: dict[str, WindowState] = {}
         self._model: PrefixReuseLM | None = None
@@ -146,7 +148,7 @@ class Completer:
         lm = self._load_model()
         budget = self.settings.context_tokens
         if not budget:
-            self.stats.prompt_tokens_per_s = round(prompt_speed(lm), 1)
+            self.stats.prompt_tokens_per_s = self.speeds.speed_of(lm).prefill_tokens_per_s
             budget = context_budget(self.stats.prompt_tokens_per_s, lm.manifest.max_length)
         self.stats.context_tokens = budget
         repo = lm.manifest.special_tokens.get("repo") if self.settings.repo_layout else None

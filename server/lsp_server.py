@@ -89,6 +89,7 @@ class PluslsServer(LanguageServer):
         dirs = resolve_dirs(self.settings)
         options = runtime_options(self.settings)
         defaults = self.defaults = DefaultModels(dirs, options, self.defaults.exporting if self.defaults else None)
+        self.log_choice()
         self._completion_model = WatchedModel(defaults.completion_dir, lambda p: CausalLM(p, options))
         self._docstring_model = WatchedModel(lambda: docstring_dir(dirs), lambda p: Seq2SeqLM(p, options))
         retriever = (lambda cursor: self.search.snippets_for(cursor)) if self.search else None
@@ -107,6 +108,11 @@ class PluslsServer(LanguageServer):
         chat_model = ModelThread(self.completer, self.completion_pool, self.background)
         self.summarizer = Summarizer(ChatWriter(chat_model, encoder_decoder) if chat else encoder_decoder)
         self.prefetch = SummaryPrefetch(self.summarizer, self.docs_pool, self.background)
+
+    def log_choice(self) -> None:
+        """One log line: which completer "auto" chose and why."""
+        if self.defaults is not None and self.defaults.choice is not None:
+            self.log_message(f"plusls: completing with {self.defaults.choice.name}: {self.defaults.choice.reason}")
 
     def refresh_models(self) -> None:
         """A model directory replaced on disk (plusls train refresh): load it on this request."""
@@ -209,9 +215,17 @@ def initialized(ls: PluslsServer, params: t.InitializedParams) -> None:
 
 
 async def prepare(ls: PluslsServer, missing: list[DefaultModel]) -> None:
-    """Export the default models missing on disk, then index the workspace."""
+    """Export the default models missing on disk, choose the completer ("auto"), load it while the user reads,
+    then index the workspace."""
     if missing:
         await export_defaults(ls, missing)
+    if ls.defaults is not None and ls.defaults.choosing():
+        await choose_completer(ls)
+    if ls.completer is not None and ls.settings.completion.enabled and ls.defaults.completer_ready():
+        try:
+            await asyncio.get_running_loop().run_in_executor(ls.completion_pool, ls.completer.manifest)
+        except PluslsError as e:  # said again to the request that needs it
+            ls.log_message(f"plusls: the completion model did not load: {e}")
     if ls.search is not None and ls.settings.search.enabled and ls.settings.search.index_on_start:
         await reindex_workspace(ls)
 
@@ -232,6 +246,22 @@ async def export_defaults(ls: PluslsServer, missing: list[DefaultModel]) -> None
             ls.show(f"plusls: exporting {model.name} failed: {e}. Run `plusls demo` in a terminal to see the "
                     "export's log, then restart the server", t.MessageType.Error)
     progress.end(f"exported {names}")
+
+
+async def choose_completer(ls: PluslsServer) -> None:
+    """Measure the installed default completers here (once per machine, model and onnxruntime version; a few
+    seconds each) and choose the largest that meets the latency budgets."""
+    defaults = ls.defaults
+    progress = await WorkProgress.begin(ls, f"plusls-speed-{id(ls)}", "plusls: measuring completion speed")
+    progress.report(f"once on this machine: {', '.join(m.name for m in defaults.candidates)}", 0)
+    try:
+        await asyncio.get_running_loop().run_in_executor(ls.export_pool, defaults.choose, True)
+    except Exception as e:
+        ls.show(f"plusls: measuring the completion models failed: {e}. Set plusls.models.completion to a model "
+                "name or directory to skip it", t.MessageType.Error)
+    progress.end(f"completing with {defaults.completer.name}" if defaults.completer else "no completer chosen")
+    if defaults is ls.defaults:
+        ls.log_choice()
 
 
 @server.feature(t.WORKSPACE_DID_CHANGE_CONFIGURATION)
@@ -519,6 +549,7 @@ async def stats_command(ls: PluslsServer, *args) -> dict:
             "summaries_prefetched": ls.prefetch.prefetched if ls.prefetch else 0,
             "summaries_pending": ls.prefetch.pending() if ls.prefetch else 0,
             "background_jobs_done": ls.background.done if ls.background else 0,
+            "completer": ls.defaults.choice.to_dict() if ls.defaults and ls.defaults.choice else None,
             "settings": camel_keys(ls.settings)}
 
 

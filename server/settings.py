@@ -18,11 +18,14 @@ CHOICES = {"summaries": ("completion", "docstring")}  # string settings that tak
 @dataclass(frozen=True)
 class ModelSettings:
     dir: str | None = None  # where the default models are exported (default ~/.cache/plusls/models)
-    completion: str | None = None  # an exported causal-lm directory; default Qwen2.5-Coder-0.5B int8
+    # "auto": the largest installed default completer this machine serves within the latency budgets
+    # (completion/choice.py; null means the same); or a default's name ("qwen2.5-coder-1.5b",
+    # "qwen2.5-coder-0.5b"), or an exported causal-lm directory.
+    completion: str | None = "auto"
     docstring: str | None = None  # an exported seq2seq directory; default the bundled docstring model
     embedding: str | None = None  # an exported embedding directory; default all-MiniLM-L6-v2
     # A smaller causal-lm with the completion model's tokenizer that drafts tokens for it (verified, so the text
-    # is unchanged); default: the 0.5B when the 1.5B completes on CUDA, else none.
+    # is unchanged); default: the 0.5B when the default 1.5B completes on CUDA, else none.
     draft: str | None = None
     # Who writes hover summaries and docstring summary lines: "completion" (the completion model in chat form, when
     # its manifest has a chat template; else the docstring model) or "docstring" (the encoder-decoder).

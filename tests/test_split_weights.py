@@ -57,13 +57,12 @@ def test_the_published_files_are_described_part_by_part():
     assert COMPLETER.split is QWEN_05B_GGUF and COMPLETER.int8
 
 
-def test_the_1_5b_completes_only_on_cuda_and_only_once_installed():
-    from plusls.exported.defaults import COMPLETER_GPU, default_completer
+def test_the_1_5b_is_a_candidate_once_installed_and_comes_first():
+    from plusls.exported.defaults import COMPLETER_LARGE, installed_completers
 
-    assert default_completer(["CPUExecutionProvider"]) is COMPLETER
-    on_cuda = default_completer(["CUDAExecutionProvider", "CPUExecutionProvider"])
-    assert on_cuda is (COMPLETER_GPU if COMPLETER_GPU.installed() else COMPLETER)
-    assert COMPLETER_GPU.split is QWEN_15B_GGUF
+    expected = [COMPLETER_LARGE, COMPLETER] if COMPLETER_LARGE.installed() else [COMPLETER]
+    assert installed_completers() == expected
+    assert COMPLETER_LARGE.split is QWEN_15B_GGUF and COMPLETER_LARGE.int8
 
 
 def test_a_new_export_of_a_default_removes_the_one_it_replaces(tmp_path, exported, monkeypatch):
@@ -72,13 +71,13 @@ def test_a_new_export_of_a_default_removes_the_one_it_replaces(tmp_path, exporte
     import shutil
     from dataclasses import replace
 
-    import plusls.exported.export as export
+    from plusls.exported import defaults
     from plusls.exported.defaults import DefaultModel, ensure_default
 
     def fake_export(src, kind, out, int8=False, force=False, log=None):
         shutil.copytree(exported["llama"], out)
 
-    monkeypatch.setattr(export, "export_model", fake_export)
+    monkeypatch.setattr(defaults, "export_model", fake_export)
     monkeypatch.setattr(DefaultModel, "source", lambda self, log: Path("unused"))
     shutil.copytree(exported["llama"], tmp_path / "old")
     (tmp_path / "mine").mkdir()
@@ -90,21 +89,23 @@ def test_a_new_export_of_a_default_removes_the_one_it_replaces(tmp_path, exporte
     assert any("removed" in m and "old" in m for m in messages)
 
 
-def test_the_0_5b_drafts_only_for_the_default_1_5b_or_where_a_draft_is_set(tmp_path, monkeypatch):
-    from plusls.exported import defaults
+def test_the_0_5b_drafts_only_for_the_default_1_5b_on_cuda_or_where_a_draft_is_set(tmp_path, monkeypatch):
     from plusls.exported.sessions import RuntimeOptions
     from plusls.server import model_dirs
     from plusls.server.model_dirs import DefaultModels, ModelDirs
 
     monkeypatch.setattr(model_dirs, "exported_dir", lambda model, models_dir: models_dir / model.name)
     cpu = RuntimeOptions(providers=("CPUExecutionProvider",))
-    dirs = ModelDirs(None, None, None, tmp_path)
-    assert DefaultModels(dirs, cpu).draft_dir() is None  # the 0.5B completes: nothing drafts for it
-    monkeypatch.setattr(model_dirs, "default_completer", lambda providers: defaults.COMPLETER_GPU)
-    assert DefaultModels(dirs, cpu).draft_dir() == tmp_path / COMPLETER.name  # the 1.5B (CUDA): the 0.5B drafts
+    small = ModelDirs(None, None, None, tmp_path, completer="qwen2.5-coder-0.5b")
+    assert DefaultModels(small, cpu).draft_dir() is None  # the 0.5B completes: nothing drafts for it
+    large = DefaultModels(ModelDirs(None, None, None, tmp_path, completer="qwen2.5-coder-1.5b"), cpu)
+    assert large.draft_dir() is None  # the 1.5B on a CPU: no draft
+    large.providers = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert large.draft_dir() == tmp_path / COMPLETER.name and COMPLETER in large.wanted()  # on CUDA the 0.5B drafts
     mine = ModelDirs(tmp_path / "mine", None, None, tmp_path)
     assert DefaultModels(mine, cpu).draft_dir() is None  # a user's own completer: no guess about its tokenizer
-    assert DefaultModels(ModelDirs(None, None, None, tmp_path, tmp_path / "d"), cpu).draft_dir() == tmp_path / "d"
+    drafted = ModelDirs(None, None, None, tmp_path, tmp_path / "d", completer="qwen2.5-coder-1.5b")
+    assert DefaultModels(drafted, cpu).draft_dir() == tmp_path / "d"
 
 
 def test_a_default_being_exported_or_failed_is_explained_not_exported_again(tmp_path, monkeypatch):
@@ -112,7 +113,8 @@ def test_a_default_being_exported_or_failed_is_explained_not_exported_again(tmp_
     from plusls.server import model_dirs
     from plusls.server.model_dirs import DefaultModels, ModelDirs
 
-    defaults = DefaultModels(ModelDirs(None, None, None, tmp_path), RuntimeOptions(providers=("CPUExecutionProvider",)))
+    dirs = ModelDirs(None, None, None, tmp_path, completer="qwen2.5-coder-0.5b")
+    defaults = DefaultModels(dirs, RuntimeOptions(providers=("CPUExecutionProvider",)))
     assert [m.name for m in defaults.missing()] == [COMPLETER.name, "all-minilm-l6-v2"]
     defaults.exporting.add(COMPLETER.name)
     assert not defaults.completer_ready()
