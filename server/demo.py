@@ -12,13 +12,16 @@ from pathlib import Path
 from plusls.completion.filters import postprocess
 from plusls.completion.prompt import Cursor, PromptBuilder, WindowState
 from plusls.exported import CausalLM, Embedder, GenerationConfig, RuntimeOptions
-from plusls.exported.defaults import COMPLETER, EMBEDDER, ensure_default
+from plusls.exported.defaults import EMBEDDER, ensure_default, installed_completers
 from plusls.exported.doctor import collect, format_report
 from plusls.indexer.embedding_model import load_embedder
 from plusls.indexer.progress_bar import ProgressBar
 from plusls.indexer.search import search
 from plusls.indexer.workspace_index import WorkspaceIndex
 from plusls.server.demo_session import run_editor_session
+
+from .doctor import completer_report, format_completer
+from .model_dirs import DefaultModels, ModelDirs
 
 SNIPPETS = {
     "read_text": "def read_text(path):\n    with open(path, encoding='utf-8') as f:\n        return f.read()",
@@ -72,12 +75,19 @@ def run_demo(models_dir: Path, workspace: Path, log_file: Path | None = None) ->
 def _run(models_dir: Path, workspace: Path) -> None:
     options = RuntimeOptions.from_env()
     t = time.perf_counter()
-    for model in (EMBEDDER, COMPLETER):
+    completers = installed_completers()
+    for model in (EMBEDDER, *completers):
         if not (models_dir / model.name / "manifest.json").is_file():
-            _step(f"exporting the default {model.kind} model {model.name} (once; minutes on 2 CPU cores)...")
-    embed_dir = ensure_default(EMBEDDER, models_dir, _log)
-    lm_dir = ensure_default(COMPLETER, models_dir, _log)  # what the language server completes with
-    print(f"default models ready in {time.perf_counter() - t:.1f}s: {embed_dir}, {lm_dir}\n")
+            _step(f"exporting the default {model.kind} model {model.name} (once; a minute or two on 2 CPU cores)...")
+        ensure_default(model, models_dir, _log)
+    # What the language server completes with: the largest completer this machine serves within the budgets.
+    defaults = DefaultModels(ModelDirs(None, None, None, models_dir), options)
+    if defaults.choosing():
+        _step("measuring each completer's speed on this machine (once, a few seconds each)...")
+        defaults.choose(measure=True)
+    embed_dir, lm_dir = defaults.embedding_dir(), defaults.completion_dir()
+    print(f"default models ready in {time.perf_counter() - t:.1f}s: {embed_dir}, {lm_dir}")
+    print(f"completing with {defaults.choice.name}: {defaults.choice.reason}\n")
 
     embedder = Embedder(embed_dir, options)
     vectors = embedder.embed(list(SNIPPETS.values()))
@@ -110,7 +120,8 @@ def _run(models_dir: Path, workspace: Path) -> None:
 
     run_editor_session(workspace, models_dir)
     print("\nplusls doctor:")
-    print(format_report(collect(models_dir, options)))
+    print("\n".join([format_report(collect(models_dir, options)),
+                     *format_completer(completer_report(models_dir, options, bench=False))]))
 
 
 def _index_and_search(workspace: Path, models_dir: Path) -> None:

@@ -94,3 +94,46 @@ def test_qwen_explains_in_one_to_three_sentences_what_a_function_returns():
     hover = ChatSummarizer(ensure_default(COMPLETER, default_models_dir())).explain(code, "word_counts")
     assert 1 <= len(sentences(hover, complete=True)) <= 3 and RETURNS.search(hover), hover
     assert "dictionary" in hover.lower() and not hover.startswith(("This function", "The function")), hover
+
+
+def test_the_1_5b_exports_within_a_laptops_memory_and_completes(tmp_path):
+    """Installed by setup like the 0.5B and exported one weight at a time: the export's peak memory stays below the
+    fp32 model's size, and the model fills in the middle."""
+    import subprocess
+    import sys
+
+    from plusls.exported.defaults import COMPLETER_LARGE
+
+    if not COMPLETER_LARGE.installed():
+        pytest.skip("the 1.5B's wheels are not installed (scripts/setup.sh installs them)")
+    out = tmp_path / "large"
+    script = ("import resource\nfrom plusls.exported.defaults import COMPLETER_LARGE\n"
+              "from plusls.exported.export import export_model\n"
+              f"export_model(COMPLETER_LARGE.source(), 'causal-lm', {str(out)!r}, int8=True, log=lambda s: None)\n"
+              "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    peak_kb = int(subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True,
+                                 timeout=1200).stdout.split()[-1])
+    assert peak_kb < 6_000_000  # the fp32 1.5B alone is 6.2 GB
+    large = CausalLM(out)
+    fim = large.manifest.fim
+    prompt = (f"{fim['prefix']['token']}def is_even(n):\n    return {fim['suffix']['token']}\n\n\nprint(is_even(4))\n"
+              f"{fim['middle']['token']}")
+    assert large.generate(prompt, GenerationConfig(max_new_tokens=8, stop=("\n",)))[0].text.strip() == "n % 2 == 0"
+
+
+def test_doctor_measures_the_default_completers_and_says_which_serves_and_why():
+    import json
+    import subprocess
+    import sys
+
+    from plusls.exported.defaults import installed_completers
+
+    for model in installed_completers():
+        ensure_default(model, default_models_dir())
+    out = subprocess.run([sys.executable, "-m", "plusls.cli", "doctor", "--bench", "--json"], check=True,
+                         capture_output=True, text=True, timeout=600).stdout
+    report = json.loads(out)["completion_model"]
+    names = [m.name for m in installed_completers()]
+    assert report["completer"] in names and [c["name"] for c in report["candidates"]] == names
+    assert all(c["prefill_tokens_per_s"] > 0 and c["decode_tokens_per_s"] > 0 for c in report["candidates"])
+    assert report["completer"] in report["reason"] and "budgets" in report["reason"]
