@@ -39,6 +39,8 @@ from lsprotocol import types as t
 from pygls.lsp.client import LanguageClient
 
 from plusls.common.metrics import edit_similarity
+from plusls.completion.speed import SpeedCache
+from plusls.exported.defaults import COMPLETERS
 
 ROOT = Path(__file__).resolve().parents[1]
 NEXT_FILE = "chunker.py"  # the second file opened, in the same workspace
@@ -96,8 +98,13 @@ async def session(workspace: Path, file: Path, start_line: int, chars: int, opti
                   pause_s: float, below: bool) -> dict:
     from plusls.common.paths import default_models_dir
 
-    # A fresh cache (index, telemetry); the exported default models stay where they are.
+    # A fresh cache (index, telemetry); the exported default models stay where they are, and so do the completers'
+    # speeds measured on this machine (`plusls doctor --bench`): a server's state after its first start.
     env = dict(os.environ, XDG_CACHE_HOME=str(cache), PLUSLS_MODELS_DIR=str(default_models_dir()))
+    speeds = SpeedCache().path
+    if speeds.is_file():
+        (cache / "plusls").mkdir(parents=True, exist_ok=True)
+        shutil.copy(speeds, cache / "plusls" / speeds.name)
     client = LanguageClient("bench", "1")
     await client.start_io(sys.executable, "-m", "plusls.cli", "serve", env=env)
     pid = client._server.pid
@@ -198,7 +205,8 @@ def main() -> None:
     p.add_argument("--file", default=str(ROOT / "indexer" / "walker.py"))
     p.add_argument("--start-line", type=int, default=60)
     p.add_argument("--chars", type=int, default=300)
-    p.add_argument("--completion", help="an exported causal-lm directory instead of the default completer")
+    p.add_argument("--completion", help="an exported causal-lm directory (or a default's name) instead of \"auto\"")
+    p.add_argument("--draft", help="an exported causal-lm directory that drafts tokens for the completer")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="plusls-bench-"))
     try:
@@ -209,7 +217,10 @@ def main() -> None:
             shutil.copy(args.file, file)
         models = tiny_models(tmp) if args.models == "tiny" else {}
         if args.completion:
-            models["completion"] = str(Path(args.completion).expanduser().resolve())
+            named = args.completion in COMPLETERS
+            models["completion"] = args.completion if named else str(Path(args.completion).expanduser().resolve())
+        if args.draft:
+            models["draft"] = str(Path(args.draft).expanduser().resolve())
         results = {}
         for mode in args.modes.split(","):
             options = {"models": models, "search": {"indexOnStart": False},

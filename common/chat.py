@@ -14,7 +14,7 @@ PIECES = ("head", "system_to_user", "user_to_assistant", "assistant_to_user", "u
 def render_chat(template: str, messages: list[dict[str, str]] | str) -> str:
     """The conversation (or one user turn) framed by `template`, ready for the assistant's answer. Without a system
     turn the template's default one, if it has one, comes with it (as the model was tuned)."""
-    from jinja2.sandbox import ImmutableSandboxedEnvironment  # the eval and train extras; only chat prompts need it
+    from jinja2.sandbox import ImmutableSandboxedEnvironment  # only chat prompts (and exports) need it
 
     if isinstance(messages, str):
         messages = [{"role": "user", "content": messages}]
