@@ -263,14 +263,14 @@ def test_completion_refresh_adds_fim_tokens_and_refuses_what_is_not_better(servi
 
 def test_a_refreshed_model_that_fails_its_export_checks_is_refused_and_its_weights_kept(serving, tmp_path,
                                                                                        monkeypatch):
-    import plusls.exported.export as export
     from plusls.exported.errors import ExportError
     from plusls.exported.manifest import read_manifest
+    from plusls.training import refresh
 
     def failing(*args, **kwargs):
         raise ExportError("int8 loses too much quality: int8_top1_agreement 0.870 < 0.9; export without --int8")
 
-    monkeypatch.setattr(export, "export_model", failing)
+    monkeypatch.setattr(refresh, "export_model", failing)
     workspace, model = serving
     current = fresh_copy(model, tmp_path)
     before = read_manifest(current).files
