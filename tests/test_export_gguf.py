@@ -90,3 +90,13 @@ def test_gguf_export_needs_neither_torch_nor_transformers(ggufs, tmp_path, quiet
     assert manifest.fim == via_transformers.fim
     prompt = "def add(a, b):"
     assert streamed.generate(prompt)[0].token_ids[:4] == reference.generate(prompt)[0].token_ids[:4]  # int8 vs fp32
+
+
+def test_int8_that_loses_too_much_is_refused_and_nothing_written(ggufs, tmp_path, quiet, monkeypatch):
+    from plusls.exported import ExportError
+    from plusls.exported import export
+
+    monkeypatch.setattr(export, "INT8_MAX_REL_ERROR", 0.001)  # below what 8-bit blocks of 32 make
+    with pytest.raises(ExportError, match="relative error .* > 0.001; export without --int8"):
+        export_model(ggufs["qwen2"], "causal-lm", tmp_path / "out", int8=True, log=quiet)
+    assert not (tmp_path / "out").exists() and not any(tmp_path.iterdir())

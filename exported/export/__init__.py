@@ -41,6 +41,9 @@ PARITY_LIMIT = 1e-3  # max |logit diff| (or |embedding diff|) fp32 ONNX vs PyTor
 FUSED_PARITY_LIMIT = 1e-2
 INT8_MIN_AGREEMENT = 0.9  # top-1 agreement of int8 logits with PyTorch's, below which --int8 is refused
 INT8_MIN_COSINE = 0.98  # the same for embeddings
+# A streamed GGUF export's check: the largest relative error int8 makes in any weight (8-bit blocks of 32 keep it
+# near 1%; a weight with outliers the blocks cannot hold shows far above).
+INT8_MAX_REL_ERROR = 0.05
 Log = Callable[[str], None]
 
 
@@ -127,6 +130,9 @@ def _export_gguf(checkpoint: GGUFCheckpoint, work: Path, int8: bool, log: Log) -
         manifest.quantization = note["quantization"]
         manifest.parity = {"int8_max_rel_error": note["int8_max_rel_error"],
                            "measured_on": "every weight against the GGUF's own (dequantized)"}
+        if note["int8_max_rel_error"] > INT8_MAX_REL_ERROR:
+            raise ExportError(f"int8 loses too much: a weight's relative error {note['int8_max_rel_error']:.3f} > "
+                              f"{INT8_MAX_REL_ERROR}; export without --int8")
     return manifest
 
 
