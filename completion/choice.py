@@ -55,9 +55,11 @@ class Choice:
         return {"completer": self.name, "reason": self.reason, "candidates": [c.to_dict() for c in self.candidates]}
 
 
-def choose(candidates: list[Candidate]) -> Choice:
-    """`candidates` largest first: the first that meets both budgets, else the fastest to type with."""
+def choose(candidates: list[Candidate], left_out: list[str] = ()) -> Choice:
+    """`candidates` largest first: the first that meets both budgets, else the fastest to type with. `left_out`:
+    models that could not be measured, said in the reason."""
     budgets = f"budgets: keystroke {KEYSTROKE_BUDGET_S * 1000:.0f} ms, first suggestion {FIRST_BUDGET_S * 1000:.0f} ms"
+    also = f"; left out: {'; '.join(left_out)}" if left_out else ""
 
     def said(c: Candidate) -> str:
         p, s = c.prediction, c.speed
@@ -69,6 +71,6 @@ def choose(candidates: list[Candidate]) -> Choice:
         if c.prediction.meets_budgets():
             slower = [said(o) for o in candidates[:i]]
             why = f"{said(c)}, within the {budgets}" + (f"; larger but too slow: {'; '.join(slower)}" if slower else "")
-            return Choice(c.name, why, tuple(candidates))
+            return Choice(c.name, why + also, tuple(candidates))
     fastest = min(candidates, key=lambda c: c.prediction.keystroke_s)
-    return Choice(fastest.name, f"none meets the {budgets}; the fastest: {said(fastest)}", tuple(candidates))
+    return Choice(fastest.name, f"none meets the {budgets}; the fastest: {said(fastest)}{also}", tuple(candidates))

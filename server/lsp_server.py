@@ -270,6 +270,8 @@ def did_change_configuration(ls: PluslsServer, params: t.DidChangeConfigurationP
     if isinstance(raw, dict) and "plusls" in raw:
         raw = raw["plusls"]
     ls.apply_settings(raw)
+    if ls.defaults is not None and ls.defaults.choosing() and not ls.defaults.exporting:
+        ls.start(choose_completer(ls))  # back to "auto" with a model not measured yet (an export running does it)
 
 
 @server.feature(t.TEXT_DOCUMENT_DID_OPEN)

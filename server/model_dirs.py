@@ -101,7 +101,7 @@ class DefaultModels:
         """Choose among the exported candidates from their speeds here: known ones only, or (`measure`) measuring
         the others now, a few seconds each (`again`: all of them). None while a candidate is unexported or
         unmeasured."""
-        found = []
+        found, broken = [], []
         for model in self.candidates:
             path = exported_dir(model, self.dirs.models_dir)
             if path is None:
@@ -113,11 +113,17 @@ class DefaultModels:
             if speed is None:
                 if not measure:
                     return None
-                speed = self.speeds.speed_of(CausalLM(path, self.options), again=again)
+                try:
+                    speed = self.speeds.speed_of(CausalLM(path, self.options), again=again)
+                except Exception as e:  # one that does not load or run here (memory, a broken file) is no candidate
+                    broken.append(f"{model.name}: {e}")
+                    continue
             found.append(Candidate(model.name, speed, predict(speed, manifest.max_length)))
         if not found:
+            if broken:
+                raise PluslsError(f"no default completer runs here ({'; '.join(broken)})")
             return None
-        self.choice = choose(found)
+        self.choice = choose(found, [f"{b} (it did not run here)" for b in broken])
         self.completer = next(m for m in self.candidates if m.name == self.choice.name)
         return self.choice
 

@@ -87,3 +87,23 @@ def test_auto_waits_for_the_measurement_then_chooses_and_remembers(exported, tmp
     named = DefaultModels(ModelDirs(None, None, None, tmp_path, completer="qwen2.5-coder-0.5b"), CPU, speeds=cache)
     assert named.completion_dir() == tmp_path / COMPLETER.name and named.choice is None  # a name: no choosing
     assert read_manifest(defaults.completion_dir()).kind == "causal-lm"
+
+
+def test_a_candidate_that_does_not_run_here_is_left_out_and_said(exported, tmp_path, monkeypatch):
+    from plusls.server import model_dirs
+    from plusls.server.model_dirs import DefaultModels, ModelDirs
+
+    for model in (COMPLETER_LARGE, COMPLETER):
+        shutil.copytree(exported["qwen2"], tmp_path / model.name)
+    monkeypatch.setattr(model_dirs, "installed_completers", lambda: [COMPLETER_LARGE, COMPLETER])
+
+    def loader(path, options):
+        if path.name == COMPLETER_LARGE.name:
+            raise MemoryError("onnxruntime could not allocate 2 GB")
+        return CausalLM(path, options)
+
+    monkeypatch.setattr(model_dirs, "CausalLM", loader)
+    defaults = DefaultModels(ModelDirs(None, None, None, tmp_path), CPU, speeds=SpeedCache(tmp_path / "speed.json"))
+    choice = defaults.choose(measure=True)
+    assert choice.name == COMPLETER.name and [c.name for c in choice.candidates] == [COMPLETER.name]
+    assert "left out: qwen2.5-coder-1.5b-instruct-fused-q8: onnxruntime could not allocate 2 GB" in choice.reason
