@@ -16,7 +16,8 @@ local M = {}
 M.settings = {
   -- models = {  -- an empty Lua table would go out as a JSON list: keep this commented out unless you set a key
   --   dir = '~/.cache/plusls/models', -- where the default models were exported ($PLUSLS_MODELS_DIR)
-  --   completion = '/path/to/exported/causal-lm', docstring = '/path/to/seq2seq', embedding = '/path/to/embedding',
+  --   completion = 'auto', -- or 'qwen2.5-coder-1.5b', 'qwen2.5-coder-0.5b', or '/path/to/exported/causal-lm'
+  --   docstring = '/path/to/seq2seq', embedding = '/path/to/embedding',
   --   draft = '/path/to/smaller/causal-lm', -- drafts for the completion model (default: the 0.5B for the 1.5B on CUDA)
   --   summaries = 'completion', -- or 'docstring': who writes hover summaries (default: the completion model in chat form)
   -- },
@@ -25,7 +26,7 @@ M.settings = {
     enabled = true,
     debounceMs = 60,
     maxNewTokens = 48,
-    contextTokens = 0, -- measured at load: what a cold prompt reads in ~4 s
+    contextTokens = 0, -- from the prompt speed measured on this machine: what a cold prompt reads in ~4 s
     deadlineMs = 2000,
     promptDeadlineMs = 10000,
     retrieval = true,
