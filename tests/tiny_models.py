@@ -150,17 +150,6 @@ def memorized_causal_lm(out: Path, texts: list[str], steps: int = 300) -> Path:
     return out
 
 
-# Hugging Face -> llama.cpp tensor names (convert_hf_to_gguf.py), for writing test GGUF files.
-GGUF_NAMES = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
-              "lm_head.weight": "output.weight"}
-GGUF_LAYER = {"input_layernorm.weight": "attn_norm.weight", "post_attention_layernorm.weight": "ffn_norm.weight",
-              "self_attn.q_proj.weight": "attn_q.weight", "self_attn.q_proj.bias": "attn_q.bias",
-              "self_attn.k_proj.weight": "attn_k.weight", "self_attn.k_proj.bias": "attn_k.bias",
-              "self_attn.v_proj.weight": "attn_v.weight", "self_attn.v_proj.bias": "attn_v.bias",
-              "self_attn.o_proj.weight": "attn_output.weight", "mlp.gate_proj.weight": "ffn_gate.weight",
-              "mlp.up_proj.weight": "ffn_up.weight", "mlp.down_proj.weight": "ffn_down.weight"}
-
-
 def build_gguf(checkpoint: Path, out: Path, tied: bool = False) -> Path:
     """Write the tiny Llama/Qwen2 `checkpoint` as llama.cpp's converter would: its tensors (2-D ones in Q8_0, the
     Llama q/k rows interleaved per head), its config and byte-level BPE tokenizer as metadata. `tied`: no
@@ -168,6 +157,12 @@ def build_gguf(checkpoint: Path, out: Path, tied: bool = False) -> Path:
     import gguf
     import numpy as np
     import transformers as tf
+
+    from plusls.exported.export.gguf_checkpoint import LAYER, MODEL
+
+    # Hugging Face -> llama.cpp names: the reader's table turned around (transformers, reading the file written
+    # here, is the independent check that the table is llama.cpp's).
+    model_names, layer_names = {v: k for k, v in MODEL.items()}, {v: k for k, v in LAYER.items()}
 
     model = tf.AutoModelForCausalLM.from_pretrained(checkpoint)
     cfg = model.config
@@ -196,14 +191,14 @@ def build_gguf(checkpoint: Path, out: Path, tied: bool = False) -> Path:
         if tied and name == "lm_head.weight":
             continue
         data = tensor.float().numpy()
-        if name in GGUF_NAMES:
-            name = GGUF_NAMES[name]
+        if name in model_names:
+            name = model_names[name]
         else:
             _, _, layer, rest = name.split(".", 3)
             if arch == "llama" and rest in ("self_attn.q_proj.weight", "self_attn.k_proj.weight"):
                 heads = cfg.num_attention_heads if "q_proj" in rest else cfg.num_key_value_heads
                 data = data.reshape(heads, 2, data.shape[0] // heads // 2, -1).swapaxes(1, 2).reshape(data.shape)
-            name = f"blk.{layer}.{GGUF_LAYER[rest]}"
+            name = f"blk.{layer}.{layer_names[rest]}"
         if data.ndim == 2:
             writer.add_tensor(name, gguf.quants.quantize(data, gguf.GGMLQuantizationType.Q8_0),
                               raw_dtype=gguf.GGMLQuantizationType.Q8_0)
