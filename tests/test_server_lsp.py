@@ -391,3 +391,37 @@ async def test_a_missing_default_model_is_exported_in_the_background_with_progre
     export = next(r for token, r in client.progress_reports.items() if "export" in str(token))
     assert isinstance(export[0], t.WorkDoneProgressBegin) and isinstance(export[-1], t.WorkDoneProgressEnd)
     assert (tmp_path / "cache" / "models" / "all-minilm-l6-v2" / "manifest.json").is_file()
+
+
+async def test_auto_measures_the_default_completers_once_then_completes_with_its_choice(workspace, tmp_path,
+                                                                                       exported, memorized):
+    """models.completion "auto": the installed default completers (tiny stand-ins here, under their names) are
+    measured after the server starts, the choice is logged once and reported, suggestions come from it, and the
+    next start chooses from the kept speeds without measuring again."""
+    from plusls.exported.defaults import installed_completers
+
+    models = tmp_path / "models"
+    for model in installed_completers():
+        shutil.copytree(memorized, models / model.name)
+    options = init_options(exported, memorized)
+    options["models"].update(completion="auto", dir=str(models))
+    cache = tmp_path / "cache"
+    async with serving(workspace, cache, options) as client:
+        report = (await settled(client))["completer"]
+        largest = installed_completers()[0].name  # a tiny model is fast anywhere: the largest meets the budgets
+        assert report["completer"] == largest and "budgets" in report["reason"]
+        assert [c["name"] for c in report["candidates"]] == [m.name for m in installed_completers()]
+        said = [m.message for m in client.log_messages if "completing with" in m.message]
+        assert said == [f"plusls: completing with {largest}: {report['reason']}"]
+        assert any("measuring completion speed" in str(r) for reports in client.progress_reports.values()
+                   for r in reports)
+        uri = open_doc(client, workspace / "src" / "mathutil.py", TYPED)
+        end = position_after(TYPED, "    a, b =")
+        result = await client.text_document_inline_completion_async(inline_params(uri, end.line, end.character))
+        assert result.items[0].insert_text == " 0, 1"
+    speeds = (cache / "plusls" / "completer-speed.json").read_text()
+    async with serving(workspace, cache, options) as client:
+        assert (await settled(client))["completer"]["completer"] == largest
+        assert not any("measuring completion speed" in str(r) for reports in client.progress_reports.values()
+                       for r in reports)
+    assert (cache / "plusls" / "completer-speed.json").read_text() == speeds
