@@ -12,12 +12,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import onnxruntime as ort
-
 from plusls.common.paths import cache_home
 from plusls.exported.causal_lm import CausalLM
 from plusls.exported.generation import GenerationConfig
 from plusls.exported.manifest import Manifest
+from plusls.exported.sessions import runtime_version
 
 from .prefix_reuse import PREFILL_CHUNK, PrefixReuseLM
 
@@ -57,7 +56,7 @@ def machine(providers: list[str]) -> str:
 
 def speed_key(manifest: Manifest, providers: list[str]) -> str:
     model = hashlib.sha256(json.dumps(manifest.files, sort_keys=True).encode()).hexdigest()[:16]
-    return f"{machine(providers)} | model {model} | onnxruntime {ort.__version__}"
+    return f"{machine(providers)} | model {model} | onnxruntime {runtime_version()}"
 
 
 def measure(lm: CausalLM) -> Speed:

@@ -41,6 +41,11 @@ def _provider_name(name: str) -> str:
     return short.get(name.strip().lower(), name.strip())
 
 
+def runtime_version() -> str:
+    """onnxruntime's version (the CPU or the GPU build)."""
+    return ort.__version__
+
+
 def available_providers() -> list[str]:
     return ort.get_available_providers()
 
