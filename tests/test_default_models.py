@@ -121,8 +121,9 @@ def test_the_1_5b_exports_within_a_laptops_memory_and_completes(tmp_path):
     assert large.generate(prompt, GenerationConfig(max_new_tokens=8, stop=("\n",)))[0].text.strip() == "n % 2 == 0"
 
 
-def test_doctor_measures_the_default_completers_and_says_which_serves_and_why():
+def test_doctor_measures_the_default_completers_and_says_which_serves_and_why(tmp_path):
     import json
+    import os
     import subprocess
     import sys
 
@@ -130,10 +131,14 @@ def test_doctor_measures_the_default_completers_and_says_which_serves_and_why():
 
     for model in installed_completers():
         ensure_default(model, default_models_dir())
+    # The measured speeds go to a cache of the test's own: a run under a loaded test suite must not decide the
+    # machine's choice.
+    env = dict(os.environ, PLUSLS_CACHE_DIR=str(tmp_path), PLUSLS_MODELS_DIR=str(default_models_dir()))
     out = subprocess.run([sys.executable, "-m", "plusls.cli", "doctor", "--bench", "--json"], check=True,
-                         capture_output=True, text=True, timeout=600).stdout
+                         capture_output=True, text=True, timeout=600, env=env).stdout
     report = json.loads(out)["completion_model"]
     names = [m.name for m in installed_completers()]
     assert report["completer"] in names and [c["name"] for c in report["candidates"]] == names
     assert all(c["prefill_tokens_per_s"] > 0 and c["decode_tokens_per_s"] > 0 for c in report["candidates"])
     assert report["completer"] in report["reason"] and "budgets" in report["reason"]
+    assert (tmp_path / "completer-speed.json").is_file()
