@@ -75,8 +75,8 @@ def export_model(
         if checkpoint is not None:
             manifest = _export_gguf(checkpoint, work, int8, log)
             manifest.source = f"{gguf} (GGUF, read one weight at a time)"
-            _write(work, manifest)
             if parity:
+                _write(work, manifest)  # the runtime the check loads reads it
                 _check_gguf_parity(checkpoint, scratch, work, manifest, int8, log)
         else:
             if gguf is not None:
