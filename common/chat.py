@@ -38,9 +38,32 @@ def chat_frame(template: str) -> dict[str, str] | None:
     return dict(zip(PIECES, pieces))
 
 
-def frame_chat(frame: dict[str, str], system: str, turns: list[tuple[str, str]], user: str) -> str:
-    """system, then (user, assistant) example turns, then the user's question, ready for the answer."""
-    out = [frame["head"], system, frame["system_to_user"]]
+def frame_of(config: dict) -> dict[str, str] | None:
+    """How a model's chat template (its manifest's config) frames turns: recorded by `plusls export`; for older
+    exports worked out from the template where jinja2 is installed. None: the model cannot be asked in chat form."""
+    if frame := config.get("chat_frame"):
+        return frame
+    template = config.get("chat_template")
+    if not template:
+        return None
+    try:
+        return chat_frame(template)
+    except Exception:  # no jinja2 here, or a template it cannot render: no chat form
+        return None
+
+
+def chat_messages(system: str, turns: list[tuple[str, str]], user: str) -> list[dict[str, str]]:
+    """system, then (user, assistant) example turns, then the user's question."""
+    messages = [{"role": "system", "content": system}]
     for question, answer in turns:
-        out += [question, frame["user_to_assistant"], answer, frame["assistant_to_user"]]
-    return "".join(out + [user, frame["user_to_answer"]])
+        messages += [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+    return messages + [{"role": "user", "content": user}]
+
+
+def frame_chat(frame: dict[str, str], messages: list[dict[str, str]]) -> str:
+    """`messages` (a system turn, then user and assistant turns ending with the user's) as the frame's text, ready
+    for the answer."""
+    out = [frame["head"], messages[0]["content"], frame["system_to_user"]]
+    for m in messages[1:-1]:
+        out += [m["content"], frame["user_to_assistant" if m["role"] == "user" else "assistant_to_user"]]
+    return "".join(out + [messages[-1]["content"], frame["user_to_answer"]])

@@ -3,10 +3,15 @@ document's key/values, filters. The same model also reads prompts ahead (warming
 features (chat-form summaries). Not thread-safe: the server calls it from its one model thread."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import threading
+from concurrent.futures import Executor
 from dataclasses import asdict, dataclass
 from typing import Callable
+
+from plusls.common.chat import frame_chat, frame_of
+from plusls.common.errors import PluslsError
 
 from plusls.exported.causal_lm import CausalLM
 from plusls.exported.generation import CancelToken, Generation, GenerationConfig
@@ -41,6 +46,9 @@ class CompletionStats:
     deadline_empty: int = 0  # of those, the ones left with nothing to show
     context_tokens: int = 0  # the prompt budget in use (contextTokens, or from the measured speed)
     prompt_tokens_per_s: float = 0.0  # measured on this machine (speed.py) when contextTokens is 0
+    remote_requests: int = 0  # suggestions asked of an inference server (remote_completer.py)
+    remote_errors: int = 0  # of those, the ones it did not answer
+    fallbacks: int = 0  # suggestions the local model wrote because the server could not
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -110,9 +118,25 @@ class Completer:
         self.stats.forward_passes += stats.forward_passes
 
     def generate_text(self, text: str, config: GenerationConfig, cancel: CancelToken | None = None) -> Generation:
-        """The model on `text` for something other than a suggestion (a chat-form summary)."""
+        """The model on `text` for something other than a suggestion."""
         model, _ = self._ensure_model()
         return model.generate(OTHER_TEXT_KEY, model.lm.encode(text), config, cancel)[0]
+
+    def can_chat(self) -> bool:
+        """Whether the model's manifest records a chat template (an instruct model)."""
+        return frame_of(self.manifest().config) is not None
+
+    def chat(self, messages: list[dict[str, str]], config: GenerationConfig,
+             cancel: CancelToken | None = None) -> Generation:
+        """The model's answer to a conversation (chat-form summaries), framed by its own template."""
+        frame = frame_of(self.manifest().config)
+        if frame is None:
+            raise PluslsError("the completion model has no chat template: it cannot write summaries")
+        return self.generate_text(frame_chat(frame, messages), config, cancel)
+
+    async def complete(self, uri: str, cursor: Cursor, cancel: CancelToken, executor: Executor) -> Suggestion | None:
+        """suggest() on the model thread."""
+        return await asyncio.get_running_loop().run_in_executor(executor, self.suggest, uri, cursor, cancel)
 
     def forget(self, uri: str) -> None:
         self._windows.pop(uri, None)

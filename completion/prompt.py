@@ -16,6 +16,38 @@ CHARS_PER_TOKEN = 8  # generous: text beyond budget * this is never tokenized (a
 COMMENT = {"python": "#", "ruby": "#", "shell": "#", "text": "#"}
 
 
+def text_window(cursor: Cursor, state: WindowState, prefix_chars: int,
+                suffix_chars: int) -> tuple[str, str, str]:
+    """The same layout as text, for a server that tokenizes itself: (the lines above the cursor's line, that line
+    up to the cursor, what follows the cursor). The window's start stays put while it fits, so consecutive
+    keystrokes send prompts that differ only at their end (what the server's prompt cache reuses)."""
+    lowest = max(0, cursor.line_start - prefix_chars)
+    if not lowest <= state.start <= cursor.line_start:
+        state.start = line_start_after(cursor.text, max(lowest, cursor.line_start - prefix_chars * 3 // 4))
+    return (cursor.text[state.start : cursor.line_start], cursor.line_prefix[-prefix_chars:],
+            cursor.text[cursor.offset : cursor.offset + suffix_chars])
+
+
+def line_start_after(text: str, pos: int) -> int:
+    """The first line start at or after `pos`."""
+    if pos <= 0 or text[pos - 1] == "\n":
+        return max(0, pos)
+    nl = text.find("\n", pos)
+    return nl + 1 if nl >= 0 else pos
+
+
+def snippet_comments(cursor: Cursor, snippets: list[Snippet]) -> str:
+    """Retrieved snippets as comments in the document's language, for models without a repository layout."""
+    if not snippets:
+        return ""
+    mark = COMMENT.get(cursor.language, "//")
+    parts = []
+    for s in snippets:
+        body = "\n".join(f"{mark} {line}".rstrip() for line in s.text.split("\n"))
+        parts.append(f"{mark} Similar code in {s.path}:\n{body}\n")
+    return "".join(parts) + "\n"
+
+
 def fim_prompt(fim: dict, prefix: list[int], suffix: list[int]) -> list[int]:
     """Prefix-suffix-middle order around a model's FIM tokens (`Manifest.fim`: part -> {"token", "id"})."""
     return [fim["prefix"]["id"], *prefix, fim["suffix"]["id"], *suffix, fim["middle"]["id"]]
@@ -119,43 +151,25 @@ class PromptBuilder:
             if len(ids) <= budget:
                 return ids
         # Move the window: start at a line so the prefix takes about 3/4 of the budget, leaving room to grow.
-        start = self._line_start_after(cursor.text, lowest)
+        start = line_start_after(cursor.text, lowest)
         ids = self.encode(cursor.text[start : cursor.offset])
         target = budget * 3 // 4
         while len(ids) > target and start < cursor.line_start:
             per_token = max(1.0, (cursor.offset - start) / max(1, len(ids)))  # this text's characters per token
             step = max(1, int((len(ids) - target) * per_token))  # characters: about the excess tokens
-            nxt = self._line_start_after(cursor.text, min(start + step, cursor.line_start))
+            nxt = line_start_after(cursor.text, min(start + step, cursor.line_start))
             start = nxt if nxt <= cursor.line_start else cursor.line_start
             ids = self.encode(cursor.text[start : cursor.offset])
         state.start = start
         return ids[-budget:]  # one huge line (minified code): its end
 
-    @staticmethod
-    def _line_start_after(text: str, pos: int) -> int:
-        if pos <= 0 or text[pos - 1] == "\n":
-            return max(0, pos)
-        nl = text.find("\n", pos)
-        return nl + 1 if nl >= 0 else pos
-
     def _header_ids(self, cursor: Cursor, snippets: list[Snippet]) -> list[int]:
         if not snippets:
             return []
         if self.repo is None:
-            return self.encode(self._snippet_header(cursor, snippets))
+            return self.encode(snippet_comments(cursor, snippets))
         sep = self.repo["file_sep"]["id"]
         ids = [self.repo["name"]["id"], *self.encode(Path(cursor.path).parent.name or "repo"), *self.encode("\n")]
         for s in snippets:
             ids += [sep, *self.encode(f"{s.path}\n{s.text}\n")]
         return ids + [sep, *self.encode(f"{Path(cursor.path).name or 'untitled'}\n")]
-
-    @staticmethod
-    def _snippet_header(cursor: Cursor, snippets: list[Snippet]) -> str:
-        if not snippets:
-            return ""
-        mark = COMMENT.get(cursor.language, "//")
-        parts = []
-        for s in snippets:
-            body = "\n".join(f"{mark} {line}".rstrip() for line in s.text.split("\n"))
-            parts.append(f"{mark} Similar code in {s.path}:\n{body}\n")
-        return "".join(parts) + "\n"

@@ -22,3 +22,17 @@ class CompletionSettings:
     multiline: bool = True  # multi-line suggestions at an empty line
     prefix_reuse: bool = True  # keep each document's key/value cache and run only a prompt's new tokens
     prompt_lookup: bool = True  # greedy drafts copied from the prompt, verified several tokens per pass
+
+
+@dataclass(frozen=True)
+class RemoteSettings:
+    """A shared inference server, used when `models.completion` is its URL (`plusls.remote.*`)."""
+    api: str = "openai"  # "openai": POST /v1/completions (vLLM, TGI, llama-server, LM Studio); "infill": llama-server
+    model: str | None = None  # the served model's name, sent as `model` (vLLM and TGI check it)
+    template: str = "qwen2.5-coder"  # the FIM prompt's family (fim_templates.py), for the "openai" API
+    # The name of the environment variable that holds the API key (sent as a bearer token); never the key itself.
+    api_key_env: str | None = None
+    verify_tls: bool = True
+    timeout_ms: int = 5000  # for the server's first answer; the completion deadline then counts
+    fallback: bool = True  # complete with the local model while the server cannot answer
+    context_tokens: int = 2048  # the prompt's size, counted as about 3 characters a token

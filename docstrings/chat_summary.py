@@ -18,12 +18,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Protocol
 
-from plusls.common.chat import chat_frame, frame_chat
+from plusls.common.chat import chat_messages, frame_chat, frame_of
 from plusls.completion.prefix_reuse import PrefixReuseLM
 from plusls.exported.causal_lm import CausalLM
 from plusls.exported.errors import ModelDirError
 from plusls.exported.generation import CancelToken, Generation, GenerationConfig
-from plusls.exported.manifest import Manifest
 
 from .definition_at import Definition
 from .explanation import hover_text
@@ -51,28 +50,14 @@ def examples() -> list[dict]:
     return json.loads((Path(__file__).with_name("summary_examples.json")).read_text())
 
 
-def frame_of(manifest: Manifest) -> dict[str, str] | None:
-    """How the model's chat template frames turns: recorded by `plusls export`; for older exports worked out from
-    the template where jinja2 is installed. None: the model cannot be asked in chat form."""
-    if frame := manifest.config.get("chat_frame"):
-        return frame
-    template = manifest.config.get("chat_template")
-    if not template:
-        return None
-    try:
-        return chat_frame(template)
-    except Exception:  # no jinja2 here, or a template it cannot render: summaries come from the docstring model
-        return None
-
-
-def summary_prompt(frame: dict[str, str], code: str) -> str:
+def summary_messages(code: str) -> list[dict[str, str]]:
     shots = [(e["code"], e["summary"]) for e in examples()]
-    return frame_chat(frame, SYSTEM, shots, code[:MAX_CODE_CHARS])
+    return chat_messages(SYSTEM, shots, code[:MAX_CODE_CHARS])
 
 
-def explain_prompt(frame: dict[str, str], code: str, summary: str) -> str:
+def explain_messages(code: str, summary: str) -> list[dict[str, str]]:
     shots = [(e["code"], e["summary"]) for e in examples()] + [(code[:MAX_CODE_CHARS], summary)]
-    return frame_chat(frame, SYSTEM, shots, EXPLAIN)
+    return chat_messages(SYSTEM, shots, EXPLAIN)
 
 
 def explanation(generation: Generation, name: str) -> str:
@@ -123,9 +108,10 @@ def summarize(generate: Callable[[GenerationConfig], Generation], config: Genera
 
 
 class ChatModel(Protocol):
-    def manifest(self) -> Manifest: ...
+    def can_chat(self) -> bool: ...
 
-    def generate(self, text: str, config: GenerationConfig, cancel: CancelToken | None) -> Generation: ...
+    def chat(self, messages: list[dict[str, str]], config: GenerationConfig,
+             cancel: CancelToken | None) -> Generation: ...
 
 
 class ChatWriter:
@@ -135,33 +121,33 @@ class ChatWriter:
 
     def __init__(self, model: ChatModel, fallback: Writer):
         self.model, self.fallback = model, fallback
-        self._frame: dict[str, str] | None | bool = False  # False: not looked up yet
+        self._chats: bool | None = None  # None: not asked yet
 
-    def frame(self) -> dict[str, str] | None:
-        if self._frame is False:
-            self._frame = frame_of(self.model.manifest())
-        return self._frame
+    def chats(self) -> bool:
+        if self._chats is None:
+            self._chats = self.model.can_chat()
+        return self._chats
 
     def __call__(self, definition: Definition, cancel: CancelToken | None,
                  deadline_s: float | None) -> tuple[str, bool]:
-        if (frame := self.frame()) is None:
+        if not self.chats():
             return self.fallback(definition, cancel, deadline_s)
         config = GenerationConfig(max_new_tokens=MAX_NEW_TOKENS, stop=STOP, deadline_s=deadline_s)
-        prompt = summary_prompt(frame, definition.code)
-        return summarize(lambda c: self.model.generate(prompt, c, cancel), config, definition.name)
+        messages = summary_messages(definition.code)
+        return summarize(lambda c: self.model.chat(messages, c, cancel), config, definition.name)
 
     def explain(self, definition: Definition, summary: str, cancel: CancelToken | None,
                 deadline_s: float | None) -> tuple[str, bool] | None:
-        if (frame := self.frame()) is None:
+        if not self.chats():
             return self.fallback.explain(definition, summary, cancel, deadline_s)
         config = GenerationConfig(max_new_tokens=EXPLAIN_NEW_TOKENS, stop=STOP, deadline_s=deadline_s)
-        generation = self.model.generate(explain_prompt(frame, definition.code, summary), config, cancel)
+        generation = self.model.chat(explain_messages(definition.code, summary), config, cancel)
         if generation.finish_reason == "cancelled":
             return "", False
         return explanation(generation, definition.name), True
 
     def reset(self) -> None:
-        self._frame = False
+        self._chats = None
         self.fallback.reset()
 
 
@@ -171,7 +157,7 @@ class ChatSummarizer:
 
     def __init__(self, directory: Path):
         self.lm = CausalLM(directory)
-        frame = frame_of(self.lm.manifest)
+        frame = frame_of(self.lm.manifest.config)
         if frame is None:
             raise ModelDirError(f"{directory}: the manifest records no chat template; chat-form summaries need an "
                                 "instruct model exported with one (plusls export reads it from the GGUF or "
@@ -181,7 +167,7 @@ class ChatSummarizer:
         self.config = GenerationConfig(max_new_tokens=MAX_NEW_TOKENS, stop=STOP)
 
     def summarize(self, code: str, name: str = "") -> str:
-        ids = self.lm.encode(summary_prompt(self.frame, code))
+        ids = self.lm.encode(frame_chat(self.frame, summary_messages(code)))
         return summarize(lambda c: self.reuse.generate("summaries", ids, c)[0], self.config, name)[0]
 
     def explain(self, code: str, name: str = "") -> str:
@@ -189,6 +175,6 @@ class ChatSummarizer:
         summary = self.summarize(code, name)
         if not summary:
             return ""
-        ids = self.lm.encode(explain_prompt(self.frame, code, summary))
+        ids = self.lm.encode(frame_chat(self.frame, explain_messages(code, summary)))
         config = replace(self.config, max_new_tokens=EXPLAIN_NEW_TOKENS)
         return explanation(self.reuse.generate("summaries", ids, config)[0], name) or summary

@@ -20,6 +20,8 @@ from pygls.uris import from_fs_path, to_fs_path
 from plusls.common.errors import PluslsError
 from plusls.common.text import as_sentence, identifier_words
 from plusls.completion.completer import Completer
+from plusls.completion.remote import RemoteBackend
+from plusls.completion.remote_completer import RemoteCompleter
 from plusls.completion.prompt import Cursor
 from plusls.completion.suggestion_cache import Suggestion
 from plusls.docstrings.chat_summary import ChatWriter
@@ -55,7 +57,7 @@ class PluslsServer(LanguageServer):
     def __init__(self) -> None:
         super().__init__("plusls", "0.1.0")
         self.settings = Settings()
-        self.completer: Completer | None = None
+        self.completer: Completer | RemoteCompleter | None = None
         self.scheduler: RequestScheduler | None = None
         self.background: BackgroundQueue | None = None
         self.summarizer: Summarizer | None = None
@@ -80,7 +82,8 @@ class PluslsServer(LanguageServer):
         old, self.settings = self.settings, settings
         if self.search is not None:
             self.search.settings = settings.search
-        if self.completer is None or old.models != settings.models or old.providers != settings.providers:
+        if self.completer is None or (old.models, old.providers, old.remote) != (settings.models, settings.providers,
+                                                                                settings.remote):
             self._load_models()
         elif old.completion != settings.completion:
             self.completer.reload(settings.completion)
@@ -101,7 +104,14 @@ class PluslsServer(LanguageServer):
         if self.background is not None:
             self.background.drop()
         self.background = BackgroundQueue()
-        self.completer = Completer(self._completion_model, self.settings.completion, retriever, drafter)
+        if isinstance(self.completer, RemoteCompleter):
+            self.completer.close()
+        local = Completer(self._completion_model, self.settings.completion, retriever, drafter)
+        self.completer = local
+        if dirs.remote is not None:
+            remote = self.settings.remote
+            self.completer = RemoteCompleter(RemoteBackend(dirs.remote, remote), self.settings.completion, retriever,
+                                             local if remote.fallback else None, self.notify)
         self.scheduler = RequestScheduler(self.completer, self.completion_pool, self.background)
         encoder_decoder = EncoderDecoderWriter(self._docstring_model)
         chat = self.settings.models.summaries != "docstring"
@@ -171,6 +181,9 @@ class PluslsServer(LanguageServer):
         log.warning(message)
         self.window_show_message(t.ShowMessageParams(type=kind, message=message))
 
+    def notify(self, message: str, error: bool) -> None:
+        self.show(message, t.MessageType.Error if error else t.MessageType.Info)
+
     def log_message(self, message: str) -> None:
         log.info(message)
         self.window_log_message(t.LogMessageParams(type=t.MessageType.Log, message=message))
@@ -221,7 +234,8 @@ async def prepare(ls: PluslsServer, missing: list[DefaultModel]) -> None:
         await export_defaults(ls, missing)
     if ls.defaults is not None and ls.defaults.choosing():
         await choose_completer(ls)
-    if ls.completer is not None and ls.settings.completion.enabled and ls.defaults.completer_ready():
+    local = ls.defaults is not None and ls.defaults.dirs.remote is None  # a stand-in for a server loads when needed
+    if local and ls.completer is not None and ls.settings.completion.enabled and ls.defaults.completer_ready():
         try:
             await asyncio.get_running_loop().run_in_executor(ls.completion_pool, ls.completer.manifest)
         except PluslsError as e:  # said again to the request that needs it

@@ -31,6 +31,11 @@ class ModelDirs:
     models_dir: Path
     draft: Path | None = None
     completer: str = AUTO
+    remote: str | None = None  # an inference server's URL: it completes, the local default only stands in
+
+
+def is_url(value: str | None) -> bool:
+    return bool(value) and value.startswith(("http://", "https://"))
 
 
 def runtime_options(settings: Settings) -> RuntimeOptions:
@@ -42,13 +47,14 @@ def runtime_options(settings: Settings) -> RuntimeOptions:
 
 def resolve_dirs(settings: Settings) -> ModelDirs:
     m = settings.models
-    named = m.completion in (None, AUTO, *COMPLETERS)
+    remote = m.completion if is_url(m.completion) else None
+    named = remote is not None or m.completion in (None, AUTO, *COMPLETERS)
     return ModelDirs(None if named else Path(m.completion).expanduser(),
                      Path(m.docstring).expanduser() if m.docstring else bundled_docstring_dir(),
                      Path(m.embedding).expanduser() if m.embedding else None,
                      Path(m.dir).expanduser() if m.dir else default_models_dir(),
                      Path(m.draft).expanduser() if m.draft else None,
-                     m.completion if named and m.completion else AUTO)
+                     m.completion if named and m.completion and not remote else AUTO, remote)
 
 
 class DefaultModels:
@@ -139,8 +145,8 @@ class DefaultModels:
                           "or restart the server, to export it")
 
     def completer_ready(self) -> bool:
-        """False while the default completer is being chosen or exported."""
-        if self.dirs.completion is not None:
+        """False while the default completer is being chosen or exported (a server completes meanwhile)."""
+        if self.dirs.completion is not None or self.dirs.remote is not None:
             return True
         return self.completer is not None and self.completer.name not in self.exporting
 

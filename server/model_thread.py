@@ -5,18 +5,23 @@ from __future__ import annotations
 from concurrent.futures import Executor
 
 from plusls.completion.completer import Completer
+from plusls.completion.remote_completer import RemoteCompleter
 from plusls.exported.generation import CancelToken, Generation, GenerationConfig
-from plusls.exported.manifest import Manifest
 
 from .background import BackgroundQueue
 
 
 class ModelThread:
-    def __init__(self, completer: Completer, executor: Executor, background: BackgroundQueue):
+    def __init__(self, completer: Completer | RemoteCompleter, executor: Executor, background: BackgroundQueue):
         self.completer, self.executor, self.background = completer, executor, background
 
-    def manifest(self) -> Manifest:
-        return self.executor.submit(self.completer.manifest).result()
+    def can_chat(self) -> bool:
+        return self.executor.submit(self.completer.can_chat).result()
+
+    def chat(self, messages: list[dict[str, str]], config: GenerationConfig,
+             cancel: CancelToken | None = None) -> Generation:
+        with self.background.yielding(cancel) as token:
+            return self.executor.submit(self.completer.chat, messages, config, token).result()
 
     def generate(self, text: str, config: GenerationConfig, cancel: CancelToken | None = None) -> Generation:
         with self.background.yielding(cancel) as token:

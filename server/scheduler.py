@@ -12,6 +12,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from plusls.completion.completer import Completer
+from plusls.completion.remote_completer import RemoteCompleter
 from plusls.completion.prompt import Cursor
 from plusls.completion.suggestion_cache import Suggestion
 from plusls.exported.generation import CancelToken
@@ -30,7 +31,7 @@ class _Document:
 
 
 class RequestScheduler:
-    def __init__(self, completer: Completer, executor: Executor, background: BackgroundQueue):
+    def __init__(self, completer: Completer | RemoteCompleter, executor: Executor, background: BackgroundQueue):
         self.completer, self.executor, self.background = completer, executor, background
         self._documents: dict[str, _Document] = {}
 
@@ -65,8 +66,7 @@ class RequestScheduler:
             return None
         token = doc.running = CancelToken()
         try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self.executor, self.completer.suggest, uri, cursor, token)
+            return await self.completer.complete(uri, cursor, token, self.executor)
         except asyncio.CancelledError:
             token.cancel()  # stop between tokens
             raise

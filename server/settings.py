@@ -9,10 +9,13 @@ import re
 from dataclasses import dataclass, field, fields, is_dataclass, replace
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
-from plusls.completion.settings import CompletionSettings
+from plusls.completion.fim_templates import TEMPLATES
+from plusls.completion.remote import API_KINDS
+from plusls.completion.settings import CompletionSettings, RemoteSettings
 
 PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
-CHOICES = {"summaries": ("completion", "docstring")}  # string settings that take one of a few values
+# String settings that take one of a few values.
+CHOICES = {"summaries": ("completion", "docstring"), "api": API_KINDS, "template": tuple(TEMPLATES)}
 
 
 @dataclass(frozen=True)
@@ -20,7 +23,7 @@ class ModelSettings:
     dir: str | None = None  # where the default models are exported (default ~/.cache/plusls/models)
     # "auto": the largest installed default completer this machine serves within the latency budgets
     # (completion/choice.py; null means the same); or a default's name ("qwen2.5-coder-1.5b",
-    # "qwen2.5-coder-0.5b"), or an exported causal-lm directory.
+    # "qwen2.5-coder-0.5b"), or an exported causal-lm directory, or an inference server's URL (`remote.*`).
     completion: str | None = "auto"
     docstring: str | None = None  # an exported seq2seq directory; default the bundled docstring model
     embedding: str | None = None  # an exported embedding directory; default all-MiniLM-L6-v2
@@ -49,6 +52,7 @@ class Settings:
     models: ModelSettings = field(default_factory=ModelSettings)
     providers: Union[str, list] = "auto"
     completion: CompletionSettings = field(default_factory=CompletionSettings)
+    remote: RemoteSettings = field(default_factory=RemoteSettings)
     hover: FeatureSettings = field(default_factory=FeatureSettings)
     docstring: FeatureSettings = field(default_factory=FeatureSettings)
     search: SearchSettings = field(default_factory=SearchSettings)

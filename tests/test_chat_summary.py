@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from plusls.common.chat import chat_frame, frame_chat, render_chat
+from plusls.common.chat import chat_frame, chat_messages, frame_chat, render_chat
 from plusls.docstrings.chat_summary import (ChatSummarizer, ChatWriter, clean_summary, imperative, summarize,
-                                            summary_prompt)
+                                            summary_messages)
 from plusls.docstrings.definition_at import definition_at
 from plusls.docstrings.explanation import hover_text
 from plusls.docstrings.summarizer import EncoderDecoderWriter, Summarizer
@@ -35,10 +35,10 @@ def test_the_recorded_frame_gives_the_template_s_own_text():
     frame = chat_frame(CHATML)
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "def f(): pass"},
                 {"role": "assistant", "content": "Do nothing."}, {"role": "user", "content": "def g(): return 1"}]
-    assert frame_chat(frame, "Be brief.", [("def f(): pass", "Do nothing.")], "def g(): return 1") \
-        == render_chat(CHATML, messages)
-    assert frame_chat(frame, "Be brief.", [], "x") == render_chat(CHATML, [messages[0], {"role": "user",
-                                                                                         "content": "x"}])
+    assert chat_messages("Be brief.", [("def f(): pass", "Do nothing.")], "def g(): return 1") == messages
+    assert frame_chat(frame, messages) == render_chat(CHATML, messages)
+    assert frame_chat(frame, chat_messages("Be brief.", [], "x")) == render_chat(CHATML, [messages[0], {
+        "role": "user", "content": "x"}])
     ignores_system = "{% for m in messages if m['role'] != 'system' %}{{ m['content'] }}{% endfor %}"
     assert chat_frame(ignores_system) is None  # cannot carry the convention: no chat-form summaries
 
@@ -97,11 +97,11 @@ class ScriptedModel:
     def __init__(self, answers: list[str]):
         self.answers, self.prompts = answers, []
 
-    def manifest(self):
-        return type("M", (), {"config": {"chat_frame": chat_frame(CHATML)}})()
+    def can_chat(self) -> bool:
+        return True
 
-    def generate(self, text: str, config: GenerationConfig, cancel) -> Generation:
-        self.prompts.append(text)
+    def chat(self, messages: list[dict], config: GenerationConfig, cancel) -> Generation:
+        self.prompts.append(frame_chat(chat_frame(CHATML), messages))
         answer = self.answers.pop(0)
         reason = "cancelled" if answer == "CANCEL" else "stop"
         return Generation(text="" if reason == "cancelled" else answer, token_ids=[], finish_reason=reason)
@@ -124,7 +124,7 @@ def test_hover_explains_in_a_follow_up_that_shares_the_summary_conversation():
 
 
 def test_the_prompt_holds_the_convention_the_examples_and_the_code():
-    prompt = summary_prompt(chat_frame(CHATML), "def area(r):\n    return 3.14 * r * r")
+    prompt = frame_chat(chat_frame(CHATML), summary_messages("def area(r):\n    return 3.14 * r * r"))
     assert prompt.count("<|im_start|>user") == 9 and prompt.count("<|im_start|>assistant") == 9  # 8 examples
     assert "imperative mood" in prompt and prompt.endswith("return 3.14 * r * r<|im_end|>\n<|im_start|>assistant\n")
 

@@ -1,0 +1,32 @@
+"""FIM prompts as text, per model family, for inference servers that take a prompt string (OpenAI-compatible
+/v1/completions: vLLM rejects `suffix` and llama-server ignores it there, so plusls renders the prompt itself).
+The layout is prompt.py's: prefix above the cursor's line, suffix, then the line's start after the middle marker.
+Each family's stop strings end a suggestion where the model would start another part."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FimTemplate:
+    prefix: str
+    suffix: str
+    middle: str
+    stop: tuple[str, ...]
+
+    def render(self, above: str, suffix: str, line: str) -> str:
+        return f"{self.prefix}{above}{self.suffix}{suffix}{self.middle}{line}"
+
+
+TEMPLATES = {
+    "qwen2.5-coder": FimTemplate("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>",
+                                 ("<|endoftext|>", "<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>",
+                                  "<|fim_pad|>", "<|file_sep|>", "<|repo_name|>", "<|im_end|>")),
+    "starcoder2": FimTemplate("<fim_prefix>", "<fim_suffix>", "<fim_middle>",
+                              ("<|endoftext|>", "<fim_prefix>", "<fim_suffix>", "<fim_middle>", "<file_sep>")),
+    "deepseek-coder": FimTemplate("<｜fim▁begin｜>", "<｜fim▁hole｜>", "<｜fim▁end｜>",
+                                  ("<｜end▁of▁sentence｜>", "<|EOT|>", "<｜fim▁begin｜>", "<｜fim▁hole｜>",
+                                   "<｜fim▁end｜>")),
+    # CodeLlama's spaces are part of its format.
+    "codellama": FimTemplate("<PRE> ", " <SUF>", " <MID>", ("<EOT>", "<PRE>", "<SUF>", "<MID>", "</s>")),
+}
