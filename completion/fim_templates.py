@@ -1,7 +1,9 @@
 """FIM prompts as text, per model family, for inference servers that take a prompt string (OpenAI-compatible
 /v1/completions: vLLM rejects `suffix` and llama-server ignores it there, so plusls renders the prompt itself).
-The layout is prompt.py's: prefix above the cursor's line, suffix, then the line's start after the middle marker.
-Each family's stop strings end a suggestion where the model would start another part."""
+Prefix-suffix-middle with the whole prefix (the cursor's line included) before the suffix, as llama-server's /infill
+lays it out: with the line's start after the middle marker instead (what in-process prefix reuse prefers), the 0.5B
+answered `print(add(1, 2))` for `return ` in a test. Each family's stop strings end a suggestion where the model
+would start another part."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,8 +16,8 @@ class FimTemplate:
     middle: str
     stop: tuple[str, ...]
 
-    def render(self, above: str, suffix: str, line: str) -> str:
-        return f"{self.prefix}{above}{self.suffix}{suffix}{self.middle}{line}"
+    def render(self, prefix: str, suffix: str) -> str:
+        return f"{self.prefix}{prefix}{self.suffix}{suffix}{self.middle}"
 
 
 TEMPLATES = {

@@ -114,7 +114,7 @@ class RemoteBackend:
                 "input_extra": [{"filename": s.path, "text": s.text} for s in request.snippets],
                 "n_predict": max_tokens, "stop": list(request.stop), "cache_prompt": True, "stream": stream,
                 "temperature": 0.0, "t_max_predict_ms": request.deadline_ms}
-        prompt = self.template.render(request.header + request.above, request.suffix, request.line)
+        prompt = self.template.render(request.header + request.above + request.line, request.suffix)
         body = {"prompt": prompt, "max_tokens": max_tokens, "temperature": 0.0, "stream": stream,
                 "stop": list(self.template.stop + request.stop)}
         if self.settings.model:

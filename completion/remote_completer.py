@@ -112,7 +112,7 @@ class RemoteCompleter:
         return "".join(pieces), "stop"
 
     async def _local(self, uri: str, cursor: Cursor, cancel: CancelToken, executor: Executor) -> Suggestion | None:
-        if self.fallback is None or not self.backend.settings.fallback:
+        if self.fallback is None:
             return None
         self.stats.fallbacks += 1
         try:
@@ -123,8 +123,7 @@ class RemoteCompleter:
     def _failed(self, error: RemoteError) -> None:
         self.stats.remote_errors += 1
         if self.backend.health.failed(error):
-            local = self.fallback is not None and self.backend.settings.fallback
-            then = "completing with the local model meanwhile" if local else "no suggestions meanwhile"
+            then = "completing with the local model meanwhile" if self.fallback else "no suggestions meanwhile"
             self.notify(f"plusls: the completion server did not answer: {error}. Retrying in the background; "
                         f"{then}", True)
 
@@ -137,7 +136,7 @@ class RemoteCompleter:
         if cancel.cancelled:
             return
         if not self.backend.health.ready():
-            if self.fallback is not None and self.backend.settings.fallback:
+            if self.fallback is not None:
                 self.fallback.warm(uri, cursor, cancel)
             return
         try:
@@ -163,7 +162,7 @@ class RemoteCompleter:
             else:
                 self._answered()
                 return Generation(text, [], "stop", total_s=time.monotonic() - start)
-        if self.fallback is not None and self.backend.settings.fallback and self.fallback.can_chat():
+        if self.fallback is not None and self.fallback.can_chat():
             return self.fallback.chat(messages, config, cancel)
         return Generation("", [], "cancelled")  # nothing to show, nothing cached
 

@@ -34,5 +34,7 @@ class RemoteSettings:
     api_key_env: str | None = None
     verify_tls: bool = True
     timeout_ms: int = 5000  # for the server's first answer; the completion deadline then counts
-    fallback: bool = True  # complete with the local model while the server cannot answer
+    # The local model that completes while the server cannot answer: "auto", a default's name or an exported
+    # directory, as models.completion takes; null: none.
+    fallback: str | None = "auto"
     context_tokens: int = 2048  # the prompt's size, counted as about 3 characters a token

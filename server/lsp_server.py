@@ -111,7 +111,7 @@ class PluslsServer(LanguageServer):
         if dirs.remote is not None:
             remote = self.settings.remote
             self.completer = RemoteCompleter(RemoteBackend(dirs.remote, remote), self.settings.completion, retriever,
-                                             local if remote.fallback else None, self.notify)
+                                             local if dirs.local() else None, self.notify)
         self.scheduler = RequestScheduler(self.completer, self.completion_pool, self.background)
         encoder_decoder = EncoderDecoderWriter(self._docstring_model)
         chat = self.settings.models.summaries != "docstring"

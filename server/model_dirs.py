@@ -21,6 +21,7 @@ from plusls.exported.sessions import RuntimeOptions, resolve_providers
 from .settings import Settings
 
 AUTO = "auto"
+NONE = "none"  # no local completer: a server completes, with no stand-in
 
 
 @dataclass
@@ -31,7 +32,11 @@ class ModelDirs:
     models_dir: Path
     draft: Path | None = None
     completer: str = AUTO
-    remote: str | None = None  # an inference server's URL: it completes, the local default only stands in
+    remote: str | None = None  # an inference server's URL: it completes, the local model only stands in
+
+    def local(self) -> bool:
+        """Whether a local model completes (or stands in for the server)."""
+        return self.completion is not None or self.completer != NONE
 
 
 def is_url(value: str | None) -> bool:
@@ -48,13 +53,14 @@ def runtime_options(settings: Settings) -> RuntimeOptions:
 def resolve_dirs(settings: Settings) -> ModelDirs:
     m = settings.models
     remote = m.completion if is_url(m.completion) else None
-    named = remote is not None or m.completion in (None, AUTO, *COMPLETERS)
-    return ModelDirs(None if named else Path(m.completion).expanduser(),
+    local = settings.remote.fallback if remote else m.completion
+    named = local in (None, AUTO, *COMPLETERS)
+    return ModelDirs(None if named else Path(local).expanduser(),
                      Path(m.docstring).expanduser() if m.docstring else bundled_docstring_dir(),
                      Path(m.embedding).expanduser() if m.embedding else None,
                      Path(m.dir).expanduser() if m.dir else default_models_dir(),
                      Path(m.draft).expanduser() if m.draft else None,
-                     m.completion if named and m.completion and not remote else AUTO, remote)
+                     NONE if remote and local is None else local if named and local else AUTO, remote)
 
 
 class DefaultModels:
@@ -70,7 +76,8 @@ class DefaultModels:
         # Resolved once per settings, not per keystroke; "auto" chooses now when every candidate's speed is known,
         # else once the server has measured them (choose(measure=True), on a worker thread).
         self.candidates = installed_completers() if self.auto else []
-        self.completer: DefaultModel | None = None if self.auto or dirs.completion else COMPLETERS[dirs.completer]
+        self.completer: DefaultModel | None = None if self.auto or dirs.completion else \
+            COMPLETERS.get(dirs.completer)
         self.choice: Choice | None = None
         if self.auto:
             self.choose(measure=False)
@@ -153,6 +160,8 @@ class DefaultModels:
     def completion_dir(self) -> Path:
         if self.dirs.completion is not None:
             return self.dirs.completion
+        if not self.dirs.local():
+            raise PluslsError("no local completion model: plusls.remote.fallback is null")
         if self.completer is None:
             raise PluslsError("the completion model is being chosen (its speed on this machine is measured once, "
                               "a few seconds): it is used as soon as that is done")
