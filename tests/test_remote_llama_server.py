@@ -132,3 +132,16 @@ async def test_a_wrong_key_is_reported_once_and_never_shown(llama, workspace, tm
         assert len(said) == 1 and "refused the API key" in said[0] and KEY_ENV in said[0]
         everything = " ".join([m.message for m in client.messages + client.log_messages]) + str(await stats(client))
         assert "not-the-key-7730" not in everything and KEY not in everything
+
+
+async def test_hover_summaries_come_from_the_server_in_chat_form(llama, workspace, tmp_path, exported, monkeypatch):
+    monkeypatch.setenv(KEY_ENV, KEY)
+    before = llama.tokens_predicted()
+    async with serving(workspace, tmp_path / "cache", options(exported, llama.url, None)) as client:
+        uri = open_doc(client, workspace / "src" / "mathutil.py")
+        at = position_after(MATH, "return n > 1")  # is_prime has no docstring: the server writes its summary
+        hover = await client.text_document_hover_async(t.HoverParams(t.TextDocumentIdentifier(uri), at))
+        assert "def is_prime(n)" in hover.contents.value
+        body = hover.contents.value.split("```")[-1].strip().lower()
+        assert "prime" in body and llama.tokens_predicted() > before
+        assert not errors(client)
