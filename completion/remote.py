@@ -5,7 +5,6 @@ health state per server: an outage is reported once, then retried with growing p
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
@@ -13,6 +12,7 @@ from typing import AsyncIterator, Callable
 import httpx
 
 from plusls.common.errors import PluslsError
+from plusls.common.http import base_url, bearer
 
 from .fim_templates import TEMPLATES
 from .prompt import Snippet
@@ -74,12 +74,6 @@ class Health:
         return was_down
 
 
-def base_url(url: str) -> str:
-    """The server's root: "http://host:8000/v1/" and "http://host:8000" both name http://host:8000."""
-    url = url.rstrip("/")
-    return url[: -len("/v1")] if url.endswith("/v1") else url
-
-
 class RemoteBackend:
     def __init__(self, url: str, settings: RemoteSettings):
         if settings.api not in API_KINDS:
@@ -97,14 +91,10 @@ class RemoteBackend:
         self.client = httpx.Client(**options)  # warm-ups and chat turns, from worker threads
 
     def headers(self) -> dict[str, str]:
-        name = self.settings.api_key_env
-        if not name:
-            return {}
-        key = os.environ.get(name)
-        if not key:
-            raise RemoteError(f"the API key's environment variable {name} is not set: set it where the editor "
-                              "starts plusls, or clear plusls.remote.apiKeyEnv")
-        return {"Authorization": f"Bearer {key}"}
+        try:
+            return bearer(self.settings.api_key_env, "plusls.remote.apiKeyEnv")
+        except PluslsError as e:
+            raise RemoteError(str(e)) from None
 
     def body(self, request: InfillRequest, max_tokens: int, stream: bool) -> tuple[str, dict]:
         """The endpoint and JSON body for `request`."""

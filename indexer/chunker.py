@@ -35,6 +35,11 @@ class Chunk:
             self.hash = hashlib.sha1(f"{self.qualname}\0{self.text}".encode()).hexdigest()
 
 
+def doc_view(qualname: str, docstring: str, signature: str) -> str:
+    """A chunk's second embedded view: its name with its docstring, else with its signature."""
+    return f"{qualname}: {docstring}" if docstring else f"{qualname} {signature}"
+
+
 def chunk_file(path: str, text: str) -> list[Chunk]:
     """All chunks of one file. Parse errors still give the definitions that parse."""
     spec = spec_for(path)

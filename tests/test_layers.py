@@ -13,7 +13,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 LAYER = {"common": 0, "exported": 1, "indexer": 2, "completion": 3, "docstrings": 4, "server": 5, "training": 6,
          "evaluation": 6, "cli": 7}
-HEAVY = {"torch", "transformers", "optimum", "onnx", "onnxruntime.quantization", "gguf", "safetensors",
+HEAVY = {"torch", "transformers", "optimum", "onnx", "onnxruntime.quantization", "gguf", "safetensors", "psycopg",
          "matplotlib", "accelerate"}
 
 

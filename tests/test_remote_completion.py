@@ -6,7 +6,8 @@ import pytest
 
 from plusls.completion.fim_templates import TEMPLATES
 from plusls.completion.prompt import Cursor, WindowState, text_window
-from plusls.completion.remote import Health, InfillRequest, RemoteBackend, RemoteError, base_url
+from plusls.common.http import base_url
+from plusls.completion.remote import Health, InfillRequest, RemoteBackend, RemoteError
 from plusls.completion.settings import RemoteSettings
 from plusls.server.model_dirs import NONE, resolve_dirs
 from plusls.server.settings import parse_settings
