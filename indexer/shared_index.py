@@ -49,10 +49,6 @@ CREATE INDEX IF NOT EXISTS plusls_chunks_doc ON plusls_chunks USING hnsw(doc vec
 ROW_COLUMNS = "id, path, language, kind, name, qualname, start_line, end_line"
 
 
-def is_database_url(value: str | None) -> bool:
-    return bool(value) and value.startswith(("postgresql://", "postgres://"))
-
-
 def repo_name(root: Path) -> str:
     """The key a repository's files are stored under: its folder's name (`--repo` names it otherwise)."""
     return Path(root).resolve().name
@@ -69,6 +65,7 @@ class SharedIndex:
         self.lock = threading.RLock()  # one connection, one statement at a time
         self._conn: psycopg.Connection | None = None
         self._ready = False  # the vector type exists (its extension is made under the setup lock)
+        self._unsaved: dict[tuple[str, str], tuple[list[Chunk], np.ndarray | None]] = {}
         with self.lock:
             conn = self._connect()
             self._setup(conn)
@@ -230,12 +227,13 @@ class SharedIndex:
         return {"files": files, "chunks": chunks, "embedded": chunks}
 
     # --- search --------------------------------------------------------------------------------------------------
-    def search(self, query: str, k: int = 10, extra: "ExtraChunks | None" = None) -> SearchResponse:
-        """Hybrid search over this repository's part of the index. `extra`: chunks held elsewhere (documents with
-        unsaved changes) ranked with the stored ones; stored chunks of their paths are left out."""
+    def search(self, query: str, k: int = 10, unsaved: dict[str, str] | None = None) -> SearchResponse:
+        """Hybrid search over this repository's part of the index. `unsaved`: relative path -> text of documents
+        with unsaved changes, ranked with the stored chunks in place of those paths' stored ones."""
         timings: dict[str, float] = {}
         t = time.perf_counter()
         q = self.embedder.embed([query])[0]
+        extra = self._extra(unsaved) if unsaved else None
         timings["embed"] = _ms(t)
         t = time.perf_counter()
         hidden = sorted(extra.paths) if extra else []
@@ -269,6 +267,24 @@ class SharedIndex:
         counts = self.counts()
         return SearchResponse(query, results, counts["chunks"], counts["embedded"], timings)
 
+    def _extra(self, unsaved: dict[str, str]) -> ExtraChunks:
+        """The unsaved documents' chunks and vectors; each (path, content) is chunked and embedded once."""
+        chunks, vectors, current = [], [], set()
+        for rel, text in sorted(unsaved.items()):
+            key = (rel, hashlib.sha1(text.encode()).hexdigest())
+            current.add(key)
+            if key not in self._unsaved:
+                found = chunk_file(rel, text)
+                views = [c.text for c in found] + [doc_view(c.qualname, c.docstring, c.signature) for c in found]
+                self._unsaved[key] = (found, self.embedder.embed(views) if found else None)
+            found, both = self._unsaved[key]
+            if found:
+                chunks += found
+                vectors.append((both[: len(found)], both[len(found) :]))
+        self._unsaved = {key: value for key, value in self._unsaved.items() if key in current}
+        both = np.concatenate([c for c, _ in vectors] + [d for _, d in vectors]) if chunks else None
+        return ExtraChunks(set(unsaved), chunks, both)
+
     def _nearest(self, conn: psycopg.Connection, q: np.ndarray, hidden: list[str]) -> list[tuple[int, float]]:
         """The better of each chunk's two views, as the local store scores them."""
         best: dict[int, float] = {}
@@ -295,10 +311,10 @@ class ExtraChunks:
     """Chunks of documents with unsaved changes, embedded in memory, under negative ids, to rank beside the stored
     ones (a developer's edits are searchable before they are saved and indexed)."""
 
-    def __init__(self, chunks: list[Chunk], vectors: np.ndarray):
-        self.paths = {c.path for c in chunks}
+    def __init__(self, paths: set[str], chunks: list[Chunk], vectors: np.ndarray | None):
+        self.paths = paths
         n = len(chunks)
-        self.code, self.doc = (vectors[:n], vectors[n:]) if n else (np.zeros((0, 1)), np.zeros((0, 1)))
+        self.code, self.doc = (vectors[:n], vectors[n:]) if n else (None, None)
         self.rows = {-1 - j: {"id": -1 - j, "path": c.path, "language": c.language, "kind": c.kind, "name": c.name,
                               "qualname": c.qualname, "start_line": c.start_line, "end_line": c.end_line,
                               "text": c.text, "embedded": 1, "terms": set(_terms(c).lower().split())}

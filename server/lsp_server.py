@@ -73,6 +73,7 @@ class PluslsServer(LanguageServer):
         self._completion_model: WatchedModel | None = None
         self._docstring_model: WatchedModel | None = None
         self._tasks: set[asyncio.Task] = set()  # the event loop keeps only weak references to tasks
+        self.edited: set[str] = set()  # documents changed since they were opened or saved
 
     # --- settings and models -----------------------------------------------------------------------------------
     def apply_settings(self, raw: Any) -> None:
@@ -150,7 +151,7 @@ class PluslsServer(LanguageServer):
             return load_embedder(path, resolve_dirs(self.settings).models_dir, self.log_message, options)
 
         self.search = WorkspaceSearch(root, WatchedModel(embedding_dir, embedder), self.settings.search,
-                                      log=self.log_message)
+                                      log=self.log_message, unsaved=self.unsaved_documents)
         if self.completer is not None:
             self.completer.retriever = lambda cursor: self.search.snippets_for(cursor)
 
@@ -168,7 +169,17 @@ class PluslsServer(LanguageServer):
         if self.background is not None:
             await self.background.settled()
 
+    def unsaved_documents(self) -> dict[str, str]:
+        """path -> text of the documents with unsaved changes (a shared index ranks them with its stored files)."""
+        out = {}
+        for uri in list(self.edited):
+            doc = self.workspace.text_documents.get(uri)
+            if doc is not None and doc.path:
+                out[doc.path] = doc.source
+        return out
+
     def close_document(self, uri: str) -> None:
+        self.edited.discard(uri)
         if self.background is not None:
             self.background.drop(document=uri)
         if self.scheduler is not None:
@@ -297,6 +308,7 @@ def did_open(ls: PluslsServer, params: t.DidOpenTextDocumentParams) -> None:
 
 @server.feature(t.TEXT_DOCUMENT_DID_CHANGE)
 def did_change(ls: PluslsServer, params: t.DidChangeTextDocumentParams) -> None:
+    ls.edited.add(params.text_document.uri)
     change = params.content_changes[-1] if params.content_changes else None
     if isinstance(change, t.TextDocumentContentChangePartial):
         warm_later(ls, params.text_document.uri, edit_end(change))
@@ -350,6 +362,7 @@ def did_close(ls: PluslsServer, params: t.DidCloseTextDocumentParams) -> None:
 
 @server.feature(t.TEXT_DOCUMENT_DID_SAVE)
 async def did_save(ls: PluslsServer, params: t.DidSaveTextDocumentParams) -> None:
+    ls.edited.discard(params.text_document.uri)
     path = to_fs_path(params.text_document.uri)
     if ls.search is not None and ls.settings.search.enabled and path:
         loop = asyncio.get_running_loop()

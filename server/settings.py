@@ -45,6 +45,10 @@ class SearchSettings:
     enabled: bool = True
     index_on_start: bool = True
     max_file_bytes: int = 1_000_000
+    # A team's shared index, "postgresql://user@host/db" (pgvector; the password from ~/.pgpass or PGPASSWORD, not
+    # here); null: the local index. The workspace's files are stored under `repo` (default: its folder's name).
+    store: str | None = None
+    repo: str | None = None
 
 
 @dataclass(frozen=True)

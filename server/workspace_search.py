@@ -1,9 +1,11 @@
-"""The server's workspace index: built in the background, re-indexed on save, searched from any thread."""
+"""The server's workspace index: built in the background, re-indexed on save, searched from any thread. Local
+(SQLite + FAISS) by default; a team's shared PostgreSQL index when `search.store` names one, searched together with
+this editor's documents that have unsaved changes."""
 from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from plusls.completion.prompt import Cursor, Snippet
 from plusls.exported.watched_model import WatchedModel
@@ -15,16 +17,22 @@ from .settings import SearchSettings
 SNIPPET_LINES = 12
 
 
+def is_database_url(value: str | None) -> bool:
+    return bool(value) and value.startswith(("postgresql://", "postgres://"))
+
+
 class WorkspaceSearch:
     def __init__(self, root: Path, embedder: WatchedModel, settings: SearchSettings, index_dir: Path | None = None,
-                 log: Callable[[str], None] = print):
-        """`embedder()`: (the embedding model, its id), loaded again when its directory is replaced."""
+                 log: Callable[[str], None] = print, unsaved: Callable[[], dict[str, str]] = dict):
+        """`embedder()`: (the embedding model, its id), loaded again when its directory is replaced. `unsaved()`:
+        path -> text of the open documents with unsaved changes."""
         self.root = Path(root).resolve()
+        self.unsaved = unsaved
         self.embedder = embedder
         self.settings = settings
         self.index_dir = index_dir
         self.log = log
-        self.index: WorkspaceIndex | None = None
+        self.index: Any = None  # a WorkspaceIndex, or a SharedIndex where search.store names one
         self._open_lock = threading.Lock()
         self._reload_asked = False
 
@@ -33,8 +41,14 @@ class WorkspaceSearch:
             if self.index is None:
                 embedder, model_id = self.embedder()
                 self._reload_asked = False
-                self.index = WorkspaceIndex(self.root, embedder, model_id, self.index_dir,
-                                            max_bytes=self.settings.max_file_bytes, log=self.log)
+                if is_database_url(self.settings.store):
+                    from plusls.indexer.shared_index import SharedIndex  # psycopg: only for a shared index
+
+                    self.index = SharedIndex(self.settings.store, self.root, embedder, model_id,
+                                             self.settings.repo or None, self.settings.max_file_bytes, self.log)
+                else:
+                    self.index = WorkspaceIndex(self.root, embedder, model_id, self.index_dir,
+                                                max_bytes=self.settings.max_file_bytes, log=self.log)
             return self.index
 
     def embedder_replaced(self) -> bool:
@@ -62,7 +76,11 @@ class WorkspaceSearch:
         return self.open().reindex_file(full)
 
     def search(self, query: str, k: int = 10) -> SearchResponse:
-        return search(self.open(), query, k=k)
+        index = self.open()
+        if isinstance(index, WorkspaceIndex):
+            return search(index, query, k=k)
+        unsaved = {rel: text for path, text in self.unsaved().items() if (rel := self._inside(path))}
+        return index.search(query, k, unsaved)
 
     def snippets_for(self, cursor: Cursor, k: int = 2) -> list[Snippet]:
         """Code from other files that resembles the lines before the cursor (retrieval-augmented completion)."""
@@ -73,7 +91,7 @@ class WorkspaceSearch:
             return []
         own = self._relative(cursor.path)
         out = []
-        for r in search(self.index, query, k=k + 4).results:
+        for r in self.search(query, k=k + 4).results:
             if r.path == own or r.kind in ("lines", "module"):
                 continue
             out.append(Snippet(r.path, "\n".join(r.snippet.split("\n")[:SNIPPET_LINES])))
@@ -82,10 +100,13 @@ class WorkspaceSearch:
         return out
 
     def _relative(self, path: str) -> str:
+        return self._inside(path) or path
+
+    def _inside(self, path: str) -> str | None:
         try:
             return Path(path).resolve().relative_to(self.root).as_posix()
         except ValueError:
-            return path
+            return None
 
     def close(self) -> None:
         if self.index is not None:

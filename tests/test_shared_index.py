@@ -154,3 +154,46 @@ def test_a_restarted_database_is_reconnected(postgres, db, embedder, tmp_path):
         index.search("is_prime")
     postgres.start()
     assert index.search("is_prime").results[0].qualname == "is_prime"
+
+
+@pytest.mark.asyncio
+@pytest.mark.timeout(300)
+async def test_the_server_searches_the_shared_index_with_its_unsaved_edits(postgres, db, exported, memorized,
+                                                                           tmp_path):
+    from lsp_session import change, init_options, open_doc, serving
+    from lsprotocol import types as t
+
+    repo = make_repo(tmp_path / "ws")
+    options = init_options(exported, memorized)
+    options["search"] = {"store": db, "repo": "team-repo"}
+    async with serving(repo, tmp_path / "cache", options) as client:
+        async def symbols(query: str) -> list[str]:
+            found = await client.workspace_symbol_async(t.WorkspaceSymbolParams(query=query))
+            return [s.name for s in found or []]
+
+        indexed = await client.workspace_execute_command_async(t.ExecuteCommandParams("plusls.reindex"))
+        assert "error" not in indexed
+        assert (await symbols("is_prime"))[:1] == ["is_prime"]
+        with psycopg.connect(db) as c:
+            assert c.execute("SELECT count(*) FROM plusls_files WHERE repo = 'team-repo'").fetchone()[0] > 3
+
+        path = repo / "src" / "mathutil.py"
+        uri = open_doc(client, path)
+        edited = path.read_text() + "\n\ndef brand_new_helper(x):\n    return x * 7\n"
+        change(client, uri, 2, edited)
+        assert (await symbols("brand_new_helper"))[:1] == ["brand_new_helper"]  # before it is saved
+        assert (await symbols("is_prime"))[:1] == ["is_prime"]  # the rest of the edited file too
+
+        path.write_text(edited)
+        client.text_document_did_save(t.DidSaveTextDocumentParams(t.TextDocumentIdentifier(uri)))
+        end = time.monotonic() + 30
+        with psycopg.connect(db, autocommit=True) as c:
+            while not c.execute("SELECT 1 FROM plusls_chunks WHERE name = 'brand_new_helper'").fetchone():
+                assert time.monotonic() < end, "the saved file was not re-indexed"
+                time.sleep(0.05)
+
+        postgres.stop()
+        with pytest.raises(Exception, match="shared index"):
+            await client.workspace_execute_command_async(t.ExecuteCommandParams("plusls.search", ["is_prime"]))
+        postgres.start()
+        assert (await symbols("brand_new_helper"))[:1] == ["brand_new_helper"]
