@@ -49,6 +49,7 @@ class CompletionStats:
     remote_requests: int = 0  # suggestions asked of an inference server (remote_completer.py)
     remote_errors: int = 0  # of those, the ones it did not answer
     fallbacks: int = 0  # suggestions the local model wrote because the server could not
+    remote_seconds: float = 0.0  # spent waiting on the server's answers (the rest of a request is plusls's own)
 
     def to_dict(self) -> dict:
         return asdict(self)

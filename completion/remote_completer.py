@@ -58,11 +58,14 @@ class RemoteCompleter:
             self.stats.cache_hits += 1
             return self.cache.show(uri, cursor, text, key, from_cache=True)
         self.stats.remote_requests += 1
+        start = time.perf_counter()
         try:
             text, finish = await self._stream(request, cancel)
         except RemoteError as e:
             self._failed(e)
             return await self._local(uri, cursor, cancel, executor)
+        finally:
+            self.stats.remote_seconds += time.perf_counter() - start
         self._answered()
         if finish == "cancelled":
             self.stats.cancelled += 1

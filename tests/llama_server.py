@@ -39,15 +39,17 @@ def free_port() -> int:
 
 
 class LlamaServer:
-    def __init__(self, binary: Path, gguf: Path, api_key: str, log: Path):
+    def __init__(self, binary: Path, gguf: Path, api_key: str, log: Path, slots: int = 1, threads: int = 2):
         self.binary, self.gguf, self.api_key, self.log = binary, gguf, api_key, log
+        self.slots, self.threads = slots, threads
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
 
     def start(self, timeout_s: float = 180) -> None:
         command = [str(self.binary), "-m", str(self.gguf), "--host", "127.0.0.1", "--port", str(self.port),
-                   "-c", "4096", "-np", "1", "-t", "2", "--api-key", self.api_key, "--metrics", "--no-webui"]
+                   "-c", str(4096 * self.slots), "-np", str(self.slots), "-t", str(self.threads),
+                   "--api-key", self.api_key, "--metrics", "--no-webui"]
         self.process = subprocess.Popen(command, stdout=self.log.open("a"), stderr=subprocess.STDOUT)
         end = time.monotonic() + timeout_s
         while time.monotonic() < end:
