@@ -4,6 +4,7 @@ through `/v1/chat/completions`. Suggestions stream, so a superseded one is dropp
 health state per server: an outage is reported once, then retried with growing pauses."""
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass, field
@@ -147,6 +148,11 @@ class RemoteBackend:
 
     def close(self) -> None:
         self.client.close()
+        if self._async is not None:
+            try:
+                asyncio.get_running_loop().create_task(self._async.aclose())
+            except RuntimeError:  # no loop running here: the process is ending
+                pass
 
     def _post(self, path: str, body: dict) -> dict:
         try:

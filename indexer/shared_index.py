@@ -12,6 +12,7 @@ import hashlib
 import re
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -30,6 +31,7 @@ from .workspace_index import EmbedderLike, IndexProgress, IndexSummary
 SCHEMA_VERSION = "1"
 # HNSW candidates per query: the repository filter applies after the index scan, so look at more than POOL.
 EF_SEARCH = 200
+EMBED_GROUP = 256  # chunks embedded per call, across files: the embedder sorts them by length into batches
 SETUP_LOCK = 0x706C75736C73  # advisory lock id: one process creates the tables
 SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS vector;
@@ -38,7 +40,7 @@ CREATE TABLE IF NOT EXISTS plusls_files(repo text NOT NULL, path text NOT NULL, 
                                         PRIMARY KEY (repo, path));
 CREATE TABLE IF NOT EXISTS plusls_chunks(
     id bigserial PRIMARY KEY, repo text NOT NULL, path text NOT NULL, language text, kind text, name text,
-    qualname text, start_line int, end_line int, text text NOT NULL, terms tsvector NOT NULL,
+    qualname text, start_line int, end_line int, hash text NOT NULL, text text NOT NULL, terms tsvector NOT NULL,
     code vector({dim}) NOT NULL, doc vector({dim}) NOT NULL,
     FOREIGN KEY (repo, path) REFERENCES plusls_files ON DELETE CASCADE);
 CREATE INDEX IF NOT EXISTS plusls_chunks_file ON plusls_chunks(repo, path);
@@ -66,6 +68,7 @@ class SharedIndex:
         self._conn: psycopg.Connection | None = None
         self._ready = False  # the vector type exists (its extension is made under the setup lock)
         self._unsaved: dict[tuple[str, str], tuple[list[Chunk], np.ndarray | None]] = {}
+        self._counts: dict[str, int] | None = None  # for search responses; counted again after each change here
         with self.lock:
             conn = self._connect()
             self._setup(conn)
@@ -80,6 +83,7 @@ class SharedIndex:
             except psycopg.OperationalError as e:
                 raise WorkspaceIndexError(f"cannot reach the shared index at {_safe(self.url)}: "
                                           f"{str(e).strip().splitlines()[0]}") from e
+            self._conn.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
             if self._ready:
                 register_vector(self._conn)
         return self._conn
@@ -132,19 +136,27 @@ class SharedIndex:
         entries = list(walk(self.root, self.max_bytes))
         state = IndexProgress("scan", files_total=len(entries))
         known, seen = self.stored(), set()
+        batch: list[_Changed] = []
         for rel, reason, full in entries:
             state.files_done += 1
-            if reason:
-                summary.skipped[reason] += 1
-            elif (outcome := self._index_file(rel, full, known.get(rel), summary)) is not None:
+            outcome = reason or self._read(rel, full, known.get(rel), summary)
+            if isinstance(outcome, str):
                 summary.skipped[outcome] += 1
-            else:
-                seen.add(rel)
+                continue
+            seen.add(rel)
+            if outcome is not None:
+                batch.append(outcome)
+            if sum(len(c.chunks) for c in batch) >= EMBED_GROUP:
+                self._flush(batch, summary)
+                batch = []
             state.chunks_embedded = summary.chunks_embedded
             if progress and (state.files_done % 20 == 0 or state.files_done == state.files_total):
                 progress(state)
+        self._flush(batch, summary)
         for rel in set(known) - seen:
             self._remove(rel, summary)
+        if summary.files_indexed or summary.files_removed:
+            self._run(lambda c: c.execute("ANALYZE plusls_chunks"))  # the planner's statistics: HNSW, not a scan
         summary.seconds = time.perf_counter() - t0
         if progress:
             state.stage = "done"
@@ -160,16 +172,20 @@ class SharedIndex:
         known = self._run(lambda c: c.execute("SELECT hash FROM plusls_files WHERE repo = %s AND path = %s",
                                               (self.repo, rel)).fetchone())
         if full.is_file() and not full.is_symlink() and path_allowed(self.root, rel):
-            if reason := self._index_file(rel, full, known[0] if known else None, summary):
-                summary.skipped[reason] += 1
+            outcome = self._read(rel, full, known[0] if known else None, summary)
+            if isinstance(outcome, str):
+                summary.skipped[outcome] += 1
                 if known:
                     self._remove(rel, summary)
+            elif outcome is not None:
+                self._flush([outcome], summary)
         elif known:
             self._remove(rel, summary)
         summary.seconds = time.perf_counter() - t0
         return summary
 
-    def _index_file(self, rel: str, full: Path, known: str | None, summary: IndexSummary) -> str | None:
+    def _read(self, rel: str, full: Path, known: str | None, summary: IndexSummary) -> _Changed | str | None:
+        """The file's chunks when its content changed; a skip reason; None when unchanged."""
         try:
             data = full.read_bytes()
         except OSError:
@@ -180,22 +196,38 @@ class SharedIndex:
         if digest == known:
             summary.files_unchanged += 1
             return None
-        chunks = chunk_file(rel, data.decode("utf-8"))
-        t = time.perf_counter()
-        vectors = self.embedder.embed([c.text for c in chunks] + [doc_view(c.qualname, c.docstring, c.signature)
-                                                                  for c in chunks]) if chunks else None
-        summary.embed_seconds += time.perf_counter() - t
         spec = spec_for(rel)
-        if self._run(lambda c: self._write(c, rel, digest, spec.name if spec else "text", chunks, vectors)):
-            summary.files_indexed += 1
-            summary.chunks_added += len(chunks)
-            summary.chunks_embedded += len(chunks)
-        else:
-            summary.files_unchanged += 1  # another indexer wrote this very content meanwhile
-        return None
+        return _Changed(rel, digest, spec.name if spec else "text", chunk_file(rel, data.decode("utf-8")))
 
-    def _write(self, conn: psycopg.Connection, rel: str, digest: str, language: str, chunks: list[Chunk],
-               vectors: np.ndarray | None) -> bool:
+    def _flush(self, batch: list[_Changed], summary: IndexSummary) -> None:
+        """Embed the batch's new chunks in one call (a chunk whose content is already stored for its file keeps its
+        vectors), then write each file in its own transaction."""
+        if not batch:
+            return
+        stored = self._run(lambda c: self._stored_vectors(c, [f.rel for f in batch]))
+        fresh = [c for f in batch for c in f.chunks if c.hash not in stored]
+        t = time.perf_counter()
+        if fresh:
+            views = self.embedder.embed([c.text for c in fresh] + [doc_view(c.qualname, c.docstring, c.signature)
+                                                                   for c in fresh])
+            stored.update({c.hash: (views[n], views[len(fresh) + n]) for n, c in enumerate(fresh)})
+        summary.embed_seconds += time.perf_counter() - t
+        for f in batch:
+            if self._run(lambda c: self._write(c, f, stored)):
+                summary.files_indexed += 1
+                summary.chunks_added += len(f.chunks)
+            else:
+                summary.files_unchanged += 1  # another indexer wrote this very content meanwhile
+        summary.chunks_embedded += len(fresh)
+        self._counts = None
+
+    def _stored_vectors(self, conn: psycopg.Connection, paths: list[str]) -> dict[str, tuple]:
+        rows = conn.execute("SELECT hash, code, doc FROM plusls_chunks WHERE repo = %s AND path = ANY(%s)",
+                            (self.repo, paths)).fetchall()
+        return {h: (code, doc) for h, code, doc in rows}
+
+    def _write(self, conn: psycopg.Connection, changed: _Changed, vectors: dict[str, tuple]) -> bool:
+        rel, digest, chunks = changed.rel, changed.digest, changed.chunks
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{self.repo}:{rel}",))
             row = conn.execute("SELECT hash FROM plusls_files WHERE repo = %s AND path = %s",
@@ -205,20 +237,20 @@ class SharedIndex:
             conn.execute("DELETE FROM plusls_files WHERE repo = %s AND path = %s", (self.repo, rel))
             conn.execute("INSERT INTO plusls_files VALUES (%s, %s, %s)", (self.repo, rel, digest))
             if chunks:
-                code, doc = vectors[: len(chunks)], vectors[len(chunks) :]
                 with conn.cursor() as cur:
                     cur.executemany(
                         "INSERT INTO plusls_chunks(repo, path, language, kind, name, qualname, start_line, end_line,"
-                        " text, terms, code, doc) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s,"
+                        " hash, text, terms, code, doc) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
                         " to_tsvector('english', %s), %s, %s)",
-                        [(self.repo, rel, language, c.kind, c.name, c.qualname, c.start_line, c.end_line, c.text,
-                          _terms(c), code[n], doc[n]) for n, c in enumerate(chunks)])
+                        [(self.repo, rel, changed.language, c.kind, c.name, c.qualname, c.start_line, c.end_line,
+                          c.hash, c.text, _terms(c), *vectors[c.hash]) for c in chunks])
         return True
 
     def _remove(self, rel: str, summary: IndexSummary) -> None:
         removed = self._run(lambda c: c.execute("DELETE FROM plusls_files WHERE repo = %s AND path = %s",
                                                 (self.repo, rel)).rowcount)
         summary.files_removed += removed
+        self._counts = None
 
     def counts(self) -> dict[str, int]:
         files, chunks = self._run(lambda c: c.execute(
@@ -253,19 +285,16 @@ class SharedIndex:
                 bm25_hits = sorted(bm25_hits + extra.keyword_hits(words), key=lambda h: -h[1])[:POOL]
             timings["bm25"] = _ms(t)
         t = time.perf_counter()
-        ids = [i for i in {i for i, _ in vector_hits} | {i for i, _ in bm25_hits} if i >= 0]
-        rows = self._rows(ids, text=False)
+        rows = self._rows([i for i in {i for i, _ in vector_hits} | {i for i, _ in bm25_hits} if i >= 0])
         if extra:
             rows.update(extra.rows)
         results, winners = fuse(query, vector_hits, bm25_hits, rows, weight, "hybrid", k)
-        texts = self._rows([i for i in winners if i >= 0], text=True)
-        if extra:
-            texts.update(extra.rows)
         for result, i in zip(results, winners):
-            result.snippet = snippet(texts[i]["text"])
+            result.snippet = snippet(rows[i]["text"])
         timings["fuse"] = _ms(t)
-        counts = self.counts()
-        return SearchResponse(query, results, counts["chunks"], counts["embedded"], timings)
+        if self._counts is None:
+            self._counts = self.counts()
+        return SearchResponse(query, results, self._counts["chunks"], self._counts["embedded"], timings)
 
     def _extra(self, unsaved: dict[str, str]) -> ExtraChunks:
         """The unsaved documents' chunks and vectors; each (path, content) is chunked and embedded once."""
@@ -286,25 +315,30 @@ class SharedIndex:
         return ExtraChunks(set(unsaved), chunks, both)
 
     def _nearest(self, conn: psycopg.Connection, q: np.ndarray, hidden: list[str]) -> list[tuple[int, float]]:
-        """The better of each chunk's two views, as the local store scores them."""
-        best: dict[int, float] = {}
-        with conn.transaction():
-            conn.execute(f"SET LOCAL hnsw.ef_search = {EF_SEARCH}")
-            for column in ("code", "doc"):
-                for i, similarity in conn.execute(
-                        f"SELECT id, 1 - ({column} <=> %s) FROM plusls_chunks WHERE repo = %s"
-                        f" AND NOT path = ANY(%s) ORDER BY {column} <=> %s LIMIT %s",
-                        (q, self.repo, hidden, q, POOL)):
-                    best[i] = max(best.get(i, -1.0), float(similarity))
-        return sorted(best.items(), key=lambda h: -h[1])[:POOL]
+        """The better of each chunk's two views, as the local store scores them: one statement, two HNSW scans."""
+        view = ("(SELECT id, 1 - ({v} <=> %(q)s) AS s FROM plusls_chunks WHERE repo = %(repo)s"
+                " AND NOT path = ANY(%(hidden)s) ORDER BY {v} <=> %(q)s LIMIT %(k)s)")
+        sql = (f"SELECT id, max(s) FROM ({view.format(v='code')} UNION ALL {view.format(v='doc')}) AS hits"
+               " GROUP BY id ORDER BY 2 DESC LIMIT %(k)s")
+        rows = conn.execute(sql, {"q": q, "repo": self.repo, "hidden": hidden, "k": POOL}).fetchall()
+        return [(i, float(score)) for i, score in rows]
 
-    def _rows(self, ids: list[int], text: bool) -> dict[int, dict]:
+    def _rows(self, ids: list[int]) -> dict[int, dict]:
         if not ids:
             return {}
-        columns = ROW_COLUMNS + (", text" if text else "")
-        cur = self._run(lambda c: c.execute(f"SELECT {columns} FROM plusls_chunks WHERE id = ANY(%s)", (ids,)))
+        cur = self._run(lambda c: c.execute(f"SELECT {ROW_COLUMNS}, text FROM plusls_chunks WHERE id = ANY(%s)",
+                                            (ids,)))
         names = [d.name for d in cur.description]
         return {r[0]: {**dict(zip(names, r)), "embedded": 1} for r in cur.fetchall()}
+
+
+@dataclass
+class _Changed:
+    """A file whose content differs from the stored one: its new chunks, to embed and write."""
+    rel: str
+    digest: str
+    language: str
+    chunks: list[Chunk]
 
 
 class ExtraChunks:

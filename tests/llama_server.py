@@ -39,9 +39,10 @@ def free_port() -> int:
 
 
 class LlamaServer:
-    def __init__(self, binary: Path, gguf: Path, api_key: str, log: Path, slots: int = 1, threads: int = 2):
+    def __init__(self, binary: Path, gguf: Path, api_key: str, log: Path, slots: int = 1, threads: int = 2,
+                 extra: tuple[str, ...] = ()):
         self.binary, self.gguf, self.api_key, self.log = binary, gguf, api_key, log
-        self.slots, self.threads = slots, threads
+        self.slots, self.threads, self.extra = slots, threads, extra
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen | None = None
@@ -49,7 +50,7 @@ class LlamaServer:
     def start(self, timeout_s: float = 180) -> None:
         command = [str(self.binary), "-m", str(self.gguf), "--host", "127.0.0.1", "--port", str(self.port),
                    "-c", str(4096 * self.slots), "-np", str(self.slots), "-t", str(self.threads),
-                   "--api-key", self.api_key, "--metrics", "--no-webui"]
+                   "--api-key", self.api_key, "--metrics", "--no-webui", *self.extra]
         self.process = subprocess.Popen(command, stdout=self.log.open("a"), stderr=subprocess.STDOUT)
         end = time.monotonic() + timeout_s
         while time.monotonic() < end:

