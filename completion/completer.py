@@ -58,9 +58,10 @@ class CompletionStats:
 class Completer:
     def __init__(self, load_model: Callable[[], CausalLM], settings: CompletionSettings,
                  retriever: Retriever | None = None, load_drafter: Callable[[], CausalLM | None] | None = None,
-                 cache_size: int = 256, speeds: SpeedCache | None = None):
+                 cache_size: int = 256, speeds: SpeedCache | None = None, line_after_middle: bool = True):
         self._load_model = load_model
         self._load_drafter = load_drafter
+        self.line_after_middle = line_after_middle
         self.settings = settings
         self.retriever = retriever
         self.stats = CompletionStats()
@@ -177,7 +178,8 @@ class Completer:
             budget = context_budget(self.stats.prompt_tokens_per_s, lm.manifest.max_length)
         self.stats.context_tokens = budget
         repo = lm.manifest.special_tokens.get("repo") if self.settings.repo_layout else None
-        builder = PromptBuilder(lm.tokenizer, lm.manifest.fim, budget, self.settings.suffix_tokens, repo)
+        builder = PromptBuilder(lm.tokenizer, lm.manifest.fim, budget, self.settings.suffix_tokens, repo,
+                                self.line_after_middle)
         draft = self._load_drafter() if self._load_drafter else None
         drafter = PrefixReuseLM(draft, speculative=False, reuse=self.settings.prefix_reuse) if draft else None
         model = PrefixReuseLM(lm, speculative=self.settings.prompt_lookup, reuse=self.settings.prefix_reuse,

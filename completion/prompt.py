@@ -106,12 +106,15 @@ class PromptBuilder:
     files as Qwen's repository layout (<|repo_name|>, <|file_sep|> path, code) or else as comments above."""
 
     def __init__(self, tokenizer, fim: dict | None, context_tokens: int, suffix_tokens: int,
-                 repo: dict | None = None):
+                 repo: dict | None = None, line_after_middle: bool = True):
         self.tokenizer = tokenizer
         self.fim = fim  # {"prefix": {"token": "<fim_prefix>", "id": 1}, "suffix": ..., "middle": ...} or None
         self.repo = repo  # {"name": {"token": "<|repo_name|>", "id": ...}, "file_sep": ...} or None
         self.context_tokens = context_tokens
         self.suffix_tokens = suffix_tokens if fim else 0
+        # False: the cursor's line stays in the prefix, before the suffix (prefix-suffix-middle as trained; a
+        # keystroke then re-reads the suffix). bench/fim_layout.py measures both.
+        self.line_after_middle = line_after_middle
 
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False).ids if text else []
@@ -124,7 +127,7 @@ class PromptBuilder:
             return header + prefix
         suffix = self.encode(cursor.text[cursor.offset : cursor.offset + self.suffix_tokens * CHARS_PER_TOKEN])
         suffix = suffix[: self.suffix_tokens]
-        above, line = self._split_at_line(cursor, state, prefix, budget)
+        above, line = self._split_at_line(cursor, state, prefix, budget) if self.line_after_middle else (prefix, [])
         if self.repo is not None:  # the repository's files first, then this file's FIM part
             return header + fim_prompt(self.fim, above, suffix) + line
         return fim_prompt(self.fim, header + above, suffix) + line

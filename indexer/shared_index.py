@@ -31,6 +31,9 @@ from .workspace_index import EmbedderLike, IndexProgress, IndexSummary
 SCHEMA_VERSION = "1"
 # HNSW candidates per query: the repository filter applies after the index scan, so look at more than POOL.
 EF_SEARCH = 200
+# Chunks holding any of the query's words, when few hold all of them, are ranked among this many: ranking every
+# chunk that holds a common word ("get", "name") would grow with the index.
+ANY_WORD_SCAN = 2000
 EMBED_GROUP = 256  # chunks embedded per call, across files: the embedder sorts them by length into batches
 SETUP_LOCK = 0x706C75736C73  # advisory lock id: one process creates the tables
 SCHEMA = """
@@ -44,6 +47,8 @@ CREATE TABLE IF NOT EXISTS plusls_chunks(
     code vector({dim}) NOT NULL, doc vector({dim}) NOT NULL,
     FOREIGN KEY (repo, path) REFERENCES plusls_files ON DELETE CASCADE);
 CREATE INDEX IF NOT EXISTS plusls_chunks_file ON plusls_chunks(repo, path);
+CREATE INDEX IF NOT EXISTS plusls_chunks_name ON plusls_chunks(repo, name);
+CREATE INDEX IF NOT EXISTS plusls_chunks_qualname ON plusls_chunks(repo, qualname);
 CREATE INDEX IF NOT EXISTS plusls_chunks_terms ON plusls_chunks USING gin(terms);
 CREATE INDEX IF NOT EXISTS plusls_chunks_code ON plusls_chunks USING hnsw(code vector_cosine_ops);
 CREATE INDEX IF NOT EXISTS plusls_chunks_doc ON plusls_chunks USING hnsw(doc vector_cosine_ops);
@@ -277,10 +282,7 @@ class SharedIndex:
         bm25_hits: list[tuple[int, float]] = []
         if weight > 0 and (words := query_words(query)):
             t = time.perf_counter()
-            bm25_hits = self._run(lambda c: c.execute(
-                "SELECT id, ts_rank_cd(terms, q) AS s FROM plusls_chunks, to_tsquery('english', %s) q"
-                " WHERE repo = %s AND terms @@ q AND NOT path = ANY(%s) ORDER BY s DESC LIMIT %s",
-                (" | ".join(words), self.repo, hidden, POOL)).fetchall())
+            bm25_hits = self._run(lambda c: self._keywords(c, query, words, hidden))
             if extra:
                 bm25_hits = sorted(bm25_hits + extra.keyword_hits(words), key=lambda h: -h[1])[:POOL]
             timings["bm25"] = _ms(t)
@@ -295,6 +297,27 @@ class SharedIndex:
         if self._counts is None:
             self._counts = self.counts()
         return SearchResponse(query, results, self._counts["chunks"], self._counts["embedded"], timings)
+
+    def _keywords(self, conn: psycopg.Connection, query: str, words: list[str],
+                  hidden: list[str]) -> list[tuple[int, float]]:
+        """Keyword hits in rank order: chunks named exactly what the query names, then chunks holding every word
+        (ranked by how well they match), then, when those are few, chunks holding any word (ranked among the first
+        ANY_WORD_SCAN). Bounded work at any index size, where ranking every chunk with a common word is not."""
+        args = {"repo": self.repo, "hidden": hidden, "k": POOL, "name": query.strip().rstrip("("),
+                "all": " & ".join(words), "any": " | ".join(words)}
+        where = "repo = %(repo)s AND NOT path = ANY(%(hidden)s)"
+        found = conn.execute(f"SELECT id FROM plusls_chunks WHERE {where} AND (name = %(name)s OR qualname = %(name)s)"
+                             " LIMIT %(k)s", args).fetchall()
+        found += conn.execute(f"SELECT id FROM plusls_chunks WHERE {where} AND terms @@ to_tsquery('english', %(all)s)"
+                              " ORDER BY ts_rank_cd(terms, to_tsquery('english', %(any)s)) DESC LIMIT %(k)s",
+                              args).fetchall()
+        if len(found) < POOL and len(words) > 1:
+            found += conn.execute(
+                f"SELECT id FROM (SELECT id, terms FROM plusls_chunks WHERE {where} AND terms @@ "
+                f"to_tsquery('english', %(any)s) LIMIT {ANY_WORD_SCAN}) AS scanned ORDER BY "
+                "ts_rank_cd(terms, to_tsquery('english', %(any)s)) DESC LIMIT %(k)s", args).fetchall()
+        ranked = list(dict.fromkeys(i for (i,) in found))[:POOL]
+        return [(i, float(len(words) + POOL - n)) for n, i in enumerate(ranked)]  # above unsaved chunks' word counts
 
     def _extra(self, unsaved: dict[str, str]) -> ExtraChunks:
         """The unsaved documents' chunks and vectors; each (path, content) is chunked and embedded once."""

@@ -35,6 +35,7 @@ from plusls.exported.seq2seq_lm import Seq2SeqLM
 from plusls.exported.watched_model import WatchedModel
 from plusls.indexer.embedding_model import load_embedder
 from plusls.indexer.languages import spec_for
+from plusls.indexer.remote_embedder import RemoteEmbedder
 from plusls.indexer.workspace_index import IndexProgress
 
 from .background import BackgroundQueue, Job
@@ -142,9 +143,15 @@ class PluslsServer(LanguageServer):
             return
 
         def embedding_dir() -> Path:
+            if self.settings.search.embed_url:
+                return Path(self.settings.search.embed_url)  # not a folder: it never changes on disk
             return self.defaults.embedding_dir()
 
         def embedder(path: Path):
+            search = self.settings.search
+            if search.embed_url:
+                remote = RemoteEmbedder(search.embed_url, search.embed_model, search.embed_key_env)
+                return remote, remote.model_id
             # One session: an extra parallel session costs the server more memory than the indexing speed it
             # brings is worth while the user works (`plusls index` keeps them; docs/measurements.md).
             options = replace(runtime_options(self.settings), parallel_sessions=1)

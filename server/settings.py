@@ -49,6 +49,11 @@ class SearchSettings:
     # here); null: the local index. The workspace's files are stored under `repo` (default: its folder's name).
     store: str | None = None
     repo: str | None = None
+    # Embeddings from an OpenAI-compatible /v1/embeddings server instead of the local model (the shared index must
+    # have been filled with the same one: `plusls index --embed-url`); the key's environment variable, not the key.
+    embed_url: str | None = None
+    embed_model: str | None = None
+    embed_key_env: str | None = None
 
 
 @dataclass(frozen=True)

@@ -111,3 +111,14 @@ def test_repository_layout_when_the_manifest_declares_its_tokens(exported):
     assert tok.decode(ids[middle + 1 :]) == "    return"
     # Without snippets: the plain FIM prompt, nothing before it.
     assert builder.build(cursor, WindowState())[0] == tok.token_to_id("<|fim_prefix|>")
+
+
+def test_prefix_suffix_middle_keeps_the_line_in_the_prefix(exported):
+    lm = CausalLM(exported["gpt2"])
+    line = "    return x + 100"
+    at = CODE.index(line) + 8
+    cursor = Cursor(CODE[:at] + CODE[CODE.index(line) + len(line) :], at)
+    ids = PromptBuilder(lm.tokenizer, lm.manifest.fim, 256, 64, line_after_middle=False).build(cursor, WindowState())
+    prefix, suffix, middle = (lm.tokenizer.token_to_id(t) for t in ("<fim_prefix>", "<fim_suffix>", "<fim_middle>"))
+    assert ids[0] == prefix and ids[-1] == middle  # nothing after the middle marker: the model writes from there
+    assert lm.tokenizer.decode(ids[1 : ids.index(suffix)]).endswith("    retu")

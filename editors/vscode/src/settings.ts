@@ -41,6 +41,9 @@ export const SERVER_SETTING_KEYS = [
   'search.maxFileBytes',
   'search.store',
   'search.repo',
+  'search.embedUrl',
+  'search.embedModel',
+  'search.embedKeyEnv',
   'telemetry.enabled',
 ] as const;
 
