@@ -1,9 +1,9 @@
 """FIM prompts as text, per model family, for inference servers that take a prompt string (OpenAI-compatible
 /v1/completions: vLLM rejects `suffix` and llama-server ignores it there, so plusls renders the prompt itself).
-Prefix-suffix-middle with the whole prefix (the cursor's line included) before the suffix, as llama-server's /infill
-lays it out: with the line's start after the middle marker instead (what in-process prefix reuse prefers), the 0.5B
-answered `print(add(1, 2))` for `return ` in a test. Each family's stop strings end a suggestion where the model
-would start another part."""
+Prefix-suffix-middle with the whole prefix (the cursor's line included) before the suffix, as the models were trained
+and as llama-server's /infill lays it out (in-process, the line's start goes after the middle marker so a keystroke
+reuses the suffix's key/values; on mid-line suggestions the two layouts measured level, bench/fim_layout.py). Each
+family's stop strings end a suggestion where the model would start another part."""
 from __future__ import annotations
 
 from dataclasses import dataclass
