@@ -165,11 +165,10 @@ def scale_part(args, pg: Postgres, embedder, model_id, real) -> dict:
         load_s = time.perf_counter() - t
         c.execute("SET maintenance_work_mem = '4GB'")
         builds = {}
-        for name, ddl in (("terms_gin", "CREATE INDEX plusls_chunks_terms ON plusls_chunks USING gin(terms)"),
-                          ("code_hnsw", "CREATE INDEX plusls_chunks_code ON plusls_chunks USING hnsw(code vector_cosine_ops)"),
-                          ("doc_hnsw", "CREATE INDEX plusls_chunks_doc ON plusls_chunks USING hnsw(doc vector_cosine_ops)")):
+        for name, using in (("terms", "gin(terms)"), ("code", "hnsw(code vector_cosine_ops)"),
+                            ("doc", "hnsw(doc vector_cosine_ops)")):
             t = time.perf_counter()
-            c.execute(ddl)
+            c.execute(f"CREATE INDEX plusls_chunks_{name} ON plusls_chunks USING {using}")
             builds[name] = round(time.perf_counter() - t, 1)
         c.execute("ANALYZE plusls_chunks")
         ids, stored = stored_ids_vectors(c)

@@ -84,6 +84,10 @@ class PluslsServer(LanguageServer):
         old, self.settings = self.settings, settings
         if self.search is not None:
             self.search.settings = settings.search
+            where = ("store", "repo", "embed_url", "embed_model")
+            if self.search.index is not None and any(getattr(old.search, k) != getattr(settings.search, k)
+                                                     for k in where):
+                self.start(reindex_workspace(self, reload=True))  # another index, or another embedder for it
         if self.completer is None or (old.models, old.providers, old.remote) != (settings.models, settings.providers,
                                                                                 settings.remote):
             self._load_models()

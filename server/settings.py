@@ -68,6 +68,10 @@ class Settings:
     telemetry: FeatureSettings = field(default_factory=FeatureSettings)
 
 
+def is_database_url(value: str | None) -> bool:
+    return bool(value) and value.startswith(("postgresql://", "postgres://"))
+
+
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(p.title() for p in rest)
@@ -118,6 +122,9 @@ def _check(path: str, name: str, hint: Any, value: Any, errors: list[str]) -> An
         if isinstance(value, list) and value and all(v in PROVIDERS for v in value):
             return list(value)
         errors.append(f"{path}: expected \"auto\" or a list of {', '.join(PROVIDERS)}; got {value!r}")
+        return _INVALID
+    if name == "store" and isinstance(value, str) and not is_database_url(value):
+        errors.append(f"{path}: expected a postgresql:// URL or null; got {value!r}")
         return _INVALID
     if name in CHOICES and value not in CHOICES[name]:
         errors.append(f"{path}: expected one of {', '.join(map(repr, CHOICES[name]))}; got {value!r}")

@@ -12,13 +12,9 @@ from plusls.exported.watched_model import WatchedModel
 from plusls.indexer.search import SearchResponse, search
 from plusls.indexer.workspace_index import IndexProgress, IndexSummary, WorkspaceIndex
 
-from .settings import SearchSettings
+from .settings import SearchSettings, is_database_url
 
 SNIPPET_LINES = 12
-
-
-def is_database_url(value: str | None) -> bool:
-    return bool(value) and value.startswith(("postgresql://", "postgres://"))
 
 
 class WorkspaceSearch:

@@ -84,5 +84,5 @@ def test_a_url_turns_the_server_on_with_the_chosen_stand_in():
     assert resolve_dirs(settings).completer == NONE and not resolve_dirs(settings).local()
     settings, _ = parse_settings({"remote": {"fallback": "/models/mine"}}, settings)
     assert str(resolve_dirs(settings).completion) == "/models/mine"
-    _, errors = parse_settings({"remote": {"api": "grpc", "template": "gpt"}})
-    assert len(errors) == 2 and "openai" in errors[0] and "qwen2.5-coder" in errors[1]
+    _, errors = parse_settings({"remote": {"api": "grpc", "template": "gpt"}, "search": {"store": "mysql://db"}})
+    assert len(errors) == 3 and "openai" in errors[0] and "qwen2.5-coder" in errors[1] and "postgresql" in errors[2]
