@@ -12,7 +12,6 @@ import hashlib
 import re
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -70,28 +69,40 @@ class SharedIndex:
             raise WorkspaceIndexError(f"{root} is not a folder; pass the repository folder to index")
         self.repo = repo or repo_name(self.root)
         self.embedder, self.model_id, self.max_bytes, self.log = embedder, model_id, max_bytes, log
+        self.lock = threading.RLock()  # one connection, one statement at a time
+        self._conn: psycopg.Connection | None = None
         self._ready = False  # the vector type exists (its extension is made under the setup lock)
-        self.db = _Link(url, self._opened)
-        # A query's keywords are looked up on a second connection while its embedding is computed and its vectors
-        # searched on the first.
-        self._keywords_db = _Link(url, self._opened)
-        self._side = ThreadPoolExecutor(1, thread_name_prefix="plusls-keywords")
         self._unsaved: dict[tuple[str, str], tuple[list[Chunk], np.ndarray | None]] = {}
         self._counts: dict[str, int] | None = None  # for search responses; counted again after each change here
-        with self.db.lock:
-            conn = self.db.connect()
+        with self.lock:
+            conn = self._connect()
             self._setup(conn)
             register_vector(conn)
             self._ready = True
 
     # --- connection and schema -------------------------------------------------------------------------------
-    def _opened(self, conn: psycopg.Connection) -> None:
-        conn.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
-        if self._ready:
-            register_vector(conn)
+    def _connect(self) -> psycopg.Connection:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            try:
+                self._conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            except psycopg.OperationalError as e:
+                raise WorkspaceIndexError(f"cannot reach the shared index at {_safe(self.url)}: "
+                                          f"{str(e).strip().splitlines()[0]}") from e
+            self._conn.execute(f"SET hnsw.ef_search = {EF_SEARCH}")
+            if self._ready:
+                register_vector(self._conn)
+        return self._conn
 
     def _run(self, work: Callable[[psycopg.Connection], object]):
-        return self.db.run(work)
+        """`work` on the connection; once more on a fresh one when the server went away (a restart)."""
+        with self.lock:
+            for attempt in (1, 2):
+                conn = self._connect()
+                try:
+                    return work(conn)
+                except psycopg.OperationalError as e:
+                    if attempt == 2 or not conn.broken:
+                        raise WorkspaceIndexError(f"the shared index at {_safe(self.url)} failed: {e}") from e
 
     def _setup(self, conn: psycopg.Connection) -> None:
         with conn.transaction():
@@ -112,9 +123,9 @@ class SharedIndex:
                                       "(plusls.search.embedding / --model), or index into a new database")
 
     def close(self) -> None:
-        self._side.shutdown()
-        self.db.close()
-        self._keywords_db.close()
+        with self.lock:
+            if self._conn is not None:
+                self._conn.close()
 
     # --- indexing ------------------------------------------------------------------------------------------------
     def stored(self) -> dict[str, str]:
@@ -257,26 +268,24 @@ class SharedIndex:
         """Hybrid search over this repository's part of the index. `unsaved`: relative path -> text of documents
         with unsaved changes, ranked with the stored chunks in place of those paths' stored ones."""
         timings: dict[str, float] = {}
-        hidden = sorted(unsaved or ())
-        weight, words = bm25_weight(query), query_words(query)
-        keywords = self._side.submit(self._keywords_db.run, lambda c: self._keywords(c, query, words, hidden)) \
-            if weight > 0 and words else None
         t = time.perf_counter()
         q = self.embedder.embed([query])[0]
         extra = self._extra(unsaved) if unsaved else None
         timings["embed"] = _ms(t)
         t = time.perf_counter()
+        hidden = sorted(extra.paths) if extra else []
         vector_hits = self._run(lambda c: self._nearest(c, q, hidden))
         if extra:
             vector_hits = sorted(vector_hits + extra.nearest(q), key=lambda h: -h[1])[:POOL]
         timings["vector"] = _ms(t)
+        weight = bm25_weight(query)
         bm25_hits: list[tuple[int, float]] = []
-        if keywords is not None:
+        if weight > 0 and (words := query_words(query)):
             t = time.perf_counter()
-            bm25_hits = keywords.result()
+            bm25_hits = self._run(lambda c: self._keywords(c, query, words, hidden))
             if extra:
                 bm25_hits = sorted(bm25_hits + extra.keyword_hits(words), key=lambda h: -h[1])[:POOL]
-            timings["bm25_wait"] = _ms(t)  # what the keywords took beyond the embedding and the vectors
+            timings["bm25"] = _ms(t)
         t = time.perf_counter()
         rows = self._rows([i for i in {i for i, _ in vector_hits} | {i for i, _ in bm25_hits} if i >= 0])
         if extra:
@@ -344,41 +353,6 @@ class SharedIndex:
                                             (ids,)))
         names = [d.name for d in cur.description]
         return {r[0]: {**dict(zip(names, r)), "embedded": 1} for r in cur.fetchall()}
-
-
-class _Link:
-    """One connection, one statement at a time, opened again after the server went away (a restart)."""
-
-    def __init__(self, url: str, opened: Callable[[psycopg.Connection], None]):
-        self.url, self.opened = url, opened
-        self.lock = threading.RLock()
-        self.conn: psycopg.Connection | None = None
-
-    def connect(self) -> psycopg.Connection:
-        if self.conn is None or self.conn.closed or self.conn.broken:
-            try:
-                self.conn = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
-            except psycopg.OperationalError as e:
-                raise WorkspaceIndexError(f"cannot reach the shared index at {_safe(self.url)}: "
-                                          f"{str(e).strip().splitlines()[0]}") from e
-            self.opened(self.conn)
-        return self.conn
-
-    def run(self, work: Callable[[psycopg.Connection], object]):
-        """`work` on the connection; once more on a fresh one when the server went away."""
-        with self.lock:
-            for attempt in (1, 2):
-                conn = self.connect()
-                try:
-                    return work(conn)
-                except psycopg.OperationalError as e:
-                    if attempt == 2 or not conn.broken:
-                        raise WorkspaceIndexError(f"the shared index at {_safe(self.url)} failed: {e}") from e
-
-    def close(self) -> None:
-        with self.lock:
-            if self.conn is not None:
-                self.conn.close()
 
 
 @dataclass
