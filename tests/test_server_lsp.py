@@ -124,16 +124,17 @@ async def test_superseded_and_cancelled_requests_never_run_the_model(workspace, 
         before = (await stats(client))["completion"]
         # A burst of typing, requests back to back (other lines, so no cached answer): each one supersedes the one
         # before it while that one waits out the debounce, so the middle one never runs the model. The first may
-        # run at once (a burst starts with it only if the request above was moments ago): every request either
-        # ran the model or was dropped before it.
+        # run at once (a burst starts with it only if the request above was moments ago): every request ran the
+        # model, was dropped before it, or was stopped by the next one (before the model thread took it up, or
+        # between tokens).
         requests = [asyncio.ensure_future(client.text_document_inline_completion_async(inline_params(uri, *at)))
                     for at in ((1, 5), (0, 10), (end.line, end.character))]
         _, dropped, answered = await asyncio.gather(*requests)
         assert dropped is None
         assert answered.items[0].insert_text == " 0, 1"
         counters = (await stats(client))["completion"]
-        ran, skipped = counters["model_runs"] - before["model_runs"], counters["dropped"] - before["dropped"]
-        assert ran + skipped == 3 and skipped >= 1
+        ran, skipped, stopped = (counters[k] - before[k] for k in ("model_runs", "dropped", "cancelled"))
+        assert ran + skipped + stopped >= 3 and skipped + stopped >= 1 and ran <= 2
 
         # $/cancelRequest while it waits out the debounce (a burst: it follows a request for the same document):
         # the client gets a cancellation error and the model does not run for it.
