@@ -1,13 +1,16 @@
-"""Indexing throughput and CoSQA retrieval quality, side by side in one run; prints JSON.
+"""Search quality and indexing speed, both passes, side by side in one run; prints JSON.
 
-- baseline: the plain way, PyTorch eager all-MiniLM-L6-v2 (transformers AutoModel + mean pooling), batch 64,
-  every input padded to 256 tokens, over the same chunk texts the index embeds (first --baseline-chunks);
-- plusls: `WorkspaceIndex.update()` on a workspace holding the CoSQA code base (6,267 functions, one file each):
-  walk, tree-sitter, SQLite/FTS5, embedding through onnxruntime (length-sorted batches), FAISS; for each
-  embedder variant (fp32 at 256 tokens, fp32 at 128, int8 at 128);
-- quality: MRR@10 and recall@1/5/10 of the 500 CoSQA dev queries per ranking mode, for each variant.
+For each embedder variant (an exported directory, one or two vectors per chunk, a token limit) and each benchmark
+(CoSQA dev: 500 web queries over 6,267 functions; the mined corpus's held-out (summary, code) pairs: 1,626
+functions of packages never trained on), a workspace holding one file per function is indexed as a user's is:
+- first pass (`update(embed=False)`): walk, tree-sitter, SQLite/FTS5 and the static first-pass vectors; timed,
+  then every query searched (hybrid: first-pass vectors + BM25), as `workspace/symbol` answers while indexing;
+- full pass (`embed_pending`): the encoder's vectors; timed, then every query in each mode.
+MRR@10 and recall@1/10 per mode, and hybrid at each `--bm25-weights` (BM25's weight for plain-language queries,
+the fusion weight chosen on CoSQA dev). `--eager` adds the plain baseline: PyTorch eager all-MiniLM-L6-v2, batch 64,
+padded to 256 tokens, over the first chunks.
 
-    .venv/bin/python bench/index_speed.py [--data ../shared/eval/cosqa] [--limit N]
+    .venv/bin/python bench/index_speed.py [--dirs DIR,...] [--views 2,1] [--max-length 256] [--limit N] [--eager]
 """
 from __future__ import annotations
 
@@ -18,6 +21,8 @@ import platform
 import tempfile
 import time
 from pathlib import Path
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "eval"
 
 
 def eager_baseline(model_dir: Path, texts: list[str]) -> float:
@@ -37,71 +42,114 @@ def eager_baseline(model_dir: Path, texts: list[str]) -> float:
     return len(texts) / (time.perf_counter() - t)
 
 
-class Truncating:
-    """An embedder variant: the same model with a shorter token limit."""
+class Variant:
+    """The embedder as the index sees it, with a token limit, and optionally one vector per chunk (the doc view's
+    slot then holds the code view's vector: the same ranking as one view, at one view's cost)."""
 
-    def __init__(self, inner, max_length: int):
-        self.inner, self.dim, self.max_length = inner, inner.dim, max_length
+    def __init__(self, inner, max_length: int, views: int):
+        self.inner, self.dim, self.max_length, self.views = inner, inner.dim, max_length, views
 
-    def embed(self, texts, max_length=None, **kw):  # the embedder's own batch size (8: measured best)
-        return self.inner.embed(texts, max_length=max_length or self.max_length, **kw)
+    def embed(self, texts, max_length=None, **kw):
+        if self.views == 2 or len(texts) < 2:
+            return self.inner.embed(texts, max_length=max_length or self.max_length, **kw)
+        import numpy as np
+
+        code = self.inner.embed(texts[: len(texts) // 2], max_length=max_length or self.max_length, **kw)
+        return np.concatenate([code, code])
+
+
+def quality(index, queries, modes) -> dict:
+    from plusls.common.metrics import mrr_at_k, recall_at_k
+    from plusls.evaluation.retrieval import rank_all
+
+    golds = [g for _, g in queries]
+    out = {}
+    for mode in modes:
+        rankings, latency = rank_all(index, queries, mode)
+        latency.sort()
+        out[mode] = {"mrr@10": round(mrr_at_k(rankings, golds, 10), 4),
+                     **{f"recall@{k}": round(recall_at_k(rankings, golds, k), 4) for k in (1, 10)},
+                     "search_p50_ms": round(1000 * latency[len(latency) // 2], 2)}
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "eval" / "cosqa"))
+    ap.add_argument("--cosqa", default=str(SHARED / "cosqa"))
+    ap.add_argument("--corpus", default=None, help="the mined corpus (default: plusls train data's folder)")
+    ap.add_argument("--datasets", default="cosqa,heldout")
+    ap.add_argument("--dirs", default="", help="exported embedding model directories (default: the default one)")
+    ap.add_argument("--views", default="2")
+    ap.add_argument("--max-length", default="256")
     ap.add_argument("--limit", type=int, default=0, help="only the first N functions and the queries whose gold is among them")
-    ap.add_argument("--baseline-chunks", type=int, default=640)
-    ap.add_argument("--variants", default="fp32-256,fp32-128,int8-128")
+    ap.add_argument("--no-first-pass", action="store_true")
+    ap.add_argument("--bm25-weights", default="", help="also hybrid with these BM25 weights for plain-language queries")
+    ap.add_argument("--eager", type=int, default=0, metavar="N", help="also time the PyTorch eager baseline on N chunks")
     args = ap.parse_args()
 
-    from plusls.common.metrics import mrr_at_k, recall_at_k
-    from plusls.common.paths import default_models_dir
-    from plusls.evaluation.retrieval import MODES, load_cosqa, rank_all, write_corpus
-    from plusls.exported import Embedder
+    from plusls.common.paths import cache_home, default_models_dir
+    from plusls.evaluation.retrieval import MODES, load_cosqa, load_mined_pairs, write_corpus
     from plusls.exported.defaults import EMBEDDER, ensure_default
-    from plusls.exported.export import export_model
+    from plusls.exported.static_embedder import static_for
+    from plusls.indexer import search as search_module
+    from plusls.indexer.embedding_model import load_embedder
     from plusls.indexer.workspace_index import WorkspaceIndex
+    from plusls.training.mining import default_corpus_dir
 
-    codes, queries = load_cosqa(Path(args.data))
-    if args.limit:
-        codes = dict(list(codes.items())[: args.limit])
-        queries = [(q, g) for q, g in queries if g in codes]
-    fp32_dir = ensure_default(EMBEDDER, default_models_dir())
-    int8_dir = Path(tempfile.mkdtemp(prefix="plusls-bench-")) / "minilm-int8"  # always this plusls's int8 method
-    export_model(EMBEDDER.source(), "embedding", int8_dir, int8=True, log=lambda m: None)
-    out: dict = {"bench": "index_speed", "functions": len(codes), "queries": len(queries),
-                 "machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d"),
+    datasets = {}
+    for name in args.datasets.split(","):
+        if name == "cosqa":
+            codes, queries = load_cosqa(Path(args.cosqa))
+        else:
+            codes, queries = load_mined_pairs(Path(args.corpus) if args.corpus else default_corpus_dir())
+        if args.limit:
+            codes = dict(list(codes.items())[: args.limit])
+            queries = [(q, g) for q, g in queries if g in codes]
+        datasets[name] = (codes, queries)
+    dirs = [Path(d) for d in args.dirs.split(",") if d] or [ensure_default(EMBEDDER, default_models_dir())]
+    cpu = open("/proc/cpuinfo").read()
+    out: dict = {"bench": "index_speed", "date": time.strftime("%Y-%m-%d"),
+                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, "
+                            f"{'AVX-512 VNNI' if 'avx512_vnni' in cpu else 'no VNNI'}",
+                 "datasets": {k: {"functions": len(c), "queries": len(q)} for k, (c, q) in datasets.items()},
                  "variants": {}}
+    texts: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
-        root = write_corpus(codes, Path(tmp) / "ws")
-        texts = None
-        for name in args.variants.split(","):
-            precision, length = name.split("-")
-            base = Embedder(int8_dir if precision == "int8" else fp32_dir)
-            embedder = Truncating(base, int(length))
-            index = WorkspaceIndex(root, embedder, name, Path(tmp) / f"index-{name}", log=lambda m: None)
-            summary = index.update()
-            row = {"chunks": summary.chunks_embedded, "embed_chunks_per_s": round(summary.chunks_per_s, 1),
-                   "end_to_end_chunks_per_s": round(summary.chunks_embedded / summary.seconds, 1),
-                   "index_seconds": round(summary.seconds, 1), "quantization": base.manifest.quantization,
-                   "int8_parity": base.manifest.parity.get("int8_min_cosine")}
-            golds = [g for _, g in queries]
-            row["quality"] = {}
-            for mode in MODES:
-                rankings, _ = rank_all(index, queries, mode)
-                row["quality"][mode] = {"mrr@10": round(mrr_at_k(rankings, golds, 10), 4),
-                                        **{f"recall@{k}": round(recall_at_k(rankings, golds, k), 4) for k in (1, 10)}}
-            out["variants"][name] = row
-            print(json.dumps({name: row}), flush=True)
-            if texts is None:
-                texts = [t for _, t in index.store.db.execute(
-                    "SELECT id, text FROM chunks ORDER BY id LIMIT ?", (args.baseline_chunks,))]
-            index.close()
-    eager = eager_baseline(EMBEDDER.source(), texts)
-    out["pytorch_eager_chunks_per_s"] = round(eager, 1)
-    for row in out["variants"].values():
-        row["speedup_vs_eager"] = round(row["end_to_end_chunks_per_s"] / eager, 2)
+        for model_dir in dirs:
+            base, model_id = load_embedder(model_dir, default_models_dir(), log=lambda m: None)
+            static = None if args.no_first_pass else static_for(base, model_id, cache_home() / "static")
+            for views in map(int, args.views.split(",")):
+                for length in map(int, args.max_length.split(",")):
+                    name = f"{model_dir.name}-{views}view-{length}"
+                    embedder = Variant(base, length, views)
+                    row: dict = {"quantization": base.manifest.quantization}
+                    for ds, (codes, queries) in datasets.items():
+                        root = write_corpus(codes, Path(tmp) / ds)
+                        index = WorkspaceIndex(root, embedder, name, Path(tmp) / f"index-{name}-{ds}",
+                                               log=lambda m: None, static=static)
+                        first = index.update(embed=False)
+                        r: dict = {"chunks": first.chunks_added,
+                                   "first_pass_chunks_per_s": round(first.chunks_added / first.scan_seconds, 1)}
+                        if static is not None:
+                            r["first_pass"] = quality(index, queries, ["hybrid"])["hybrid"]
+                        t = time.perf_counter()
+                        index.embed_pending(first, None)
+                        full = time.perf_counter() - t
+                        r["full_pass_chunks_per_s"] = round(first.chunks_added / full, 1)
+                        r["end_to_end_chunks_per_s"] = round(first.chunks_added / (full + first.scan_seconds), 1)
+                        r["full"] = quality(index, queries, MODES)
+                        for w in [float(w) for w in args.bm25_weights.split(",") if w]:
+                            default, search_module.PLAIN_LANGUAGE_BM25_WEIGHT = search_module.PLAIN_LANGUAGE_BM25_WEIGHT, w
+                            r["full"][f"hybrid@{w}"] = quality(index, queries, ["hybrid"])["hybrid"]
+                            search_module.PLAIN_LANGUAGE_BM25_WEIGHT = default
+                        row[ds] = r
+                        print(json.dumps({name: {ds: r}}), flush=True)
+                        if not texts:
+                            texts = [t for (t,) in index.store.db.execute("SELECT text FROM chunks ORDER BY id")]
+                        index.close()
+                    out["variants"][name] = row
+    if args.eager:
+        out["pytorch_eager_chunks_per_s"] = round(eager_baseline(EMBEDDER.source(), texts[: args.eager]), 1)
     print(json.dumps(out, indent=2))
 
 

@@ -56,3 +56,13 @@ def rank_all(index: WorkspaceIndex, queries: list[tuple[str, int]], mode: str,
         if progress:
             progress(n, len(queries))
     return rankings, latency
+
+
+def load_mined_pairs(corpus_dir: Path, limit: int | None = None) -> tuple[dict[int, str], list[tuple[str, int]]]:
+    """The mined corpus's held-out (summary, code) pairs (packages never trained on) as a search benchmark: every
+    code is a document to search, its docstring's first sentence the query that should find it."""
+    path = corpus_dir / "summary.heldout.jsonl"
+    if not path.is_file():
+        raise EvalError(f"{path} not found: mine the corpus first with `plusls train data`")
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()][:limit]
+    return {n: r["code"] for n, r in enumerate(rows)}, [(r["summary"], n) for n, r in enumerate(rows)]

@@ -27,7 +27,7 @@ class Embedder:
         self.max_length = self.manifest.max_length
         pad = self.manifest.token_id("pad")
         self.pad_id = pad if pad is not None else 0
-        self._tokenizer_lock = threading.Lock()
+        self.tokenizer_lock = threading.Lock()
 
     def _workers(self) -> list:
         """Sessions that take batches in parallel, each on one thread (only on CPU, when threads are not fixed)."""
@@ -56,7 +56,7 @@ class Embedder:
         result is the order of `texts`)."""
         limit = min(max_length or self.max_length, self.max_length)
         # The tokenizer truncates before adding special tokens, so a cut input still ends the way the model expects.
-        with self._tokenizer_lock:  # the Rust tokenizer refuses concurrent use (a query while indexing)
+        with self.tokenizer_lock:  # the Rust tokenizer refuses concurrent use (a query while indexing)
             self.tokenizer.enable_truncation(limit)
             encs = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
         out = np.zeros((len(encs), self.dim), np.float32)

@@ -12,7 +12,7 @@ from plusls.common.cli_args import models_dir_parent
 from plusls.common.errors import PluslsError
 from plusls.exported.matching import Matcher
 
-from .embedding_model import load_embedder
+from .embedding_model import first_pass_for, load_embedder
 from .progress_bar import ProgressBar
 from .remote_embedder import RemoteEmbedder
 from .search import search
@@ -24,8 +24,9 @@ def _open_index(args: argparse.Namespace, read_only: bool = False) -> WorkspaceI
     if not root.is_dir():
         raise PluslsError(f"{root} is not a folder; pass the workspace folder")
     embedder, model_id = _embedder(args)
-    return WorkspaceIndex(root, embedder, model_id, args.index_dir, max_bytes=args.max_bytes,
-                          log=lambda m: print(m, file=sys.stderr), read_only=read_only)
+    log = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    return WorkspaceIndex(root, embedder, model_id, args.index_dir, max_bytes=args.max_bytes, log=log,
+                          read_only=read_only, static=first_pass_for(embedder, model_id, log))
 
 
 def _embedder(args: argparse.Namespace):
@@ -75,7 +76,8 @@ def _index(args: argparse.Namespace) -> int:
     skipped = ", ".join(f"{n} {r}" for r, n in sorted(summary.skipped.items())) or "none"
     print(f"indexed {summary.files_indexed} files ({summary.files_unchanged} unchanged, {summary.files_removed} "
           f"removed), {summary.chunks_added} chunks added, {summary.chunks_removed} removed, "
-          f"{summary.chunks_embedded} embedded ({summary.chunks_per_s:.0f} chunks/s) in {summary.seconds:.1f}s")
+          f"{summary.chunks_embedded} embedded ({summary.chunks_per_s:.0f} chunks/s) in {summary.seconds:.1f}s "
+          f"(searchable after {summary.scan_seconds:.1f}s)")
     print(f"skipped: {skipped}")
     print(f"index: {counts['files']} files, {counts['chunks']} chunks, {counts['embedded']} with vectors "
           f"({index.vectors.kind}) in {index.dir}")

@@ -1,11 +1,14 @@
-"""Which embedding model an index uses: a configured exported directory, or the embedded default MiniLM."""
+"""Which embedding model an index uses: a configured exported directory, or the embedded default MiniLM; and the
+static first-pass embedder distilled from it."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable
 
+from plusls.common.paths import cache_home
 from plusls.exported import Embedder, RuntimeOptions
 from plusls.exported.defaults import EMBEDDER, ensure_default
+from plusls.exported.static_embedder import StaticEmbedder, static_for
 
 
 def load_embedder(model_dir: str | Path | None, models_dir: Path, log: Callable[[str], None] = print,
@@ -18,3 +21,11 @@ def load_embedder(model_dir: str | Path | None, models_dir: Path, log: Callable[
     embedder = Embedder(model_dir, options or RuntimeOptions.from_env())
     digest = embedder.manifest.files[embedder.manifest.onnx_file("encoder")][:12]
     return embedder, f"{Path(model_dir).name}@{digest}"
+
+
+def first_pass_for(embedder, model_id: str, log: Callable[[str], None] = print) -> StaticEmbedder | None:
+    """The static embedder for a local encoder (distilled once, cached); None for a remote one, whose server
+    embeds fast enough and whose tokens plusls does not know."""
+    if not isinstance(embedder, Embedder):
+        return None
+    return static_for(embedder, model_id, cache_home() / "static", log)

@@ -5,8 +5,8 @@ calls) gets weight 1: exact identifiers are what BM25 finds and embeddings blur.
 for chunks that have vectors: on CoSQA's plain-language queries every BM25 weight tried lowered MRR@10
 (docs/measurements.md, `plusls eval search`), so such a query skips BM25 altogether once every chunk has its
 vectors.
-Chunks that have no vector yet (indexing still running) always take BM25 at weight 1: that is how search
-answers before the embeddings land.
+Chunks that have no vector yet (indexing still running) always take BM25 at weight 1, and their first-pass
+(static) vectors as a third ranking: that is how search answers before the encoder's vectors land.
 
 With a reranker (a text-code matching cross-encoder, exported.matching.Matcher), the first RERANK_TOP fused
 results are scored against the query pair by pair and put in the order of those scores; the rest keep theirs.
@@ -82,6 +82,13 @@ def search(index: WorkspaceIndex, query: str, k: int = 10, language: str | None 
         with index.lock:
             vector_hits = index.vectors.search(q, POOL * (8 if filtered else 1))
         timings["vector"] = _ms(t)
+    static_hits: list[tuple[int, float]] = []
+    if mode != "bm25" and index.first_pass is not None and not index.first_pass.empty:
+        t = time.perf_counter()
+        q = index.static.embed([query])[0]
+        with index.lock:
+            static_hits = index.first_pass.search(q, POOL * (8 if filtered else 1))
+        timings["first_pass"] = _ms(t)
     bm25_hits: list[tuple[int, float]] = []
     weight = 1.0 if mode == "bm25" or not vector_hits else bm25_weight(query)
     if mode != "vector" and (weight > 0 or counts["embedded"] < counts["chunks"]):
@@ -100,11 +107,14 @@ def search(index: WorkspaceIndex, query: str, k: int = 10, language: str | None 
         timings["bm25"] = _ms(t)
     t = time.perf_counter()
     with index.lock:
-        rows = index.store.rows(list({i for i, _ in vector_hits} | {i for i, _ in bm25_hits}), text=False)
+        rows = index.store.rows(list({i for hits in (vector_hits, static_hits, bm25_hits) for i, _ in hits}),
+                                text=False)
     if filtered:  # BM25 filtered in SQL; vectors are filtered here
-        vector_hits = [(i, s) for i, s in vector_hits if i in rows and _matches(rows[i], language, path_glob)]
+        vector_hits, static_hits = ([(i, s) for i, s in hits if i in rows and _matches(rows[i], language, path_glob)]
+                                    for hits in (vector_hits, static_hits))
     rerank = reranker is not None and rerank_top > 1 and not IDENTIFIER.search(query) and mode != "bm25"
-    results, winners = fuse(query, vector_hits, bm25_hits, rows, weight, mode, max(k, rerank_top) if rerank else k)
+    results, winners = fuse(query, vector_hits, bm25_hits, rows, weight, mode, max(k, rerank_top) if rerank else k,
+                            static_hits)
     with index.lock:  # text only for what is shown (and what the reranker reads)
         texts = index.store.rows(winners)
     for result, i in zip(results, winners):
@@ -124,13 +134,17 @@ def search(index: WorkspaceIndex, query: str, k: int = 10, language: str | None 
 
 
 def fuse(query: str, vector_hits: list[tuple[int, float]], bm25_hits: list[tuple[int, float]], rows: dict[int, dict],
-         weight: float, mode: str, want: int) -> tuple[list[SearchResult], list[int]]:
-    """The ranking every store shares: reciprocal rank fusion of the vector and BM25 rankings (BM25 at `weight` for
-    chunks with vectors, 1 for those without), the exact-name boost, one result per (path, qualname). Returns the
-    results without snippets and their chunk ids."""
+         weight: float, mode: str, want: int, static_hits: Sequence[tuple[int, float]] = ()
+         ) -> tuple[list[SearchResult], list[int]]:
+    """The ranking every store shares: reciprocal rank fusion of the vector, first-pass vector and BM25 rankings
+    (BM25 at `weight` for chunks with vectors, 1 for those without), the exact-name boost, one result per (path,
+    qualname). Returns the results without snippets and their chunk ids."""
     vrank = {i: r for r, (i, _) in enumerate(vector_hits[:POOL], 1)}
+    srank = {i: r for r, (i, _) in enumerate(static_hits[:POOL], 1)}
     brank = {i: r for r, (i, _) in enumerate(bm25_hits, 1)}
     fused = {i: 1.0 / (RRF_K + r) for i, r in vrank.items()}
+    for i, r in srank.items():  # chunks the encoder has not reached: never in vrank
+        fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + r)
     for i, r in brank.items():
         w = weight if i in rows and rows[i]["embedded"] else 1.0
         if w > 0:
@@ -151,7 +165,8 @@ def fuse(query: str, vector_hits: list[tuple[int, float]], bm25_hits: list[tuple
             continue
         seen.add(key)
         results.append(SearchResult(row["path"], row["start_line"], row["end_line"], row["qualname"], row["kind"],
-                                    row["language"], round(fused[i], 6), "", vrank.get(i), brank.get(i)))
+                                    row["language"], round(fused[i], 6), "", vrank.get(i) or srank.get(i),
+                                    brank.get(i)))
         winners.append(i)
         if len(results) == want:
             break

@@ -136,6 +136,14 @@ class Store:
                                "ORDER BY id LIMIT ?", (after, limit))
         return [(i, text, doc_view(qualname, docstring, signature)) for i, text, qualname, docstring, signature in rows]
 
+    def pending_in(self, paths: Sequence[str]) -> list[tuple[int, str, str]]:
+        """As `pending`, for the chunks of these files."""
+        if not paths:
+            return []
+        rows = self.db.execute("SELECT id, text, qualname, docstring, signature FROM chunks WHERE embedded=0 AND "
+                               f"path IN ({', '.join('?' * len(paths))}) ORDER BY id", list(paths))
+        return [(i, text, doc_view(qualname, docstring, signature)) for i, text, qualname, docstring, signature in rows]
+
     def existing(self, ids: Sequence[int]) -> set[int]:
         if not ids:
             return set()

@@ -22,9 +22,10 @@ faiss.omp_set_num_threads(1)
 
 
 class VectorStore:
-    def __init__(self, path: Path, dim: int):
+    def __init__(self, path: Path | None, dim: int):
+        """path None: kept in memory only (the static first pass's vectors, rebuilt on open)."""
         self.path, self.dim = path, dim
-        if path.exists():
+        if path is not None and path.exists():
             self.index = faiss.read_index(str(path))
             if self.index.d != dim:
                 raise ValueError(f"{path} holds {self.index.d}-dim vectors, the embedder makes {dim}")
@@ -68,9 +69,12 @@ class VectorStore:
                  for i in range(self.index.nlist) if lists.list_size(i)]
         return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
 
-    def add(self, ids: np.ndarray, code: np.ndarray, doc: np.ndarray) -> None:
+    def add(self, ids: np.ndarray, code: np.ndarray, doc: np.ndarray | None = None) -> None:
         if len(ids):
             ids = np.asarray(ids, np.int64)
+            if doc is None:
+                self.index.add_with_ids(np.ascontiguousarray(code, np.float32), ids)
+                return
             both = np.concatenate([code, doc]).astype(np.float32)
             self.index.add_with_ids(np.ascontiguousarray(both), np.concatenate([ids, ids | DOC_BIT]))
 

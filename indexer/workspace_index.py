@@ -1,4 +1,7 @@
-"""One workspace's index: walk -> chunk -> SQLite/FTS5 at once, then embed pending chunks into FAISS.
+"""One workspace's index: walk -> chunk -> SQLite/FTS5 and a static first-pass vector at once (searchable within
+seconds), then embed pending chunks with the encoder into FAISS, the documents the user has open first.
+
+The first-pass vectors are kept in memory for the chunks still waiting for the encoder, and rebuilt on open.
 
 Crash safety: a file's chunks change in one SQLite transaction; vectors go to FAISS first, the FAISS file is
 written atomically, and only then are those chunks marked embedded. On open, FAISS ids that SQLite does not
@@ -13,7 +16,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -57,8 +60,8 @@ class IndexProgress:
 
     def counts(self) -> str:
         if self.stage == "scan":
-            return f"{self.files_done}/{self.files_total} files"
-        return f"{self.chunks_embedded}/{self.chunks_total} chunks embedded"
+            return f"first pass: {self.files_done}/{self.files_total} files"
+        return f"full pass: {self.chunks_embedded}/{self.chunks_total} chunks embedded"
 
 
 @dataclass
@@ -73,6 +76,7 @@ class IndexSummary:
     rebuilt_reason: str | None = None
     repaired: dict = field(default_factory=dict)
     seconds: float = 0.0
+    scan_seconds: float = 0.0  # the first pass: chunks searchable by BM25 and first-pass vectors
     embed_seconds: float = 0.0
 
     @property
@@ -88,8 +92,9 @@ def default_index_dir(root: Path) -> Path:
 class WorkspaceIndex:
     def __init__(self, root: str | Path, embedder: EmbedderLike | None, model_id: str,
                  index_dir: str | Path | None = None, max_bytes: int = DEFAULT_MAX_BYTES, log: Callable[[str], None] = print,
-                 read_only: bool = False):
-        """read_only: for searching while another process may be indexing; nothing on disk is changed."""
+                 read_only: bool = False, static: EmbedderLike | None = None):
+        """read_only: for searching while another process may be indexing; nothing on disk is changed.
+        static: the first-pass embedder (exported.static_embedder), for chunks the encoder has not reached yet."""
         self.root = Path(root).resolve()
         if not self.root.is_dir():
             raise WorkspaceIndexError(f"{root} is not a folder; pass the workspace folder to index")
@@ -109,6 +114,10 @@ class WorkspaceIndex:
         except (sqlite3.DatabaseError, RuntimeError, ValueError) as e:
             raise WorkspaceIndexError(f"the index in {self.dir} is corrupt ({e}); rebuild it with "
                               f"`plusls index {self.root} --rebuild`") from e
+        self.static = static if embedder is not None else None
+        self.first_pass = VectorStore(None, static.dim) if self.static is not None else None
+        if self.first_pass is not None:
+            self._fill_first_pass()
 
     # --- open, model check, repair ----------------------------------------------------------------------------------
     def _drop_old_schema(self) -> None:
@@ -170,13 +179,25 @@ class WorkspaceIndex:
                              "vectors_recovered": len(unmarked_present)}
             self.vectors.save()
 
+    def _fill_first_pass(self) -> None:
+        after = 0
+        while batch := self.store.pending(after, 8 * EMBED_GROUP):
+            after = batch[-1][0]
+            self._add_first_pass([b[0] for b in batch], [b[1] for b in batch])
+
+    def _add_first_pass(self, ids: list[int], texts: list[str]) -> None:
+        if ids:
+            self.first_pass.add(np.array(ids, np.int64), self.static.embed(texts))
+
     def close(self) -> None:
         self.store.close()
 
     # --- indexing -----------------------------------------------------------------------------------------------
-    def update(self, progress: Callable[[IndexProgress], None] | None = None, embed: bool = True) -> IndexSummary:
-        """Bring the index up to date with the workspace: chunk new and changed files (searchable by BM25 at
-        once), drop deleted ones, then embed every chunk that has no vector yet."""
+    def update(self, progress: Callable[[IndexProgress], None] | None = None, embed: bool = True,
+               first: Sequence[str] = ()) -> IndexSummary:
+        """Bring the index up to date with the workspace: chunk new and changed files (searchable by BM25 and
+        first-pass vectors at once), drop deleted ones, then embed every chunk that has no vector yet, those of
+        the files in `first` (workspace-relative paths: the open documents) before the others."""
         t0 = time.perf_counter()
         summary = IndexSummary(rebuilt_reason=self.rebuilt_reason, repaired=self.repaired)
         state = IndexProgress("scan")
@@ -200,8 +221,9 @@ class WorkspaceIndex:
             self._drop(rel, summary)
         if progress:
             progress(state)
+        summary.scan_seconds = time.perf_counter() - t0
         if embed and self.embedder is not None:
-            self.embed_pending(summary, progress)
+            self.embed_pending(summary, progress, first)
         summary.seconds = time.perf_counter() - t0
         return summary
 
@@ -233,6 +255,10 @@ class WorkspaceIndex:
                                                      spec.name if spec else "text", chunks)
             if self.vectors is not None:
                 self.vectors.remove(removed)
+            if self.first_pass is not None:
+                self.first_pass.remove(removed)
+                texts = self.store.rows(added)
+                self._add_first_pass(added, [texts[i]["text"] for i in added])
         summary.files_indexed += 1
         summary.chunks_added += len(added)
         summary.chunks_removed += len(removed)
@@ -243,6 +269,8 @@ class WorkspaceIndex:
             removed = self.store.remove_file(rel)
             if self.vectors is not None:
                 self.vectors.remove(removed)
+            if self.first_pass is not None:
+                self.first_pass.remove(removed)
         summary.files_removed += 1
         summary.chunks_removed += len(removed)
 
@@ -265,18 +293,23 @@ class WorkspaceIndex:
         summary.seconds = time.perf_counter() - t0
         return summary
 
-    def embed_pending(self, summary: IndexSummary, progress: Callable[[IndexProgress], None] | None) -> None:
+    def embed_pending(self, summary: IndexSummary, progress: Callable[[IndexProgress], None] | None,
+                      first: Sequence[str] = ()) -> None:
         counts = self.store.counts()
         state = IndexProgress("embed", chunks_embedded=counts["embedded"], chunks_total=counts["chunks"])
         t0 = last_save = time.perf_counter()
         unsaved: list[int] = []
+        with self.lock:
+            batch = self.store.pending_in(first)
+        save_now = bool(batch)  # the open documents' chunks: saved at once, so the id-ordered pass skips them
         after = 0  # chunks are taken in id order; those embedded but not yet saved still read as pending
         while True:
-            with self.lock:
-                batch = self.store.pending(after, EMBED_GROUP)
             if not batch:
-                break
-            after = batch[-1][0]
+                with self.lock:
+                    batch = self.store.pending(after, EMBED_GROUP)
+                if not batch:
+                    break
+                after = batch[-1][0]
             ids = np.array([b[0] for b in batch], np.int64)
             # One call for both views: the embedder sorts all of them by length into batches.
             vectors = self.embedder.embed([b[1] for b in batch] + [b[2] for b in batch])
@@ -287,11 +320,12 @@ class WorkspaceIndex:
                 unsaved.extend(ids[keep].tolist())
             state.chunks_embedded += int(keep.sum())
             summary.chunks_embedded += int(keep.sum())
-            if time.perf_counter() - last_save >= SAVE_EVERY_S:
+            if save_now or time.perf_counter() - last_save >= SAVE_EVERY_S:
                 self._save(unsaved)
-                unsaved, last_save = [], time.perf_counter()
+                unsaved, last_save, save_now = [], time.perf_counter(), False
             if progress:
                 progress(state)
+            batch = []
         self._save(unsaved)
         summary.embed_seconds += time.perf_counter() - t0
         if progress:
@@ -304,4 +338,6 @@ class WorkspaceIndex:
             self.vectors.maybe_upgrade()
             self.vectors.save()
             self.store.mark_embedded(ids)
+            if self.first_pass is not None:
+                self.first_pass.remove(ids)
             self.store.set_meta("vector_index", self.vectors.kind)

@@ -14,7 +14,7 @@ from plusls.completion.prompt import Cursor, PromptBuilder, WindowState
 from plusls.exported import CausalLM, Embedder, GenerationConfig, RuntimeOptions
 from plusls.exported.defaults import EMBEDDER, ensure_default, installed_completers
 from plusls.exported.doctor import collect, format_report
-from plusls.indexer.embedding_model import load_embedder
+from plusls.indexer.embedding_model import first_pass_for, load_embedder
 from plusls.indexer.progress_bar import ProgressBar
 from plusls.indexer.search import search
 from plusls.indexer.workspace_index import WorkspaceIndex
@@ -126,11 +126,12 @@ def _run(models_dir: Path, workspace: Path) -> None:
 
 def _index_and_search(workspace: Path, models_dir: Path) -> None:
     embedder, model_id = load_embedder(None, models_dir, _log)
-    index = WorkspaceIndex(workspace, embedder, model_id, log=_log)
+    index = WorkspaceIndex(workspace, embedder, model_id, log=_log, static=first_pass_for(embedder, model_id, _log))
     s = index.update(progress=ProgressBar(sys.stdout, every_s=15))
     counts = index.store.counts()
     print(f"\nindexed {workspace}: {counts['files']} files, {counts['chunks']} chunks ({s.files_indexed} files "
-          f"changed since last run, {s.chunks_embedded} chunks embedded at {s.chunks_per_s:.0f}/s, {s.seconds:.1f}s)")
+          f"changed since last run; searchable after {s.scan_seconds:.1f}s, {s.chunks_embedded} chunks embedded "
+          f"at {s.chunks_per_s:.0f}/s, {s.seconds:.1f}s in all)")
     for query in SEARCHES:
         print(f"search {query!r}:")
         for r in search(index, query, k=3).results:

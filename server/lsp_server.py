@@ -162,7 +162,9 @@ class PluslsServer(LanguageServer):
             return load_embedder(path, resolve_dirs(self.settings).models_dir, self.log_message, options)
 
         self.search = WorkspaceSearch(root, WatchedModel(embedding_dir, embedder), self.settings.search,
-                                      log=self.log_message, unsaved=self.unsaved_documents)
+                                      log=self.log_message, unsaved=self.unsaved_documents,
+                                      open_paths=lambda: [d.path for d in list(self.workspace.text_documents.values())
+                                                          if d.path])
         if self.completer is not None:
             self.completer.retriever = lambda cursor: self.search.snippets_for(cursor)
 
@@ -539,7 +541,8 @@ async def reindex_workspace(ls: PluslsServer, reload: bool = False) -> dict:
         ls.show(f"plusls: indexing failed: {e}", t.MessageType.Error)
         progress.end(f"failed: {e}")
         return {"error": str(e)}
-    message = (f"indexed {summary.files_indexed} files ({summary.files_unchanged} unchanged), "
+    first = f", searchable after {summary.scan_seconds:.1f}s" if summary.scan_seconds else ""
+    message = (f"indexed {summary.files_indexed} files ({summary.files_unchanged} unchanged){first}; "
                f"{summary.chunks_embedded} chunks embedded in {summary.seconds:.1f}s")
     if summary.rebuilt_reason:
         ls.show(f"plusls: {summary.rebuilt_reason}")

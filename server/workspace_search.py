@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from plusls.completion.prompt import Cursor, Snippet
 from plusls.exported.watched_model import WatchedModel
+from plusls.indexer.embedding_model import first_pass_for
 from plusls.indexer.search import SearchResponse, search
 from plusls.indexer.workspace_index import IndexProgress, IndexSummary, WorkspaceIndex
 
@@ -19,11 +20,14 @@ SNIPPET_LINES = 12
 
 class WorkspaceSearch:
     def __init__(self, root: Path, embedder: WatchedModel, settings: SearchSettings, index_dir: Path | None = None,
-                 log: Callable[[str], None] = print, unsaved: Callable[[], dict[str, str]] = dict):
+                 log: Callable[[str], None] = print, unsaved: Callable[[], dict[str, str]] = dict,
+                 open_paths: Callable[[], list[str]] = list):
         """`embedder()`: (the embedding model, its id), loaded again when its directory is replaced. `unsaved()`:
-        path -> text of the open documents with unsaved changes."""
+        path -> text of the open documents with unsaved changes; `open_paths()`: the open documents' paths, whose
+        chunks the encoder embeds first."""
         self.root = Path(root).resolve()
         self.unsaved = unsaved
+        self.open_paths = open_paths
         self.embedder = embedder
         self.settings = settings
         self.index_dir = index_dir
@@ -44,7 +48,8 @@ class WorkspaceSearch:
                                              self.settings.repo or None, self.settings.max_file_bytes, self.log)
                 else:
                     self.index = WorkspaceIndex(self.root, embedder, model_id, self.index_dir,
-                                                max_bytes=self.settings.max_file_bytes, log=self.log)
+                                                max_bytes=self.settings.max_file_bytes, log=self.log,
+                                                static=first_pass_for(embedder, model_id, self.log))
             return self.index
 
     def embedder_replaced(self) -> bool:
@@ -63,7 +68,10 @@ class WorkspaceSearch:
         if reload:
             with self._open_lock:
                 self.index = None
-        return self.open().update(progress=progress)
+        index = self.open()
+        if isinstance(index, WorkspaceIndex):
+            return index.update(progress=progress, first=[r for p in self.open_paths() if (r := self._inside(p))])
+        return index.update(progress=progress)
 
     def reindex_file(self, path: Path) -> IndexSummary | None:
         full = Path(path).resolve()

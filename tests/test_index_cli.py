@@ -32,7 +32,8 @@ def run(env, *args):
 
 def test_index_prints_progress_and_summary(indexed):
     _, _, r = indexed
-    assert "embedding [" in r.stderr and "chunks/s" in r.stderr
+    assert "first pass [" in r.stderr and "full pass [" in r.stderr and "chunks/s" in r.stderr
+    assert re.search(r"searchable after \d+\.\ds", r.stdout)
     assert "skipped: 1 binary, 2 gitignored, 1 non-utf8, 4 secret, 1 too-large" in r.stdout
     assert "with vectors (flat-ip)" in r.stdout
 

@@ -13,6 +13,7 @@ import pytest
 from fixture_repo import make_repo
 
 from plusls.exported import Embedder
+from plusls.exported.static_embedder import static_for
 from plusls.indexer.errors import WorkspaceIndexError
 from plusls.indexer.search import search
 from plusls.indexer.workspace_index import WorkspaceIndex
@@ -247,3 +248,42 @@ def test_index_from_an_older_format_is_rebuilt(repo, embedder, tmp_path):
     assert any("index format changed (was 0): rebuilding" in m for m in messages)
     s = index.update()
     assert s.files_unchanged == 0 and s.files_indexed > 0 and consistent(index)
+
+
+def with_first_pass(repo, embedder, tmp_path):
+    static = static_for(embedder.inner, "tiny-bert", tmp_path / "static")
+    return WorkspaceIndex(repo, embedder, "tiny-bert", tmp_path / "index", log=lambda m: None, static=static)
+
+
+def test_first_pass_vectors_answer_before_the_encoder_and_go_once_it_has(repo, embedder, tmp_path):
+    index = with_first_pass(repo, embedder, tmp_path)
+    s = index.update(embed=False)
+    assert embedder.texts == [] and s.scan_seconds > 0
+    pending = index.store.counts()
+    assert pending["embedded"] == 0 and len(index.first_pass) == pending["chunks"]
+    response = search(index, "the n-th number of a sequence", mode="vector")
+    assert response.results and all(r.vector_rank is not None for r in response.results)
+    assert "first_pass" in response.timings_ms
+    index.close()
+    reopened = with_first_pass(repo, embedder, tmp_path)  # rebuilt in memory for the chunks still pending
+    assert len(reopened.first_pass) == pending["chunks"]
+    reopened.update()
+    assert reopened.first_pass.empty and consistent(reopened)
+    response = search(reopened, "the n-th number of a sequence", mode="vector")
+    assert "first_pass" not in response.timings_ms and response.results
+
+
+def test_open_documents_are_embedded_first(repo, embedder, tmp_path):
+    index = with_first_pass(repo, embedder, tmp_path)
+    index.update(embed=False)
+    seen: list[tuple[set[str], int]] = []
+
+    def progress(p):
+        if p.stage == "embed" and not seen:  # the first report of the full pass, after its first save
+            rows = index.store.db.execute("SELECT DISTINCT path FROM chunks WHERE embedded=1").fetchall()
+            seen.append(({r[0] for r in rows}, len(index.first_pass)))
+
+    index.update(progress=progress, first=["src/mathutil.py"])
+    own = index.store.db.execute("SELECT count(*) FROM chunks WHERE path='src/mathutil.py'").fetchone()[0]
+    assert seen[0][0] == {"src/mathutil.py"}
+    assert seen[0][1] == index.store.counts()["chunks"] - own  # their first-pass vectors are gone, the rest wait
