@@ -10,7 +10,7 @@ MRR@10 and recall@1/10 per mode, and hybrid at each `--bm25-weights` (BM25's wei
 the fusion weight chosen on CoSQA dev). `--eager` adds the plain baseline: PyTorch eager all-MiniLM-L6-v2, batch 64,
 padded to 256 tokens, over the first chunks.
 
-    .venv/bin/python bench/index_speed.py [--dirs DIR,...] [--views 2,1] [--max-length 256] [--limit N] [--eager]
+    .venv/bin/python bench/index_speed.py [--dirs DIR,...] [--views 2,1] [--max-length 128,256] [--limit N] [--eager]
 """
 from __future__ import annotations
 
@@ -51,10 +51,10 @@ class Variant:
 
     def embed(self, texts, max_length=None, **kw):
         if self.views == 2 or len(texts) < 2:
-            return self.inner.embed(texts, max_length=max_length or self.max_length, **kw)
+            return self.inner.embed(texts, max_length=self.max_length, **kw)
         import numpy as np
 
-        code = self.inner.embed(texts[: len(texts) // 2], max_length=max_length or self.max_length, **kw)
+        code = self.inner.embed(texts[: len(texts) // 2], max_length=self.max_length, **kw)
         return np.concatenate([code, code])
 
 
@@ -80,7 +80,7 @@ def main() -> None:
     ap.add_argument("--datasets", default="cosqa,heldout")
     ap.add_argument("--dirs", default="", help="exported embedding model directories (default: the default one)")
     ap.add_argument("--views", default="2")
-    ap.add_argument("--max-length", default="256")
+    ap.add_argument("--max-length", default="128", help="tokens of a chunk the encoder reads (the index: 128)")
     ap.add_argument("--limit", type=int, default=0, help="only the first N functions and the queries whose gold is among them")
     ap.add_argument("--no-first-pass", action="store_true")
     ap.add_argument("--bm25-weights", default="", help="also hybrid with these BM25 weights for plain-language queries")

@@ -27,6 +27,9 @@ MODES = ("hybrid", "vector", "bm25")
 IDENTIFIER = re.compile(r"\w_\w|[a-z][A-Z]|\w\.\w|\w\(|::")
 PLAIN_LANGUAGE_BM25_WEIGHT = 0.0
 RERANK_TOP = 20  # fused results the reranker rescores
+# The static first-pass ranking's weight: chosen on CoSQA dev among 0-1 (it lowers the held-out mined pairs, whose
+# queries share words with the code, at every weight: docs/measurements.md).
+FIRST_PASS_WEIGHT = 0.25
 
 
 class Reranker(Protocol):
@@ -144,7 +147,7 @@ def fuse(query: str, vector_hits: list[tuple[int, float]], bm25_hits: list[tuple
     brank = {i: r for r, (i, _) in enumerate(bm25_hits, 1)}
     fused = {i: 1.0 / (RRF_K + r) for i, r in vrank.items()}
     for i, r in srank.items():  # chunks the encoder has not reached: never in vrank
-        fused[i] = fused.get(i, 0.0) + 1.0 / (RRF_K + r)
+        fused[i] = fused.get(i, 0.0) + FIRST_PASS_WEIGHT / (RRF_K + r)
     for i, r in brank.items():
         w = weight if i in rows and rows[i]["embedded"] else 1.0
         if w > 0:

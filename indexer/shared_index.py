@@ -26,7 +26,7 @@ from .languages import spec_for
 from .search import POOL, SearchResponse, bm25_weight, fuse, snippet
 from .store import STOP_WORDS, split_identifiers
 from .walker import DEFAULT_MAX_BYTES, check_content, path_allowed, walk
-from .workspace_index import EmbedderLike, IndexProgress, IndexSummary
+from .workspace_index import EMBED_TOKENS, EmbedderLike, IndexProgress, IndexSummary
 
 SCHEMA_VERSION = "1"
 # HNSW candidates per query: the repository filter applies after the index scan, so look at more than POOL.
@@ -214,7 +214,7 @@ class SharedIndex:
         t = time.perf_counter()
         if fresh:
             views = self.embedder.embed([c.text for c in fresh] + [doc_view(c.qualname, c.docstring, c.signature)
-                                                                   for c in fresh])
+                                                                   for c in fresh], max_length=EMBED_TOKENS)
             stored.update({c.hash: (views[n], views[len(fresh) + n]) for n, c in enumerate(fresh)})
         summary.embed_seconds += time.perf_counter() - t
         for f in batch:
@@ -328,7 +328,7 @@ class SharedIndex:
             if key not in self._unsaved:
                 found = chunk_file(rel, text)
                 views = [c.text for c in found] + [doc_view(c.qualname, c.docstring, c.signature) for c in found]
-                self._unsaved[key] = (found, self.embedder.embed(views) if found else None)
+                self._unsaved[key] = (found, self.embedder.embed(views, max_length=EMBED_TOKENS) if found else None)
             found, both = self._unsaved[key]
             if found:
                 chunks += found

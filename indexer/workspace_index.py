@@ -31,6 +31,9 @@ from .walker import DEFAULT_MAX_BYTES, check_content, path_allowed, walk
 
 SAVE_EVERY_S = 5.0  # how often embedding progress is made durable (FAISS write + SQLite marks)
 EMBED_GROUP = 256  # chunks per embedding call: the embedder sorts them by length, so batches pad little
+# Tokens of a chunk the encoder reads: at 128, CoSQA and the held-out pairs rank as well as at 256, and indexing
+# is faster (docs/measurements.md, bench/index_speed.py).
+EMBED_TOKENS = 128
 
 
 class EmbedderLike(Protocol):
@@ -312,7 +315,7 @@ class WorkspaceIndex:
                 after = batch[-1][0]
             ids = np.array([b[0] for b in batch], np.int64)
             # One call for both views: the embedder sorts all of them by length into batches.
-            vectors = self.embedder.embed([b[1] for b in batch] + [b[2] for b in batch])
+            vectors = self.embedder.embed([b[1] for b in batch] + [b[2] for b in batch], max_length=EMBED_TOKENS)
             code, doc = vectors[: len(batch)], vectors[len(batch) :]
             with self.lock:
                 keep = np.isin(ids, list(self.store.existing(ids.tolist())))  # a file may have changed meanwhile
