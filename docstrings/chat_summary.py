@@ -170,6 +170,11 @@ class ChatSummarizer:
         ids = self.lm.encode(frame_chat(self.frame, summary_messages(code)))
         return summarize(lambda c: self.reuse.generate("summaries", ids, c)[0], self.config, name)[0]
 
+    def answer(self, messages: list[dict[str, str]], max_new_tokens: int) -> str:
+        """The model's answer to another conversation (one line), through the same cache."""
+        ids = self.lm.encode(frame_chat(self.frame, messages))
+        return self.reuse.generate("summaries", ids, replace(self.config, max_new_tokens=max_new_tokens))[0].text
+
     def explain(self, code: str, name: str = "") -> str:
         """What the server's hover shows: the explanation, else the summary line."""
         summary = self.summarize(code, name)

@@ -161,3 +161,25 @@ def test_who_writes_summaries_is_one_of_two_and_a_typo_keeps_the_previous_choice
     assert chosen.models.summaries == "docstring" and not errors
     kept, errors = parse_settings({"models": {"summaries": "docstrings"}}, chosen)
     assert kept.models.summaries == "docstring" and "expected one of 'completion', 'docstring'" in errors[0]
+
+
+def test_query_labels_cover_public_functions_and_start_from_committed_ones(exported, tmp_path, monkeypatch):
+    from plusls.training import teacher as teacher_module
+    from plusls.training.mining import code_hash
+    from plusls.training.teacher import label, labels_path, read_labels
+
+    model = with_chat_template(exported["qwen2"], tmp_path / "teacher")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rows = [{"name": f"m.{'_' if i == 1 else ''}f{i}", "code": f"def f{i}(x):\n    return x + {i}\n",
+             "summary": f"Add {i} to x."} for i in range(4)]
+    (corpus / "summary.train.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    committed = tmp_path / "committed"
+    committed.mkdir()
+    (committed / labels_path(corpus, "teacher", kind="query").name).write_text(
+        json.dumps({"hash": code_hash(rows[0]["code"]), "query": "python add zero", "human": ""}) + "\n")
+    monkeypatch.setattr(teacher_module, "COMMITTED", committed)
+    result = label(corpus, model, log=lambda _: None, kind="query")
+    assert result["this_run"] == 2 and result["of"] == 3  # f1 is private; f0's query came with the code
+    labels = read_labels(labels_path(corpus, "teacher", kind="query"), "query")
+    assert set(labels) == {code_hash(rows[i]["code"]) for i in (0, 2, 3)} and labels[code_hash(rows[0]["code"])] == "python add zero"

@@ -133,3 +133,34 @@ def test_bundled_docstring_model_summarizes_a_function():
     for out, verb in zip(outs, ("read", "add")):
         assert out.finish_reason == "eos" and 2 <= len(out.text.split()) <= 32, out
         assert out.text.split()[0] == verb, out.text  # it starts from what the function does
+
+
+def test_query_pairs_join_as_many_summary_pairs_and_batches_hold_neighbours():
+    """With search queries, each labelled function trains as (query, code) and as many other functions as
+    (summary, code): a code is never twice in the training rows, so never its own negative; a batch is made of
+    runs of neighbouring rows (same file: hard negatives)."""
+    from plusls.training.contrastive import pair_batches, with_queries
+    from plusls.training.mining import code_hash
+
+    rows = [{"code": f"def f{i}(x):\n    return x + {i}\n", "summary": f"Add {i} to x."} for i in range(20)]
+    queries = {code_hash(rows[i]["code"]): f"python add {i}" for i in (3, 4, 11)}
+    queries[code_hash(rows[5]["code"])] = ""  # the teacher wrote nothing usable: a summary row like the others
+    out = with_queries(rows, queries, seed=0)
+    assert [r["summary"] for r in out if r["summary"].startswith("python")] == ["python add 3", "python add 4",
+                                                                                "python add 11"]
+    assert len(out) == 6 and len({r["code"] for r in out}) == 6
+    assert with_queries(rows, {}, seed=0) == rows
+    pairs = [([i], [i]) for i in range(20)]
+    batch, _ = pair_batches(pairs, 8, seed=0, neighbours=4)(0)
+    firsts = batch["text_ids"][:, 0].tolist()
+    assert len(firsts) == 8 and all(firsts[k + 1] == firsts[k] + 1 for k in (0, 1, 2, 4, 5, 6))
+
+
+@pytest.mark.parametrize("answer, query", [("python read json file into dict", "python read json file into dict"),
+                                           ("Sort A Dict By Value\nmore", "sort a dict by value"),
+                                           ("`flatten nested list`", "flatten nested list"),
+                                           ("def f(x): return x", ""), ("sorting", "")])
+def test_a_teacher_answer_becomes_a_query_or_nothing(answer, query):
+    from plusls.training.queries import clean_query
+
+    assert clean_query(answer) == query

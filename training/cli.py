@@ -65,9 +65,11 @@ def register(subparsers) -> argparse.ArgumentParser:
     s.add_argument("--labels", help="teacher summaries from `plusls train label` to train on beside the human ones "
                                     "(its jsonl file, printed by that command)")
     s.set_defaults(func=_docstring)
-    lab = sub.add_parser("label", help="sequence-level distillation data: the instruct completion model writes a "
-                                       "summary line for each mined function (resumable: run it again to go on)",
+    lab = sub.add_parser("label", help="the instruct completion model labels each mined function: a summary line "
+                                       "(distillation data for the docstring model) or a web-style search query "
+                                       "(for the search embedder); resumable: run it again to go on",
                          parents=[_corpus_parent()])
+    lab.add_argument("--kind", choices=("summary", "query"), default="summary")
     lab.add_argument("--teacher", help="exported instruct causal LM with a chat template (default: the embedded "
                                        "completer, Qwen2.5-Coder-0.5B-Instruct)")
     lab.add_argument("--split", choices=("train", "heldout"), default="train")
@@ -80,6 +82,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, help="run folder: checkpoint, result.json, model/ (sentence-transformers)")
     c.add_argument("--embedder", help=EMBEDDER_HELP)
     c.add_argument("--batch-size", type=int, default=32)
+    c.add_argument("--queries", help="search queries to train on beside the summaries (the jsonl file `plusls train "
+                                     "label --kind query` prints)")
     c.set_defaults(func=_contrastive)
     m = sub.add_parser("matching", help="train the text-code matching cross-encoder (reranker) from MiniLM with "
                                         "hard negatives mined by the frozen embedder; resumes from OUT/ckpt.pt",
@@ -139,7 +143,7 @@ def _docstring(args: argparse.Namespace) -> int:
 def _label(args: argparse.Namespace) -> int:
     teacher = Path(args.teacher) if args.teacher else ensure_default(COMPLETER, default_models_dir(), log=_log)
     label(Path(args.corpus) if args.corpus else default_corpus_dir(), teacher, args.limit, args.minutes, args.split,
-          log=_log)
+          log=_log, kind=args.kind)
     return 0
 
 
@@ -149,7 +153,7 @@ def _contrastive(args: argparse.Namespace) -> int:
     result = train_contrastive(Path(args.corpus) if args.corpus else default_corpus_dir(), Path(args.out),
                                Path(args.embedder) if args.embedder else None, max_steps=args.steps,
                                max_minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                               threads=args.threads)
+                               threads=args.threads, queries=Path(args.queries) if args.queries else None)
     print(json.dumps({k: result[k] for k in ("steps", "stopped", "train_seconds", "heldout_mrr_before", "eval")}))
     return 0
 

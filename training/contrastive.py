@@ -1,9 +1,13 @@
 """The search embedder fine-tuned with CodeT5+'s text-code contrastive objective (in-batch negatives).
 
-Each batch holds B (docstring summary, code without its docstring) pairs from the mined corpus; both sides go
-through the same MiniLM sentence embedder (mean pooling, L2 norm) and the loss is the symmetric InfoNCE over the
-B x B similarity matrix: every other pair's code is a negative for a text, and the other way round. The result is
-written in the sentence-transformers layout, so `plusls export --kind embedding` takes it as it takes MiniLM.
+Each batch holds B (text, code without its docstring) pairs from the mined corpus; the text is the docstring's
+summary or, where `plusls train label --kind query` wrote one, a web-style search query for the function (as many
+query pairs as summary pairs, so both kinds of text are learned). Both sides go through the same MiniLM sentence
+embedder (mean pooling, L2 norm) and the loss is the symmetric InfoNCE over the B x B similarity matrix: every other
+pair's code is a negative for a text, and the other way round. A batch is drawn as a few runs of neighbouring
+functions of the corpus (the same file or package), so its negatives are hard ones: code with the same vocabulary.
+The result is written in the sentence-transformers layout, so `plusls export --kind embedding` takes it as it
+takes MiniLM.
 """
 from __future__ import annotations
 
@@ -24,8 +28,11 @@ from plusls.exported.defaults import EMBEDDER
 from plusls.exported.export.embedding_modules import load_sentence_embedder
 
 from .loop import TrainConfig, batch_indices, train
+from .mining import code_hash
+from .teacher import read_labels
 
 MAX_CODE, MAX_TEXT = 128, 32
+NEIGHBOURS = 4  # pairs per run of neighbouring functions in a batch
 
 
 class ContrastivePair(torch.nn.Module):
@@ -59,10 +66,14 @@ def encode(tokenizer, rows: list[dict]) -> list[tuple[list[int], list[int]]]:
     return list(zip(texts, codes))
 
 
-def pair_batches(pairs, batch_size: int, seed: int):
-    """batch_at(step): seeded epochs of `batch_size` pairs (a batch is a pure function of the step)."""
+def pair_batches(pairs, batch_size: int, seed: int, neighbours: int = 1):
+    """batch_at(step): seeded epochs of `batch_size` pairs (a batch is a pure function of the step), each batch
+    made of runs of `neighbours` consecutive pairs."""
+    runs = max(1, len(pairs) // neighbours)
+
     def batch_at(step: int):
-        idx = batch_indices(len(pairs), batch_size, seed, step)
+        starts = batch_indices(runs, max(1, batch_size // neighbours), seed, step)
+        idx = [i for s in starts for i in range(s * neighbours, min(len(pairs), (s + 1) * neighbours))]
         t_ids, t_mask = pad_sequences([pairs[i][0] for i in idx])
         c_ids, c_mask = pad_sequences([pairs[i][1] for i in idx])
         tokens = int(t_mask.sum() + c_mask.sum())
@@ -83,15 +94,30 @@ def retrieval_mrr(model: ContrastivePair, pairs, batch: int = 64) -> float:
     return diagonal_mrr(sims.numpy())
 
 
+def with_queries(rows: list[dict], queries: dict[str, str], seed: int) -> list[dict]:
+    """The rows with a query as (query, code) pairs, and as many summary pairs of other rows (one code is never
+    twice in a batch), in corpus order (neighbours stay together); all summary rows when there are no queries."""
+    asked = {n for n, r in enumerate(rows) if queries.get(code_hash(r["code"]))}
+    if not asked:
+        return rows
+    others = [n for n in range(len(rows)) if n not in asked]
+    keep = set(random.Random(seed).sample(others, min(len(others), len(asked))))
+    return [{**r, "summary": queries[code_hash(r["code"])]} if n in asked else r
+            for n, r in enumerate(rows) if n in asked or n in keep]
+
+
 def train_contrastive(corpus: Path, out: Path, embedder_dir: Path | None = None, max_steps: int = 300,
                       max_minutes: float = 0.0, batch_size: int = 32, lr: float = 2e-5, seed: int = 0,
                       threads: int = 0, limit: int | None = None, heldout_limit: int = 400,
-                      log: Callable[[str], None] | None = None) -> dict:
-    """Fine-tune the sentence embedder in `embedder_dir` (default: the embedded MiniLM) on the mined corpus."""
+                      queries: Path | None = None, log: Callable[[str], None] | None = None) -> dict:
+    """Fine-tune the sentence embedder in `embedder_dir` (default: the embedded MiniLM) on the mined corpus, with
+    the search queries in `queries` (a `plusls train label --kind query` file) beside the summaries."""
     if embedder_dir is None:
 
         embedder_dir = EMBEDDER.source()
     train_rows = list(read_jsonl(corpus / "summary.train.jsonl"))[:limit]
+    if queries is not None:
+        train_rows = with_queries(train_rows, read_labels(queries, "query"), seed)
     held_rows = list(read_jsonl(corpus / "summary.heldout.jsonl"))
     random.Random(seed).shuffle(held_rows)
     return fine_tune_embedder(Path(embedder_dir), train_rows, held_rows[:heldout_limit], out, max_steps=max_steps,
@@ -117,7 +143,7 @@ def fine_tune_embedder(embedder_dir: Path, train_rows: list[dict], held_rows: li
     cfg = TrainConfig(out_dir=str(out), max_steps=max_steps, max_minutes=max_minutes, lr=lr, min_lr=lr / 10,
                       warmup_steps=min(50, max_steps // 10), seed=seed, threads=threads, checkpoint_every=50,
                       log_every=max(1, min(10, max_steps // 10)))
-    result = train(cfg, model, pair_batches(pairs, min(batch_size, len(pairs)), seed),
+    result = train(cfg, model, pair_batches(pairs, min(batch_size, len(pairs)), seed, NEIGHBOURS),
                    evaluate=lambda m, step: {"heldout_mrr": round(retrieval_mrr(m, held), 4)}, log=log)
     final = out / "model"
     if final.exists():
