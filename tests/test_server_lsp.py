@@ -154,6 +154,11 @@ async def test_hover_code_action_symbol_search_and_reindex_on_save(workspace, tm
         await wait_indexed(client)
         reports = next(iter(client.progress_reports.values()))
         assert isinstance(reports[0], t.WorkDoneProgressBegin) and "indexing" in reports[0].title
+        messages = [r.message for r in reports if isinstance(r, t.WorkDoneProgressReport)]
+        firsts = [n for n, m in enumerate(messages) if m.startswith("first pass: ")]
+        fulls = [n for n, m in enumerate(messages) if m.startswith("full pass: ")]
+        assert firsts and fulls and max(firsts) < min(fulls)  # searchable first, then the encoder's vectors
+        assert "searchable after" in reports[-1].message
         files = (workspace / "src" / "files.py").read_text()
         uri = open_doc(client, workspace / "src" / "files.py")
         pos = position_after(files, "with open(path")
