@@ -137,6 +137,8 @@ def fine_tune_embedder(embedder_dir: Path, train_rows: list[dict], held_rows: li
     pairs, held = encode(tokenizer, train_rows), encode(tokenizer, held_rows)
     torch.manual_seed(seed)
     model = ContrastivePair(load_sentence_embedder(embedder_dir))
+    # The word embeddings stay the base model's: half of MiniLM's weights, so a fine-tune is the other half.
+    model.embedder.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
     model.eval()
     before = retrieval_mrr(model, held)
     log(f"contrastive: {len(pairs)} training pairs; held-out text->code MRR before {before:.4f}")
