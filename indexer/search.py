@@ -86,7 +86,8 @@ def search(index: WorkspaceIndex, query: str, k: int = 10, language: str | None 
             vector_hits = index.vectors.search(q, POOL * (8 if filtered else 1))
         timings["vector"] = _ms(t)
     static_hits: list[tuple[int, float]] = []
-    if mode != "bm25" and index.first_pass is not None and not index.first_pass.empty:
+    # Not for a query naming code: static neighbours of an identifier would answer before its file is parsed.
+    if mode != "bm25" and not IDENTIFIER.search(query) and index.first_pass is not None and not index.first_pass.empty:
         t = time.perf_counter()
         q = index.static.embed([query])[0]
         with index.lock:

@@ -39,6 +39,7 @@ def test_wheel_installs_only_under_plusls(tmp_path):
             assert f"plusls/{init.relative_to(ROOT).as_posix()}" in names
     assert not any(n.startswith("plusls/tests") for n in names)
     assert "plusls/exported/bundled/docstring/manifest.json" in names
+    assert any(n.startswith("plusls/training/labels/query.train.") for n in names)  # the committed teacher labels
     entry = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "plusls = plusls.cli:main" in entry
 

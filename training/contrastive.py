@@ -109,7 +109,8 @@ def with_queries(rows: list[dict], queries: dict[str, str], seed: int) -> list[d
 def train_contrastive(corpus: Path, out: Path, embedder_dir: Path | None = None, max_steps: int = 300,
                       max_minutes: float = 0.0, batch_size: int = 32, lr: float = 2e-5, seed: int = 0,
                       threads: int = 0, limit: int | None = None, heldout_limit: int = 400,
-                      queries: Path | None = None, log: Callable[[str], None] | None = None) -> dict:
+                      queries: Path | None = None, freeze_words: bool = False,
+                      log: Callable[[str], None] | None = None) -> dict:
     """Fine-tune the sentence embedder in `embedder_dir` (default: the embedded MiniLM) on the mined corpus, with
     the search queries in `queries` (a `plusls train label --kind query` file) beside the summaries."""
     if embedder_dir is None:
@@ -122,12 +123,13 @@ def train_contrastive(corpus: Path, out: Path, embedder_dir: Path | None = None,
     random.Random(seed).shuffle(held_rows)
     return fine_tune_embedder(Path(embedder_dir), train_rows, held_rows[:heldout_limit], out, max_steps=max_steps,
                               max_minutes=max_minutes, batch_size=batch_size, lr=lr, seed=seed, threads=threads,
-                              log=log)
+                              freeze_words=freeze_words, log=log)
 
 
 def fine_tune_embedder(embedder_dir: Path, train_rows: list[dict], held_rows: list[dict], out: Path,
                        max_steps: int = 300, max_minutes: float = 0.0, batch_size: int = 32, lr: float = 2e-5,
-                       seed: int = 0, threads: int = 0, log: Callable[[str], None] | None = None) -> dict:
+                       seed: int = 0, threads: int = 0, freeze_words: bool = False,
+                       log: Callable[[str], None] | None = None) -> dict:
     """Contrastive fine-tune of a sentence-transformers folder on {"summary", "code"} rows; writes out/model
     (sentence-transformers layout) and out/result.json. Resumes from out/ckpt.pt."""
     from transformers import AutoTokenizer
@@ -137,8 +139,8 @@ def fine_tune_embedder(embedder_dir: Path, train_rows: list[dict], held_rows: li
     pairs, held = encode(tokenizer, train_rows), encode(tokenizer, held_rows)
     torch.manual_seed(seed)
     model = ContrastivePair(load_sentence_embedder(embedder_dir))
-    # The word embeddings stay the base model's: half of MiniLM's weights, so a fine-tune is the other half.
-    model.embedder.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
+    if freeze_words:  # the base model's word embeddings (half of MiniLM's weights) stay as they are
+        model.embedder.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
     model.eval()
     before = retrieval_mrr(model, held)
     log(f"contrastive: {len(pairs)} training pairs; held-out text->code MRR before {before:.4f}")
