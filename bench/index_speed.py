@@ -81,10 +81,12 @@ def main() -> None:
     ap.add_argument("--dirs", default="", help="exported embedding model directories (default: the default one)")
     ap.add_argument("--views", default="2")
     ap.add_argument("--max-length", default="128", help="tokens of a chunk the encoder reads (the index: 128)")
-    ap.add_argument("--limit", type=int, default=0, help="only the first N functions and the queries whose gold is among them")
+    ap.add_argument("--limit", type=int, default=0,
+                    help="only the first N functions and the queries whose gold is among them")
     ap.add_argument("--no-first-pass", action="store_true")
     ap.add_argument("--bm25-weights", default="", help="also hybrid with these BM25 weights for plain-language queries")
-    ap.add_argument("--eager", type=int, default=0, metavar="N", help="also time the PyTorch eager baseline on N chunks")
+    ap.add_argument("--eager", type=int, default=0, metavar="N",
+                    help="also time the PyTorch eager baseline on N chunks")
     args = ap.parse_args()
 
     from plusls.common.paths import cache_home, default_models_dir
@@ -139,7 +141,8 @@ def main() -> None:
                         r["end_to_end_chunks_per_s"] = round(first.chunks_added / (full + first.scan_seconds), 1)
                         r["full"] = quality(index, queries, MODES)
                         for w in [float(w) for w in args.bm25_weights.split(",") if w]:
-                            default, search_module.PLAIN_LANGUAGE_BM25_WEIGHT = search_module.PLAIN_LANGUAGE_BM25_WEIGHT, w
+                            default = search_module.PLAIN_LANGUAGE_BM25_WEIGHT
+                            search_module.PLAIN_LANGUAGE_BM25_WEIGHT = w
                             r["full"][f"hybrid@{w}"] = quality(index, queries, ["hybrid"])["hybrid"]
                             search_module.PLAIN_LANGUAGE_BM25_WEIGHT = default
                         row[ds] = r

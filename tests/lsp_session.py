@@ -1,8 +1,10 @@
 """Start the real `plusls serve` over stdio with a pytest-lsp client, on a fixture workspace with tiny models."""
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
+import time
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import AsyncIterator
@@ -70,3 +72,13 @@ def position_after(text: str, marker: str) -> t.Position:
     end = text.index(marker) + len(marker)
     line = text.count("\n", 0, end)
     return t.Position(line, end - (text.rfind("\n", 0, end) + 1))
+
+
+async def wait_indexed(client, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for reports in client.progress_reports.values():
+            if any(isinstance(r, t.WorkDoneProgressEnd) for r in reports):
+                return
+        await asyncio.sleep(0.1)
+    raise AssertionError("indexing did not finish")

@@ -182,4 +182,5 @@ def test_query_labels_cover_public_functions_and_start_from_committed_ones(expor
     result = label(corpus, model, log=lambda _: None, kind="query")
     assert result["this_run"] == 2 and result["of"] == 3  # f1 is private; f0's query came with the code
     labels = read_labels(labels_path(corpus, "teacher", kind="query"), "query")
-    assert set(labels) == {code_hash(rows[i]["code"]) for i in (0, 2, 3)} and labels[code_hash(rows[0]["code"])] == "python add zero"
+    assert set(labels) == {code_hash(rows[i]["code"]) for i in (0, 2, 3)}
+    assert labels[code_hash(rows[0]["code"])] == "python add zero"

@@ -13,7 +13,7 @@ import time
 import pytest
 from fixture_repo import FILES, make_repo
 from llama_server import LlamaServer, binary
-from lsp_session import change, init_options, inline_params, open_doc, position_after, serving
+from lsp_session import change, init_options, inline_params, open_doc, position_after, serving, wait_indexed
 from lsprotocol import types as t
 from postgres import Postgres
 
@@ -84,6 +84,7 @@ async def test_a_newer_keystroke_closes_the_running_stream_and_the_server_stops(
     opts = options(exported, llama.url, None)
     opts["completion"]["maxNewTokens"] = 400
     async with serving(workspace, tmp_path / "cache", opts) as client:
+        await wait_indexed(client)  # the index's first pass shares the two cores with llama-server: not a keystroke
         uri = open_doc(client, workspace / "primes.py", PRIMES)
         before = llama.tokens_predicted()
         long_one = asyncio.ensure_future(suggest_at(client, uri, PRIMES, "7, 11, "))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from fixture_repo import FILES, make_repo
-from lsp_session import change, init_options, inline_params, open_doc, position_after, server_env, serving
+from lsp_session import change, init_options, inline_params, open_doc, position_after, server_env, serving, wait_indexed
 from lsprotocol import types as t
 from pygls.exceptions import JsonRpcInternalError, JsonRpcMethodNotFound, JsonRpcRequestCancelled
 
@@ -32,16 +32,6 @@ async def stats(client) -> dict:
 async def settled(client) -> dict:
     """The counters once background work (warming, summaries) has nothing left to do."""
     return await client.workspace_execute_command_async(t.ExecuteCommandParams("plusls.stats", [{"settled": True}]))
-
-
-async def wait_indexed(client, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for reports in client.progress_reports.values():
-            if any(isinstance(r, t.WorkDoneProgressEnd) for r in reports):
-                return
-        await asyncio.sleep(0.1)
-    raise AssertionError("indexing did not finish")
 
 
 async def test_inline_completion_accept_and_fallback(workspace, tmp_path, exported, memorized):

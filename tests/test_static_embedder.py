@@ -11,7 +11,8 @@ from plusls.exported.static_embedder import StaticEmbedder, static_for
 
 CODES = {
     "read": "def read_text(path):\n    with open(path, encoding='utf-8') as f:\n        return f.read()\n",
-    "median": "def median(values):\n    s = sorted(values)\n    n = len(s)\n    return (s[n // 2] + s[~(n // 2)]) / 2\n",
+    "median": "def median(values):\n    s = sorted(values)\n    n = len(s)\n"
+              "    return (s[n // 2] + s[~(n // 2)]) / 2\n",
     "url": "def fetch_json(url):\n    response = requests.get(url, timeout=5)\n    return response.json()\n",
 }
 

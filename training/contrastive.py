@@ -96,7 +96,8 @@ def retrieval_mrr(model: ContrastivePair, pairs, batch: int = 64) -> float:
 
 def with_queries(rows: list[dict], queries: dict[str, str], seed: int) -> list[dict]:
     """The rows with a query as (query, code) pairs, and as many summary pairs of other rows (a function is never
-    its own negative through its other text), in corpus order (neighbours stay together); all summary rows when there are no queries."""
+    its own negative through its other text), in corpus order (neighbours stay together); all summary rows when
+    there are no queries."""
     asked = {n for n, r in enumerate(rows) if queries.get(code_hash(r["code"]))}
     if not asked:
         return rows

@@ -15,7 +15,8 @@ EXAMPLES = [
      "python read json file into dict"),
     ("def is_number(text):\n    try:\n        float(text)\n    except ValueError:\n        return False\n"
      "    return True\n", "check if a string can be converted to float python"),
-    ("def chunks(items, size):\n    for start in range(0, len(items), size):\n        yield items[start:start + size]\n",
+    ("def chunks(items, size):\n    for start in range(0, len(items), size):\n"
+     "        yield items[start:start + size]\n",
      "split list into batches of fixed size"),
     ("def assert_greater_equal(self, a, b, msg=None):\n    if not a >= b:\n"
      "        self.fail(self._formatMessage(msg, '%r not >= %r' % (a, b)))\n",
