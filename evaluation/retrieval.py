@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from plusls.common.jsonl import read_jsonl
 from plusls.indexer.search import search
 from plusls.indexer.workspace_index import WorkspaceIndex
 
@@ -64,5 +65,5 @@ def load_mined_pairs(corpus_dir: Path, limit: int | None = None) -> tuple[dict[i
     path = corpus_dir / "summary.heldout.jsonl"
     if not path.is_file():
         raise EvalError(f"{path} not found: mine the corpus first with `plusls train data`")
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()][:limit]
+    rows = read_jsonl(path)[:limit]
     return {n: r["code"] for n, r in enumerate(rows)}, [(r["summary"], n) for n, r in enumerate(rows)]

@@ -39,6 +39,14 @@ class Embedder:
         path = self.files.directory / self.manifest.onnx_file("encoder")
         return [make_session(path, single) for _ in range(n)]
 
+    def run_ids(self, rows: Sequence[Sequence[int]], session=None) -> np.ndarray:
+        """Token-id rows (special tokens included) as one padded batch through the encoder: [len(rows), dim]."""
+        ids, mask = pad_batch(rows, self.pad_id)
+        feed = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self.input_names:
+            feed["token_type_ids"] = np.zeros_like(ids)
+        return (session or self.session).run(["embedding"], feed)[0]
+
     @property
     def providers(self) -> list[str]:
         return self.files.providers
@@ -64,11 +72,7 @@ class Embedder:
         batches = [order[s : s + batch_size] for s in range(0, len(order), batch_size)]
 
         def run(session, idx: np.ndarray) -> None:
-            ids, mask = pad_batch([encs[i] for i in idx], self.pad_id)
-            feed = {"input_ids": ids, "attention_mask": mask}
-            if "token_type_ids" in self.input_names:
-                feed["token_type_ids"] = np.zeros_like(ids)
-            out[idx] = session.run(["embedding"], feed)[0]
+            out[idx] = self.run_ids([encs[i] for i in idx], session)
             if progress:
                 progress(len(idx))
 

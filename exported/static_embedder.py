@@ -19,7 +19,6 @@ import numpy as np
 from tokenizers import Tokenizer
 
 from .embedder import Embedder
-from .padding import pad_batch
 
 SIF_A = 1e-3  # the SIF constant: chosen on CoSQA dev among 1e-5..3e-2
 COUNT_CHARS = 2_000_000  # standard-library source read for token counts (8 MB ranked the same)
@@ -30,8 +29,6 @@ FORMAT = 2  # 2: float16 vectors
 class StaticEmbedder:
     def __init__(self, directory: str | Path):
         self.directory = directory = Path(directory)
-        meta = json.loads((directory / "static.json").read_text())
-        self.model_id = f"{meta['teacher']}+static{meta['format']}"
         self.vectors = np.load(directory / "vectors.npy")
         self.dim = int(self.vectors.shape[1])
         self.tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
@@ -69,16 +66,12 @@ def distill(embedder: Embedder, teacher_id: str, out: Path, batch: int = 1024) -
     vectors = np.zeros((size, embedder.dim), np.float32)
     for start in range(0, size, batch):
         rows = [[t for t in (cls, i, sep) if t is not None] for i in range(start, min(size, start + batch))]
-        ids, mask = pad_batch(rows, embedder.pad_id)
-        feed = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in embedder.input_names:
-            feed["token_type_ids"] = np.zeros_like(ids)
-        vectors[start : start + len(rows)] = embedder.session.run(["embedding"], feed)[0]
+        vectors[start : start + len(rows)] = embedder.run_ids(rows)
     counts = np.zeros(size, np.float64)
     with embedder.tokenizer_lock:
         tokenizer.no_truncation()
         for enc in tokenizer.encode_batch(list(_stdlib_sample()), add_special_tokens=False):
-            np.add.at(counts, enc.ids, 1)
+            counts += np.bincount(enc.ids, minlength=size)
     p = counts / max(counts.sum(), 1.0)
     vectors *= (SIF_A / (SIF_A + p)).astype(np.float32)[:, None]
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")

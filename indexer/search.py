@@ -74,6 +74,7 @@ def search(index: WorkspaceIndex, query: str, k: int = 10, language: str | None 
         raise ValueError(f"unknown search mode {mode!r}; use one of {', '.join(MODES)}")
     timings: dict[str, float] = {}
     filtered = bool(language or path_glob)
+    names_code = bool(IDENTIFIER.search(query))
     with index.lock:
         counts = index.store.chunk_counts()
     vector_hits: list[tuple[int, float]] = []
@@ -87,7 +88,7 @@ def search(index: WorkspaceIndex, query: str, k: int = 10, language: str | None 
         timings["vector"] = _ms(t)
     static_hits: list[tuple[int, float]] = []
     # Not for a query naming code: static neighbours of an identifier would answer before its file is parsed.
-    if mode != "bm25" and not IDENTIFIER.search(query) and index.first_pass is not None and not index.first_pass.empty:
+    if mode != "bm25" and not names_code and index.first_pass is not None and not index.first_pass.empty:
         t = time.perf_counter()
         q = index.static.embed([query])[0]
         with index.lock:
@@ -116,7 +117,7 @@ def search(index: WorkspaceIndex, query: str, k: int = 10, language: str | None 
     if filtered:  # BM25 filtered in SQL; vectors are filtered here
         vector_hits, static_hits = ([(i, s) for i, s in hits if i in rows and _matches(rows[i], language, path_glob)]
                                     for hits in (vector_hits, static_hits))
-    rerank = reranker is not None and rerank_top > 1 and not IDENTIFIER.search(query) and mode != "bm25"
+    rerank = reranker is not None and rerank_top > 1 and not names_code and mode != "bm25"
     results, winners = fuse(query, vector_hits, bm25_hits, rows, weight, mode, max(k, rerank_top) if rerank else k,
                             static_hits)
     with index.lock:  # text only for what is shown (and what the reranker reads)

@@ -26,7 +26,7 @@ from .languages import spec_for
 from .search import POOL, SearchResponse, bm25_weight, fuse, snippet
 from .store import STOP_WORDS, split_identifiers
 from .walker import DEFAULT_MAX_BYTES, check_content, path_allowed, walk
-from .workspace_index import EMBED_TOKENS, EmbedderLike, IndexProgress, IndexSummary
+from .workspace_index import EMBED_GROUP, EmbedderLike, IndexProgress, IndexSummary, embed_views
 
 SCHEMA_VERSION = "1"
 # HNSW candidates per query: the repository filter applies after the index scan, so look at more than POOL.
@@ -34,7 +34,6 @@ EF_SEARCH = 200
 # Chunks holding any of the query's words, when few hold all of them, are ranked among this many: ranking every
 # chunk that holds a common word ("get", "name") would grow with the index.
 ANY_WORD_SCAN = 2000
-EMBED_GROUP = 256  # chunks embedded per call, across files: the embedder sorts them by length into batches
 SETUP_LOCK = 0x706C75736C73  # advisory lock id: one process creates the tables
 SCHEMA = """
 CREATE EXTENSION IF NOT EXISTS vector;
@@ -72,7 +71,7 @@ class SharedIndex:
         self.lock = threading.RLock()  # one connection, one statement at a time
         self._conn: psycopg.Connection | None = None
         self._ready = False  # the vector type exists (its extension is made under the setup lock)
-        self._unsaved: dict[tuple[str, str], tuple[list[Chunk], np.ndarray | None]] = {}
+        self._unsaved: dict[tuple[str, str], tuple[list[Chunk], tuple[np.ndarray, np.ndarray] | None]] = {}
         self._counts: dict[str, int] | None = None  # for search responses; counted again after each change here
         with self.lock:
             conn = self._connect()
@@ -213,9 +212,8 @@ class SharedIndex:
         fresh = [c for f in batch for c in f.chunks if c.hash not in stored]
         t = time.perf_counter()
         if fresh:
-            views = self.embedder.embed([c.text for c in fresh] + [doc_view(c.qualname, c.docstring, c.signature)
-                                                                   for c in fresh], max_length=EMBED_TOKENS)
-            stored.update({c.hash: (views[n], views[len(fresh) + n]) for n, c in enumerate(fresh)})
+            code, doc = _views(self.embedder, fresh)
+            stored.update({c.hash: (code[n], doc[n]) for n, c in enumerate(fresh)})
         summary.embed_seconds += time.perf_counter() - t
         for f in batch:
             if self._run(lambda c: self._write(c, f, stored)):
@@ -327,12 +325,11 @@ class SharedIndex:
             current.add(key)
             if key not in self._unsaved:
                 found = chunk_file(rel, text)
-                views = [c.text for c in found] + [doc_view(c.qualname, c.docstring, c.signature) for c in found]
-                self._unsaved[key] = (found, self.embedder.embed(views, max_length=EMBED_TOKENS) if found else None)
-            found, both = self._unsaved[key]
+                self._unsaved[key] = (found, _views(self.embedder, found) if found else None)
+            found, views = self._unsaved[key]
             if found:
                 chunks += found
-                vectors.append((both[: len(found)], both[len(found) :]))
+                vectors.append(views)
         self._unsaved = {key: value for key, value in self._unsaved.items() if key in current}
         both = np.concatenate([c for c, _ in vectors] + [d for _, d in vectors]) if chunks else None
         return ExtraChunks(set(unsaved), chunks, both)
@@ -362,6 +359,11 @@ class _Changed:
     digest: str
     language: str
     chunks: list[Chunk]
+
+
+def _views(embedder: EmbedderLike, chunks: list[Chunk]) -> tuple[np.ndarray, np.ndarray]:
+    return embed_views(embedder, [c.text for c in chunks], [doc_view(c.qualname, c.docstring, c.signature)
+                                                            for c in chunks])
 
 
 class ExtraChunks:

@@ -132,16 +132,15 @@ class Store:
     # --- embedding bookkeeping -------------------------------------------------------------------------------------
     def pending(self, after: int, limit: int) -> list[tuple[int, str, str]]:
         """Chunks without vectors yet, in id order from after+1: (id, code text, doc-view text)."""
-        rows = self.db.execute("SELECT id, text, qualname, docstring, signature FROM chunks WHERE embedded=0 AND id>? "
-                               "ORDER BY id LIMIT ?", (after, limit))
-        return [(i, text, doc_view(qualname, docstring, signature)) for i, text, qualname, docstring, signature in rows]
+        return self._pending("id>? ORDER BY id LIMIT ?", (after, limit))
 
     def pending_in(self, paths: Sequence[str]) -> list[tuple[int, str, str]]:
         """As `pending`, for the chunks of these files."""
-        if not paths:
-            return []
-        rows = self.db.execute("SELECT id, text, qualname, docstring, signature FROM chunks WHERE embedded=0 AND "
-                               f"path IN ({', '.join('?' * len(paths))}) ORDER BY id", list(paths))
+        return self._pending(f"path IN ({', '.join('?' * len(paths))}) ORDER BY id", list(paths)) if paths else []
+
+    def _pending(self, where: str, params: Sequence) -> list[tuple[int, str, str]]:
+        rows = self.db.execute(f"SELECT id, text, qualname, docstring, signature FROM chunks WHERE embedded=0 AND "
+                               f"{where}", params)
         return [(i, text, doc_view(qualname, docstring, signature)) for i, text, qualname, docstring, signature in rows]
 
     def existing(self, ids: Sequence[int]) -> set[int]:

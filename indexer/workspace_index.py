@@ -87,6 +87,13 @@ class IndexSummary:
         return self.chunks_embedded / self.embed_seconds if self.embed_seconds > 0 else 0.0
 
 
+def embed_views(embedder: EmbedderLike, code: Sequence[str], doc: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Each chunk's two vectors, its code view and its doc view, from one call: the embedder sorts all of them by
+    length into batches."""
+    vectors = embedder.embed(list(code) + list(doc), max_length=EMBED_TOKENS)
+    return vectors[: len(code)], vectors[len(code) :]
+
+
 def default_index_dir(root: Path) -> Path:
     key = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:12]
     return index_home() / f"{root.resolve().name}-{key}"
@@ -314,9 +321,7 @@ class WorkspaceIndex:
                     break
                 after = batch[-1][0]
             ids = np.array([b[0] for b in batch], np.int64)
-            # One call for both views: the embedder sorts all of them by length into batches.
-            vectors = self.embedder.embed([b[1] for b in batch] + [b[2] for b in batch], max_length=EMBED_TOKENS)
-            code, doc = vectors[: len(batch)], vectors[len(batch) :]
+            code, doc = embed_views(self.embedder, [b[1] for b in batch], [b[2] for b in batch])
             with self.lock:
                 keep = np.isin(ids, list(self.store.existing(ids.tolist())))  # a file may have changed meanwhile
                 self.vectors.add(ids[keep], code[keep], doc[keep])

@@ -12,7 +12,7 @@ from plusls.exported.defaults import COMPLETER, EMBEDDER, ensure_default
 from .completion import train_completion
 from .mining import HELD_OUT, default_corpus_dir, main
 from .refresh import refresh, roll_back
-from .teacher import label
+from .teacher import KINDS, label
 
 CORPUS_HELP = "corpus folder from `plusls train data` (default: its default)"
 EMBEDDER_HELP = "sentence-transformers folder to start from (default: the embedded MiniLM)"
@@ -69,7 +69,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                                        "(distillation data for the docstring model) or a web-style search query "
                                        "(for the search embedder); resumable: run it again to go on",
                          parents=[_corpus_parent()])
-    lab.add_argument("--kind", choices=("summary", "query"), default="summary")
+    lab.add_argument("--kind", choices=KINDS, default="summary")
     lab.add_argument("--teacher", help="exported instruct causal LM with a chat template (default: the embedded "
                                        "completer, Qwen2.5-Coder-0.5B-Instruct)")
     lab.add_argument("--split", choices=("train", "heldout"), default="train")
