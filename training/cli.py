@@ -85,6 +85,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     c.add_argument("--queries", help="search queries to train on beside the summaries (the jsonl file `plusls train "
                                      "label --kind query` prints)")
     c.add_argument("--freeze-words", action="store_true", help="keep the base model's word embeddings")
+    c.add_argument("--interpolate", type=float, default=1.0, metavar="A",
+                   help="write base + A * (trained - base); the shipped search encoder took 0.3")
     c.set_defaults(func=_contrastive)
     m = sub.add_parser("matching", help="train the text-code matching cross-encoder (reranker) from MiniLM with "
                                         "hard negatives mined by the frozen embedder; resumes from OUT/ckpt.pt",
@@ -155,8 +157,9 @@ def _contrastive(args: argparse.Namespace) -> int:
                                Path(args.embedder) if args.embedder else None, max_steps=args.steps,
                                max_minutes=args.minutes, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                                threads=args.threads, queries=Path(args.queries) if args.queries else None,
-                               freeze_words=args.freeze_words)
-    print(json.dumps({k: result[k] for k in ("steps", "stopped", "train_seconds", "heldout_mrr_before", "eval")}))
+                               freeze_words=args.freeze_words, interpolate=args.interpolate)
+    print(json.dumps({k: result[k] for k in ("steps", "stopped", "train_seconds", "heldout_mrr_before", "eval",
+                                             "eval_interpolated") if k in result}))
     return 0
 
 

@@ -110,7 +110,7 @@ def with_queries(rows: list[dict], queries: dict[str, str], seed: int) -> list[d
 def train_contrastive(corpus: Path, out: Path, embedder_dir: Path | None = None, max_steps: int = 300,
                       max_minutes: float = 0.0, batch_size: int = 32, lr: float = 2e-5, seed: int = 0,
                       threads: int = 0, limit: int | None = None, heldout_limit: int = 400,
-                      queries: Path | None = None, freeze_words: bool = False,
+                      queries: Path | None = None, freeze_words: bool = False, interpolate: float = 1.0,
                       log: Callable[[str], None] | None = None) -> dict:
     """Fine-tune the sentence embedder in `embedder_dir` (default: the embedded MiniLM) on the mined corpus, with
     the search queries in `queries` (a `plusls train label --kind query` file) beside the summaries."""
@@ -124,15 +124,17 @@ def train_contrastive(corpus: Path, out: Path, embedder_dir: Path | None = None,
     random.Random(seed).shuffle(held_rows)
     return fine_tune_embedder(Path(embedder_dir), train_rows, held_rows[:heldout_limit], out, max_steps=max_steps,
                               max_minutes=max_minutes, batch_size=batch_size, lr=lr, seed=seed, threads=threads,
-                              freeze_words=freeze_words, log=log)
+                              freeze_words=freeze_words, interpolate=interpolate, log=log)
 
 
 def fine_tune_embedder(embedder_dir: Path, train_rows: list[dict], held_rows: list[dict], out: Path,
                        max_steps: int = 300, max_minutes: float = 0.0, batch_size: int = 32, lr: float = 2e-5,
-                       seed: int = 0, threads: int = 0, freeze_words: bool = False,
+                       seed: int = 0, threads: int = 0, freeze_words: bool = False, interpolate: float = 1.0,
                        log: Callable[[str], None] | None = None) -> dict:
     """Contrastive fine-tune of a sentence-transformers folder on {"summary", "code"} rows; writes out/model
-    (sentence-transformers layout) and out/result.json. Resumes from out/ckpt.pt."""
+    (sentence-transformers layout) and out/result.json. Resumes from out/ckpt.pt. interpolate: the model written is
+    base + interpolate * (trained - base) (WiSE-FT: a fraction of the change keeps what the base knew of queries
+    unlike the training texts; the shipped search encoder took 0.3, docs/measurements.md)."""
     from transformers import AutoTokenizer
 
     log = log or (lambda m: print(m, file=sys.stderr, flush=True))
@@ -143,6 +145,7 @@ def fine_tune_embedder(embedder_dir: Path, train_rows: list[dict], held_rows: li
     if freeze_words:  # the base model's word embeddings (half of MiniLM's weights) stay as they are
         model.embedder.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
     model.eval()
+    base = {k: v.detach().clone() for k, v in model.state_dict().items()}
     before = retrieval_mrr(model, held)
     log(f"contrastive: {len(pairs)} training pairs; held-out text->code MRR before {before:.4f}")
     cfg = TrainConfig(out_dir=str(out), max_steps=max_steps, max_minutes=max_minutes, lr=lr, min_lr=lr / 10,
@@ -150,6 +153,10 @@ def fine_tune_embedder(embedder_dir: Path, train_rows: list[dict], held_rows: li
                       log_every=max(1, min(10, max_steps // 10)))
     result = train(cfg, model, pair_batches(pairs, min(batch_size, len(pairs)), seed, NEIGHBOURS),
                    evaluate=lambda m, step: {"heldout_mrr": round(retrieval_mrr(m, held), 4)}, log=log)
+    if interpolate != 1.0:
+        model.load_state_dict({k: base[k] + interpolate * (v - base[k]) if v.is_floating_point() else v
+                               for k, v in model.state_dict().items()})
+        result["eval_interpolated"] = {"heldout_mrr": round(retrieval_mrr(model, held), 4), "alpha": interpolate}
     final = out / "model"
     if final.exists():
         shutil.rmtree(final)
