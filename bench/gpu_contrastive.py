@@ -59,7 +59,8 @@ def eval_set(codes: dict[int, str], queries: list[tuple[str, int]], tmp: Path, n
     root = write_corpus(codes, tmp / name)
     index = WorkspaceIndex(root, None, "prep", tmp / f"index-{name}", log=lambda m: None)
     index.update(embed=False)
-    rows = index.store.db.execute("SELECT path, text, qualname, docstring, signature FROM chunks ORDER BY id").fetchall()
+    rows = index.store.db.execute("SELECT path, text, qualname, docstring, signature FROM chunks ORDER BY id")
+    rows = rows.fetchall()
     index.close()
     assert EMBED_TOKENS == MAX_CODE
     tok.enable_truncation(MAX_CODE)
@@ -119,7 +120,8 @@ def prep(out: Path, corpus: Path | None) -> None:
             packed.update(eval_set(codes, qs, Path(tmp), name, tok))
     np.savez_compressed(out / "data.npz", **packed)
     print(json.dumps({"train_pairs": len(rows), "with_query": sum(map(bool, asked)),
-                      "cosqa_chunks": len(packed["cosqa_chunk_doc"]), "heldout_chunks": len(packed["heldout_chunk_doc"]),
+                      "cosqa_chunks": len(packed["cosqa_chunk_doc"]),
+                      "heldout_chunks": len(packed["heldout_chunk_doc"]),
                       "bytes": sum(f.stat().st_size for f in out.iterdir())}))
 
 
@@ -338,7 +340,8 @@ def train_main(data: Path, out: Path, minutes: float, only: str, smoke: bool = F
         for k, v in sorted(changed.items()):
             step = max(1, SHARD_BYTES // max(1, v[0].numel() * 2)) if v.dim() > 1 else len(v)
             for start in range(0, len(v), step):
-                pieces[k if start == 0 and step >= len(v) else f"{k}#rows{start}"] = v[start : start + step].contiguous()
+                key = k if start == 0 and step >= len(v) else f"{k}#rows{start}"
+                pieces[key] = v[start : start + step].contiguous()
         shard, size, n = {}, 0, 0
         for k, v in pieces.items():
             if shard and size + v.numel() * 2 > SHARD_BYTES:

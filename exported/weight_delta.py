@@ -46,6 +46,7 @@ def apply_delta(weights: dict[str, np.ndarray], path: Path) -> dict[str, np.ndar
     out = dict(weights)
     for name, d in decode_delta(load_file(str(path))).items():
         if name not in out or out[name].shape != d.shape:
-            raise ValueError(f"{path} changes {name}, which these weights {'lack' if name not in out else 'shape differently'}")
+            how = "lack" if name not in out else "shape differently"
+            raise ValueError(f"{path} changes {name}, which these weights {how}")
         out[name] = (out[name].astype(np.float32) + d).astype(out[name].dtype)
     return out

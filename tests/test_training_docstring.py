@@ -116,6 +116,35 @@ def test_contrastive_fine_tune_improves_held_out_retrieval_and_exports(checkpoin
     assert vectors.shape[0] == len(PAIRS)
 
 
+def test_contrastive_interpolate_writes_that_fraction_of_the_change(checkpoints, tmp_path):
+    """--interpolate A: the model written is base + A * (trained - base), so a run can keep part of what the base
+    knew; the same run with A = 1 gives the trained weights."""
+    import numpy as np
+    import torch
+    from safetensors.numpy import load_file
+
+    from plusls.training.contrastive import train_contrastive
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rows = [json.dumps({"code": c, "summary": s}) for c, s in PAIRS]
+    for split in ("train", "heldout"):
+        (corpus / f"summary.{split}.jsonl").write_text("\n".join(rows) + "\n")
+    threads = torch.get_num_threads()
+    try:
+        for a in (1.0, 0.25):
+            train_contrastive(corpus, tmp_path / f"run{a}", checkpoints["bert"], max_steps=10, batch_size=4,
+                              lr=1e-3, threads=1, interpolate=a, log=lambda m: None)
+    finally:
+        torch.set_num_threads(threads)
+    base = load_file(str(next(checkpoints["bert"].glob("*.safetensors"))))
+    full, part = (load_file(str(tmp_path / f"run{a}" / "model" / "model.safetensors")) for a in (1.0, 0.25))
+    name = next(k for k in full if k.endswith("attention.self.query.weight"))
+    key = next(k for k in base if k.endswith(name))  # the checkpoint may prefix its names
+    assert not np.allclose(full[name], base[key])
+    assert np.allclose(part[name], base[key] + 0.25 * (full[name] - base[key]), atol=1e-5)
+
+
 def test_bundled_docstring_model_summarizes_a_function():
     """The model the server uses by default: committed, under 80 MB, int8, verified on load, and it ends a short
     summary sentence that starts from what the function does."""

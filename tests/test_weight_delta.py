@@ -39,7 +39,8 @@ def test_a_change_that_does_not_fit_the_weights_is_refused(tmp_path):
 def test_the_bundled_change_is_applied_to_the_wheel_once_and_again_when_it_changes(tmp_path, monkeypatch):
     monkeypatch.setenv("PLUSLS_CACHE_DIR", str(tmp_path / "cache"))
     base = load_file(str(WEIGHTS))
-    change = {f"{LAYER}.weight": np.full_like(base[f"{LAYER}.weight"], 0.01), f"{LAYER}.bias": np.full(384, -0.5, np.float32)}
+    change = {f"{LAYER}.weight": np.full_like(base[f"{LAYER}.weight"], 0.01),
+              f"{LAYER}.bias": np.full(384, -0.5, np.float32)}
     delta = tmp_path / "d.safetensors"
     write_delta(change, delta)
     model = DefaultModel("tuned-test", "embedding", EMBEDDER.wheel, EMBEDDER.path_in_wheel, tuned=str(delta))
