@@ -232,6 +232,12 @@ GRIDS = {  # "explore" ran first (docs/measurements.md); "focus" repeats its bes
         dict(name="all-b256-lr1e-4", data=A, batch=256, lr=1e-4, epochs=2),
         dict(name="all-b256-1ep", data=A, batch=256, lr=5e-5, epochs=1),
     ],
+    "hard": [  # mined hard negatives, one per text
+        *(dict(name=f"all-b256-hard8-s{seed}", data=A, batch=256, lr=5e-5, epochs=2, hard=8, seed=seed)
+          for seed in (0, 1, 2)),
+        dict(name="all-b256-hard8-skip3-s2", data=A, batch=256, lr=5e-5, epochs=2, hard=8, skip=3, seed=2),
+        dict(name="all-b256-s2", data=A, batch=256, lr=5e-5, epochs=2, seed=2),  # the shipped run, for reference
+    ],
 }
 
 
@@ -323,6 +329,18 @@ def train_main(data: Path, out: Path, minutes: float, only: str, smoke: bool = F
             pairs.append((train[rng.choice(kinds)][i], train["full" if rng.random() < docs else "code"][i]))
         return pairs
 
+    def mine_hard(pairs: list, k: int, skip: int) -> np.ndarray:
+        """For each pair, the codes ranked skip+1 .. skip+k for its text by the base encoder (its own code left out):
+        CodeT5+'s mined hard negatives. Skipping the very nearest avoids codes that answer the text as well."""
+        texts = embed_all(base, [p[0] for p in pairs])
+        codes = embed_all(base, [p[1] for p in pairs])
+        out = np.zeros((len(pairs), k), np.int64)
+        for s0 in range(0, len(pairs), 4096):
+            sims = texts[s0 : s0 + 4096] @ codes.T
+            sims[torch.arange(len(sims)), torch.arange(s0, s0 + len(sims))] = -2.0
+            out[s0 : s0 + len(sims)] = sims.topk(skip + k, dim=1).indices[:, skip:].cpu().numpy()
+        return out
+
     grid = GRIDS[grid_name]
     if only:
         grid = [g for g in grid if g["name"] in only.split(",")]
@@ -372,7 +390,7 @@ def train_main(data: Path, out: Path, minutes: float, only: str, smoke: bool = F
         nb, B = run.get("neighbours", 4), run["batch"]
         steps = max(1, run["epochs"] * len(pairs) // B)
         if smoke:
-            B, steps = 16, 2
+            B, steps, pairs = 16, 2, pairs[:1000]
         pace = results[-1]["seconds"] / results[-1]["steps"] if results else 0.05
         if time.time() + steps * pace + 20 > deadline:
             log(f"skip {run['name']}: {steps} steps would pass the deadline")
@@ -385,6 +403,7 @@ def train_main(data: Path, out: Path, minutes: float, only: str, smoke: bool = F
         sched = torch.optim.lr_scheduler.LambdaLR(
             opt, lambda s: min((s + 1) / warm, max(0.1, 1 - (s - warm) / max(1, steps - warm))))
         runs = list(range(math.ceil(len(pairs) / nb)))
+        hard = mine_hard(pairs, run["hard"], run.get("skip", 0)) if run.get("hard") else None
         t = time.time()
         losses = []
         order: list[int] = []
@@ -397,9 +416,13 @@ def train_main(data: Path, out: Path, minutes: float, only: str, smoke: bool = F
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
                 te = bert(w, cfg, *pad([pairs[i][0] for i in idx]), 0.1).float()
                 ce = bert(w, cfg, *pad([pairs[i][1] for i in idx]), 0.1).float()
-            logits = te @ ce.T / run.get("temperature", 0.05)
+                if hard is not None:  # one mined negative code per text, beside the batch's own codes
+                    he = bert(w, cfg, *pad([pairs[int(rng.choice(hard[i]))][1] for i in idx]), 0.1).float()
+            temperature = run.get("temperature", 0.05)
+            logits = te @ ce.T / temperature
             target = torch.arange(len(idx), device=dev)
-            loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
+            t2c = torch.cat([logits, te @ he.T / temperature], 1) if hard is not None else logits
+            loss = (F.cross_entropy(t2c, target) + F.cross_entropy(logits.T, target)) / 2
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
