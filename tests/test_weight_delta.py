@@ -13,7 +13,7 @@ WEIGHTS = EMBEDDER.source() / "model.safetensors"
 LAYER = "encoder.layer.3.attention.self.query"
 
 
-def test_the_stored_change_is_a_quarter_of_its_size_and_close_to_it():
+def test_the_stored_change_is_8_bits_a_value_and_close_to_it():
     rng = np.random.default_rng(0)
     delta = {"m": rng.normal(0, 1e-3, (64, 32)).astype(np.float32), "v": rng.normal(0, 1e-3, 32).astype(np.float32),
              "unchanged": np.zeros((4, 4), np.float32)}
