@@ -112,7 +112,7 @@ def _search(args: argparse.Namespace) -> int:
 def register(sub) -> None:
     models = models_dir_parent()
     ws = argparse.ArgumentParser(add_help=False)
-    ws.add_argument("--model", default=None, help="exported embedding model directory (default: all-MiniLM-L6-v2)")
+    ws.add_argument("--model", default=None, help="exported embedding model directory (default: the fine-tuned MiniLM)")
     ws.add_argument("--index-dir", default=None, help="where the index lives (default: per workspace under "
                     "~/.cache/plusls/index; env PLUSLS_INDEX_DIR)")
     ws.add_argument("--max-bytes", type=int, default=1_000_000, help="skip files larger than this")

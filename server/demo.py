@@ -93,7 +93,7 @@ def _run(models_dir: Path, workspace: Path) -> None:
     vectors = embedder.embed(list(SNIPPETS.values()))
     query = embedder.embed([QUERY])[0]
     scores = vectors @ query
-    print(f"search (all-MiniLM-L6-v2 on {', '.join(embedder.providers)}): {QUERY!r}")
+    print(f"search ({embed_dir.name} on {', '.join(embedder.providers)}): {QUERY!r}")
     for rank, i in enumerate(scores.argsort()[::-1], 1):
         print(f"  {rank}. {list(SNIPPETS)[i]:<12} {scores[i]:.3f}")
 

@@ -26,7 +26,7 @@ class ModelSettings:
     # "qwen2.5-coder-0.5b"), or an exported causal-lm directory, or an inference server's URL (`remote.*`).
     completion: str | None = "auto"
     docstring: str | None = None  # an exported seq2seq directory; default the bundled docstring model
-    embedding: str | None = None  # an exported embedding directory; default all-MiniLM-L6-v2
+    embedding: str | None = None  # an exported embedding directory; default the fine-tuned MiniLM (EMBEDDER)
     # A smaller causal-lm with the completion model's tokenizer that drafts tokens for it (verified, so the text
     # is unchanged); default: the 0.5B when the default 1.5B completes on CUDA, else none.
     draft: str | None = None
