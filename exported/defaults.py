@@ -150,6 +150,9 @@ class DefaultModel:
         shutil.copytree(source, tmp, ignore=shutil.ignore_patterns("model.safetensors", "pytorch_model.bin"))
         save_file(apply_delta(load_file(str(source / "model.safetensors")), delta), str(tmp / "model.safetensors"))
         (tmp / ".tuned").write_text(key)
+        if stamp.is_file() and stamp.read_text() == key:  # another process built it meanwhile: keep theirs
+            shutil.rmtree(tmp, ignore_errors=True)
+            return out
         shutil.rmtree(out, ignore_errors=True)
         tmp.replace(out)
         return out
