@@ -76,7 +76,7 @@ def eval_set(codes: dict[int, str], queries: list[tuple[str, int]], tmp: Path, n
     return out
 
 
-def prep(out: Path, corpus: Path | None) -> None:
+def prep(out: Path, corpus: Path | None, queries_file: Path | None = None) -> None:
     import tempfile
 
     from safetensors.numpy import load_file, save_file
@@ -100,8 +100,10 @@ def prep(out: Path, corpus: Path | None) -> None:
 
     rows = read_jsonl(corpus / "summary.train.jsonl")
     with_doc = {(r["path"], r["name"]): r["code"] for r in read_jsonl(corpus / "pairs.train.jsonl")}
-    labels = sorted(corpus.glob("labels/query.train.*.jsonl"))
-    queries = read_labels(labels[-1], "query") if labels else {}
+    # default: the teacher that labelled the most functions
+    labels = sorted(corpus.glob("labels/query.train.*.jsonl"), key=lambda f: f.stat().st_size)
+    queries_file = queries_file or (labels[-1] if labels else None)
+    queries = read_labels(queries_file, "query") if queries_file else {}
     rng = random.Random(0)
     packed: dict[str, np.ndarray] = {}
     tok.enable_truncation(MAX_TEXT)
@@ -453,6 +455,8 @@ def main() -> None:
     p = sub.add_parser("prep")
     p.add_argument("--out", type=Path, default=Path(".gpu"))
     p.add_argument("--corpus", type=Path, default=None)
+    p.add_argument("--queries", type=Path, default=None,
+                   help="a `plusls train label --kind query` file (default: the corpus's largest)")
     for cmd in ("apply", "bundle"):
         a = sub.add_parser(cmd)
         a.add_argument("delta_dir", type=Path)
@@ -467,7 +471,7 @@ def main() -> None:
     t.add_argument("--grid", default="focus", choices=sorted(GRIDS))
     args = ap.parse_args()
     if args.cmd == "prep":
-        prep(args.out, args.corpus)
+        prep(args.out, args.corpus, args.queries)
     elif args.cmd in ("apply", "bundle"):
         (apply if args.cmd == "apply" else bundle)(args.delta_dir, args.alpha, args.out)
     else:
