@@ -145,7 +145,8 @@ def fine_tune_embedder(embedder_dir: Path, train_rows: list[dict], held_rows: li
     if freeze_words:  # the base model's word embeddings (half of MiniLM's weights) stay as they are
         model.embedder.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
     model.eval()
-    base = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    # the starting weights, kept only when the result is to be interpolated with them
+    base = {k: v.detach().clone() for k, v in model.state_dict().items()} if interpolate != 1.0 else None
     before = retrieval_mrr(model, held)
     log(f"contrastive: {len(pairs)} training pairs; held-out text->code MRR before {before:.4f}")
     cfg = TrainConfig(out_dir=str(out), max_steps=max_steps, max_minutes=max_minutes, lr=lr, min_lr=lr / 10,
@@ -153,7 +154,7 @@ def fine_tune_embedder(embedder_dir: Path, train_rows: list[dict], held_rows: li
                       log_every=max(1, min(10, max_steps // 10)))
     result = train(cfg, model, pair_batches(pairs, min(batch_size, len(pairs)), seed, NEIGHBOURS),
                    evaluate=lambda m, step: {"heldout_mrr": round(retrieval_mrr(m, held), 4)}, log=log)
-    if interpolate != 1.0:
+    if base is not None:
         model.load_state_dict({k: base[k] + interpolate * (v - base[k]) if v.is_floating_point() else v
                                for k, v in model.state_dict().items()})
         result["eval_interpolated"] = {"heldout_mrr": round(retrieval_mrr(model, held), 4), "alpha": interpolate}
