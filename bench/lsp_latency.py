@@ -15,7 +15,7 @@ Then: hover over every function of the file twice (first: the summarizer runs; s
 workspace/symbol queries once the workspace is indexed. Server RSS (VmHWM, VmRSS) is read from /proc at the end.
 
     .venv/bin/python bench/lsp_latency.py [--models default|tiny] [--modes reuse,below,noreuse] [--chars 300]
-                                          [--pause 4]
+                                          [--pause 4] [--no-line-choice]
 
 default: Qwen2.5-Coder-0.5B-Instruct int8 (the embedded completer), the bundled docstring model, MiniLM.
 tiny:    random tiny models built and exported on the spot (needs the train extra): protocol + server overhead.
@@ -207,6 +207,8 @@ def main() -> None:
     p.add_argument("--chars", type=int, default=300)
     p.add_argument("--completion", help="an exported causal-lm directory (or a default's name) instead of \"auto\"")
     p.add_argument("--draft", help="an exported causal-lm directory that drafts tokens for the completer")
+    p.add_argument("--no-line-choice", action="store_true",
+                   help="completion.lineChoice off: the FIM line always, no prefix-only rival")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="plusls-bench-"))
     try:
@@ -224,11 +226,12 @@ def main() -> None:
         results = {}
         for mode in args.modes.split(","):
             options = {"models": models, "search": {"indexOnStart": False},
-                       "completion": {"prefixReuse": mode != "noreuse", "retrieval": False}}
+                       "completion": {"prefixReuse": mode != "noreuse", "retrieval": False,
+                                      "lineChoice": not args.no_line_choice}}
             results[mode] = asyncio.run(session(workspace, file, args.start_line, args.chars, options,
                                                 tmp / f"cache-{mode}", args.pause, mode == "below"))
         print(json.dumps({"bench": "lsp_latency", "models": args.models, "completion": models.get("completion"),
-                          "file": Path(args.file).name,
+                          "line_choice": not args.no_line_choice, "file": Path(args.file).name,
                           "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                           "results": results}, indent=2))
     finally:

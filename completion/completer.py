@@ -1,13 +1,14 @@
 """One suggestion for a cursor: the prompt (with retrieved snippets), token healing, generation that reuses the
-document's key/values, filters. The same model also reads prompts ahead (warming) and writes text for other
-features (chat-form summaries). Not thread-safe: the server calls it from its one model thread."""
+document's key/values, a prefix-only rival for an unsure first line (line_choice.py), filters. The same model also
+reads prompts ahead (warming) and writes text for other features (chat-form summaries). Not thread-safe: the server
+calls it from its one model thread."""
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import threading
 from concurrent.futures import Executor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 from plusls.common.chat import frame_chat, frame_of
@@ -20,6 +21,7 @@ from plusls.exported.manifest import Manifest
 from .budget import context_budget
 from .filters import postprocess
 from .healing import without_healed
+from .line_choice import line_score, rival_wins, wants_rival
 from .prefix_reuse import PrefixReuseLM
 from .prompt import Cursor, PromptBuilder, Snippet, WindowState
 from .settings import CompletionSettings
@@ -28,6 +30,8 @@ from .suggestion_cache import Suggestion, SuggestionCache
 
 Retriever = Callable[[Cursor], list[Snippet]]
 OTHER_TEXT_KEY = "\0other"  # the key/value cache of text that is not a document's (chat-form summaries); never a URI
+PREFIX_ONLY = "prefix-only"  # (uri, this): a document's key/value cache for its prefix-only prompt (the rival's)
+RIVAL_COLD_TOKENS = 64  # a rival whose prompt has more unread tokens than this waits for warming instead
 
 
 @dataclass
@@ -50,6 +54,8 @@ class CompletionStats:
     remote_errors: int = 0  # of those, the ones it did not answer
     fallbacks: int = 0  # suggestions the local model wrote because the server could not
     remote_seconds: float = 0.0  # spent waiting on the server's answers (the rest of a request is plusls's own)
+    rival_runs: int = 0  # prefix-only rivals generated for an unsure FIM first line (line_choice.py)
+    rival_chosen: int = 0  # of those, the ones shown instead
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -91,17 +97,20 @@ class Completer:
             deadline_s=self.settings.deadline_ms / 1000,
             prefill_deadline_s=self.settings.prompt_deadline_ms / 1000,
             stop=() if multiline else ("\n",),
+            logprobs=self._chooses_lines(builder),
         )
         cut, healed = model.healing.cut(ids, cursor, builder.fim["middle"]["id"] if builder.fim else None)
         self.stats.model_runs += 1
         generation, reuse = model.generate(uri, ids[: len(ids) - cut], config, cancel, starts_with=healed)
-        for name in ("prompt_tokens", "reused_tokens", "draft_tokens_accepted", "forward_passes"):
-            setattr(self.stats, name, getattr(self.stats, name) + getattr(reuse, name))
+        self._count(reuse)
+        settled = True
+        if generation.finish_reason not in ("cancelled", "deadline"):
+            generation, healed, settled = self._line(uri, cursor, generation, healed, config, cancel)
         if generation.finish_reason == "cancelled":
             self.stats.cancelled += 1
             return None
         text = postprocess(without_healed(generation.text, healed), cursor.filter_context(self.settings.multiline))
-        if generation.finish_reason != "deadline":  # a cut-short suggestion is shown, never cached as the answer
+        if generation.finish_reason != "deadline" and settled:  # a cut-short suggestion is never cached as the answer
             self.cache.store(key, text)
         else:
             self.stats.deadline_cuts += 1
@@ -109,15 +118,19 @@ class Completer:
         return self.cache.show(uri, cursor, text, key)
 
     def warm(self, uri: str, cursor: Cursor, cancel: CancelToken) -> None:
-        """Read the prompt at `cursor` into the document's cache: the next request runs only its new tokens.
-        `cancel` stops it between chunks, keeping what was read."""
+        """Read the prompt at `cursor` into the document's cache, then the rival's prefix-only prompt: the next
+        request runs only their new tokens. `cancel` stops it between chunks, keeping what was read."""
         if cancel.cancelled:
             return
         model, builder = self._ensure_model()
         model.healing.index()  # built here, while nobody waits, not in the first request that heals a token
-        stats = model.warm(uri, self._prompt(uri, cursor, builder), cancel)
-        self.stats.warmed_tokens += stats.prompt_tokens - stats.reused_tokens
-        self.stats.forward_passes += stats.forward_passes
+        prompts = {uri: self._prompt(uri, cursor, builder)}
+        if self._chooses_lines(builder):
+            prompts[(uri, PREFIX_ONLY)] = builder.build_prefix_only(cursor, self._windows[uri])
+        for key, ids in prompts.items():
+            stats = model.warm(key, ids, cancel)
+            self.stats.warmed_tokens += stats.prompt_tokens - stats.reused_tokens
+            self.stats.forward_passes += stats.forward_passes
 
     def generate_text(self, text: str, config: GenerationConfig, cancel: CancelToken | None = None) -> Generation:
         """The model on `text` for something other than a suggestion."""
@@ -145,6 +158,7 @@ class Completer:
         self.cache.forget(uri)
         if self._model:
             self._model.forget(uri)
+            self._model.forget((uri, PREFIX_ONLY))
 
     def reload(self, settings: CompletionSettings | None = None) -> None:
         """New settings or a new model directory: the next call loads the model again."""
@@ -152,6 +166,39 @@ class Completer:
         with self._loading:
             self._model = self._builder = None
         self.cache.clear_answers()
+
+    def _chooses_lines(self, builder: PromptBuilder) -> bool:
+        return self.settings.line_choice and builder.fim is not None
+
+    def _line(self, uri: str, cursor: Cursor, fim: Generation, healed: str, config: GenerationConfig,
+              cancel: CancelToken) -> tuple[Generation, str, bool]:
+        """What to show and its healed start: the FIM generation, or the prefix-only rival's line where it beats an
+        unsure FIM first line (line_choice.py); and whether that is settled. It is not where the rival could not
+        run (its prompt not read yet: warming reads it, never a request the user waits on) or was cut short: the
+        FIM line is shown, not cached as the answer."""
+        model, builder = self._ensure_model()
+        fim_score = line_score(fim.token_ids, fim.logprobs, model.lm.tokenizer) if config.logprobs else None
+        if not wants_rival(fim_score):
+            return fim, healed, True
+        key = (uri, PREFIX_ONLY)
+        ids = builder.build_prefix_only(cursor, self._windows[uri])
+        if len(ids) - model.cached(key, ids) > RIVAL_COLD_TOKENS:
+            return fim, healed, False
+        cut, rival_healed = model.healing.cut(ids, cursor, None, one_line=True)
+        self.stats.rival_runs += 1
+        rival, reuse = model.generate(key, ids[: len(ids) - cut], replace(config, stop=("\n",)), cancel,
+                                      starts_with=rival_healed)
+        self._count(reuse)
+        if rival.finish_reason in ("cancelled", "deadline"):
+            return fim, healed, False
+        if not rival_wins(fim_score, line_score(rival.token_ids, rival.logprobs, model.lm.tokenizer)):
+            return fim, healed, True
+        self.stats.rival_chosen += 1
+        return rival, rival_healed, True
+
+    def _count(self, reuse) -> None:
+        for name in ("prompt_tokens", "reused_tokens", "draft_tokens_accepted", "forward_passes"):
+            setattr(self.stats, name, getattr(self.stats, name) + getattr(reuse, name))
 
     def _prompt(self, uri: str, cursor: Cursor, builder: PromptBuilder) -> list[int]:
         window = self._windows.setdefault(uri, WindowState())
@@ -182,8 +229,10 @@ class Completer:
                                 self.line_after_middle)
         draft = self._load_drafter() if self._load_drafter else None
         drafter = PrefixReuseLM(draft, speculative=False, reuse=self.settings.prefix_reuse) if draft else None
-        model = PrefixReuseLM(lm, speculative=self.settings.prompt_lookup, reuse=self.settings.prefix_reuse,
-                              drafter=drafter)
+        # Two caches per document where a rival may run (its prompt and the prefix-only one).
+        documents = 8 if self.settings.line_choice and builder.fim else 4
+        model = PrefixReuseLM(lm, max_documents=documents, speculative=self.settings.prompt_lookup,
+                              reuse=self.settings.prefix_reuse, drafter=drafter)
         return model, builder
 
 

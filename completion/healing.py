@@ -38,10 +38,12 @@ class TokenHealing:
             self._sorted = ([s for s, _ in order], np.asarray([i for _, i in order]), exact)
         return self._sorted
 
-    def cut(self, ids: list[int], cursor: Cursor, fim_middle: int | None) -> tuple[int, str]:
+    def cut(self, ids: list[int], cursor: Cursor, fim_middle: int | None,
+            one_line: bool = False) -> tuple[int, str]:
         """(how many of the prompt's last tokens to take off, their text). They lie inside the cursor line's
-        trailing blanks-and-word (and its line break, on an empty line of a prompt without FIM). In a FIM prompt
-        only the cursor line's text after the middle marker `fim_middle` can come off, never the marker."""
+        trailing blanks-and-word (and its line break, on an empty line of a prompt without FIM, unless the output
+        is `one_line`: it ends at a line break). In a FIM prompt only the cursor line's text after the middle marker
+        `fim_middle` can come off, never the marker."""
         if len(ids) < 2:
             return 0, ""
         segment = re.search(r"[ \t]*\w*$", cursor.line_prefix).group()
@@ -49,7 +51,7 @@ class TokenHealing:
             limit = ids[::-1].index(fim_middle) if fim_middle in ids else 0  # the tokens after the marker
         else:
             limit = len(ids) - 1
-            if cursor.multiline and cursor.line_start > 0:
+            if cursor.multiline and cursor.line_start > 0 and not one_line:
                 segment = "\n" + segment
         strings, n, text = self.strings(), 0, ""
         while n < min(MAX_TOKENS, limit) and strings[ids[-1 - n]] and segment.endswith(strings[ids[-1 - n]] + text):

@@ -15,7 +15,7 @@ import numpy as np
 from plusls.common.lru import LRU
 from plusls.exported.causal_lm import Cache, CausalLM
 from plusls.exported.generation import (CancelToken, Generation, GenerationConfig, RowDecoder, StopWatch, adjust_logits,
-                                        choose_tokens, resolve_config)
+                                        choose_tokens, resolve_config, token_logprobs)
 from plusls.exported.kv_buffers import KVBuffers
 
 from .healing import TokenHealing
@@ -59,6 +59,11 @@ class PrefixReuseLM:
     def forget(self, key: Hashable) -> None:
         self._entries.pop(key)
 
+    def cached(self, key: Hashable, ids: Sequence[int]) -> int:
+        """How many of `ids`'s first tokens the key's cache holds already."""
+        entry = self._entries.get(key)
+        return _common_prefix(entry.ids, ids) if entry else 0
+
     def generate(self, key: Hashable, ids: Sequence[int], config: GenerationConfig,
                  cancel: CancelToken | None = None, starts_with: str = "") -> tuple[Generation, ReuseStats]:
         """Generate after `ids`. `starts_with`: text the output must begin with (token healing: the prompt's
@@ -99,11 +104,15 @@ class PrefixReuseLM:
                 last = adjust_logits(last, [row.ids], config)
             return int(choose_tokens(last, config, rng)[0])
 
+        def logprobs(rows: np.ndarray, tokens: list[int]) -> list[float | None]:
+            return list(token_logprobs(rows, tokens)) if config.logprobs else [None] * len(tokens)
+
         token = choose(logits[:, -1, :])
+        lp = logprobs(logits[:, -1, :], [token])[0]
         reason = None
         while True:
             need = self.healing.still_needed(need, token)
-            row.push(token, watch.elapsed())
+            row.push(token, watch.elapsed(), lp)
             if row.done or (reason := watch.interrupted()):
                 break
             draft = self._draft(fed + [token]) if greedy and self.speculative and not need else []
@@ -113,20 +122,23 @@ class PrefixReuseLM:
             fed = fed + [token]
             if not draft:
                 token = choose(logits[:, -1, :])
+                lp = logprobs(logits[:, -1, :], [token])[0]
                 continue
             # Verify: position i predicts the token after draft[:i]; accept while the model agrees.
             predicted = logits[0].argmax(axis=-1)
             accepted = 0
             while accepted < len(draft) and predicted[accepted] == draft[accepted]:
                 accepted += 1
-            for t in draft[:accepted]:
-                row.push(t, watch.elapsed())
+            token = int(predicted[accepted])
+            lps = logprobs(logits[0, : accepted + 1], [*draft[:accepted], token])
+            for t, t_lp in zip(draft[:accepted], lps):
+                row.push(t, watch.elapsed(), t_lp)
                 if row.done:
                     break
             stats.draft_tokens_accepted += accepted
             fed = fed + draft[:accepted]
             past = _truncate(past, len(fed))
-            token = int(predicted[accepted])
+            lp = lps[-1]
             if row.done:
                 break
         self._store(key, fed, past)

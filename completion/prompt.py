@@ -120,9 +120,7 @@ class PromptBuilder:
         return self.tokenizer.encode(text, add_special_tokens=False).ids if text else []
 
     def build(self, cursor: Cursor, state: WindowState) -> list[int]:
-        header = self._header_ids(cursor, state.snippets)
-        budget = max(16, self.context_tokens - self.suffix_tokens - len(header))
-        prefix = self._prefix_ids(cursor, state, budget)
+        header, prefix, budget = self._header_and_prefix(cursor, state)
         if not self.fim:
             return header + prefix
         suffix = self.encode(cursor.text[cursor.offset : cursor.offset + self.suffix_tokens * CHARS_PER_TOKEN])
@@ -131,6 +129,16 @@ class PromptBuilder:
         if self.repo is not None:  # the repository's files first, then this file's FIM part
             return header + fim_prompt(self.fim, above, suffix) + line
         return fim_prompt(self.fim, header + above, suffix) + line
+
+    def build_prefix_only(self, cursor: Cursor, state: WindowState) -> list[int]:
+        """The same snippets and prefix, read left to right without FIM markers or suffix (line_choice.py's rival)."""
+        header, prefix, _ = self._header_and_prefix(cursor, state)
+        return header + prefix
+
+    def _header_and_prefix(self, cursor: Cursor, state: WindowState) -> tuple[list[int], list[int], int]:
+        header = self._header_ids(cursor, state.snippets)
+        budget = max(16, self.context_tokens - self.suffix_tokens - len(header))
+        return header, self._prefix_ids(cursor, state, budget), budget
 
     def _split_at_line(self, cursor: Cursor, state: WindowState, prefix: list[int],
                        budget: int) -> tuple[list[int], list[int]]:

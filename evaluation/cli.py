@@ -38,7 +38,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     e.add_argument("--workers", type=int, default=2, help="sandboxed programs run in parallel")
     e.add_argument("--sandbox", default="auto", help="auto, namespace (root, Linux) or guard (weaker)")
     e.add_argument("--memory-mb", type=int, default=2048, help="address-space limit per program")
-    e.add_argument("--infill-mode", default="auto", help="infilling: auto, fim, prefix or both")
+    e.add_argument("--infill-mode", default="auto",
+                   help="infilling: auto (what the server shows: choice for a model with FIM tokens), choice, fim, "
+                        "prefix or both")
     e.add_argument("--subset", default="single", help="infilling: single or multi (line infilling)")
     e.add_argument("--rerank", metavar="DIR", help="search: also rank hybrid+rerank with this exported matching "
                                                    "model (plusls export --kind matching)")

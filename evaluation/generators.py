@@ -12,6 +12,7 @@ from typing import Any, Protocol, Sequence
 
 from plusls.common.paths import default_models_dir
 from plusls.common.text import identifier_words
+from plusls.completion.line_choice import line_score, rival_wins, wants_rival
 from plusls.docstrings.chat_summary import ChatSummarizer
 from plusls.exported import CausalLM, GenerationConfig, ModelDirError, Seq2SeqLM, read_manifest
 from plusls.exported.defaults import COMPLETER, bundled_docstring_dir, ensure_default
@@ -34,6 +35,8 @@ class Request:
     reference: str | None = None  # what baseline:reference answers
     stops: tuple[str, ...] = ()
     explain: bool = False  # hover: a chat model explains the code in 1-3 sentences (one-line writers summarize)
+    # The prefix-only prompt that may replace an unsure first line of this FIM one (the server's line choice).
+    rival: "Request | None" = None
 
 
 @dataclass
@@ -45,6 +48,8 @@ class Generated:
     first_token_s: float = 0.0
     finish_reason: str = ""
     prompt_truncated: bool = False  # the prompt was longer than the model's context and lost its start
+    score: float | None = None  # the first line's mean log-probability, where the generation recorded them
+    line_choice: str = ""  # with a rival: "fim" (sure of its line), "fim-over-rival" or "rival" (line_choice.py)
 
 
 class Generator(Protocol):
@@ -112,6 +117,8 @@ class ModelGenerator:
                 "providers": self.model.providers, "manifest": asdict(self.manifest)}
 
     def generate(self, requests: Sequence[Request], config: GenerationConfig) -> list[Generated]:
+        if any(r.rival is not None for r in requests):
+            return [self._choose_line(r, config) for r in requests]
         config = replace(config, stop=tuple(dict.fromkeys((*config.stop, *requests[0].stops))))
         if self.kind == "seq2seq":  # the runtime truncates the encoder input itself
             outs = self.model.generate([r.text for r in requests], config)
@@ -123,7 +130,20 @@ class ModelGenerator:
             cut_prompt = [len(p) > budget for p in prompts]
             outs = self.model.generate_ids([p[-budget:] for p in prompts], config)
         return [Generated(g.text, len(g.token_ids), g.prompt_tokens, g.total_s, g.first_token_s, g.finish_reason,
-                          cut_left) for g, cut_left in zip(outs, cut_prompt)]
+                          cut_left, score=line_score(g.token_ids, g.logprobs, self.model.tokenizer))
+                for g, cut_left in zip(outs, cut_prompt)]
+
+    def _choose_line(self, request: Request, config: GenerationConfig) -> Generated:
+        """The server's choice (line_choice.py): the FIM answer, or its prefix-only rival's first line where the
+        FIM one is unsure and the rival surer."""
+        fim = self.generate([replace(request, rival=None)], replace(config, logprobs=True))[0]
+        if request.rival is None or not wants_rival(fim.score):
+            return replace(fim, line_choice="fim")
+        rival = self.generate([request.rival], replace(config, logprobs=True, stop=()))[0]
+        spent = fim.latency_s + rival.latency_s
+        if rival_wins(fim.score, rival.score):
+            return replace(rival, latency_s=spent, line_choice="rival")
+        return replace(fim, latency_s=spent, line_choice="fim-over-rival")
 
     def prompt_budget(self, max_new_tokens: int) -> int:
         """Prompt tokens that fit in the model's context beside max_new_tokens."""

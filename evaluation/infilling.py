@@ -1,7 +1,9 @@
 """HumanEval infilling (Bavarian et al. 2022): fill a missing line (or lines) of a HumanEval solution.
 
 Modes: "fim" puts prefix and suffix around the model's own FIM tokens (prefix-suffix-middle order), "prefix"
-shows only the code before the gap (what a left-to-right model can use). Scored by exact match with the
+shows only the code before the gap (what a left-to-right model can use), "choice" is what the server shows: the FIM
+answer, or a prefix-only rival's first line where the model is unsure of the FIM one and surer of the rival
+(completion/line_choice.py; "auto" for a model with FIM tokens). Scored by exact match with the
 missing span (indentation kept; `exact_match_stripped` ignores it, as the Qwen2.5-Coder report's harness does) and
 by running the problem's tests on the filled-in function (pass@k).
 """
@@ -25,7 +27,7 @@ from .sampling import Context, Item, pass_counts, run_items, status_counts
 FOLDER = "humaneval_infilling"
 FILES = {"single": "HumanEval-SingleLineInfilling.jsonl.gz", "multi": "HumanEval-MultiLineInfilling.jsonl.gz"}
 KEYS = ("task_id", "prompt", "suffix", "canonical_solution", "test", "entry_point")
-MODES = ("auto", "fim", "prefix", "both")
+MODES = ("auto", "choice", "fim", "prefix", "both")
 
 
 def load(data: str | None, subset: str, limit: int | None) -> tuple[str, list[dict[str, Any]]]:
@@ -66,11 +68,11 @@ def modes_for(ctx: Context, requested: str) -> list[str]:
     gen = ctx.generator
     has_fim = isinstance(gen, ModelGenerator) and gen.manifest.fim is not None
     if requested == "auto":
-        return ["fim" if has_fim else "prefix"]
+        return ["choice" if has_fim else "prefix"]
     if requested not in MODES:
         raise EvalError(f"unknown infilling mode {requested!r} (choose from {', '.join(MODES)})")
     wanted = ["fim", "prefix"] if requested == "both" else [requested]
-    if "fim" in wanted and isinstance(gen, ModelGenerator) and not has_fim:
+    if {"fim", "choice"} & set(wanted) and isinstance(gen, ModelGenerator) and not has_fim:
         raise EvalError(f"{gen.name} declares no fill-in-the-middle tokens in its manifest; use --infill-mode prefix")
     return wanted
 
@@ -91,12 +93,14 @@ class Infilling:
         for mode in modes:
             for p in problems:
                 span_lines = p["canonical_solution"].count("\n") or 1
-                if mode == "fim":
+                if mode in ("fim", "choice"):
                     ids = None
                     if isinstance(ctx.generator, ModelGenerator):
                         budget = ctx.generator.prompt_budget(ctx.settings.max_new_tokens or max_new)
                         ids = fim_ids(ctx.generator, p["prompt"], p["suffix"], budget)
                     request = Request(ids=ids, text=p["prompt"], stops=line_stop or multi_line_stops(p["suffix"]))
+                    if mode == "choice":
+                        request.rival = Request(text=p["prompt"], stops=("\n",))
                 else:
                     framed = frame(p["prompt"], ctx.settings.prompt_format)
                     request = Request(text=framed.text, stops=line_stop or FUNCTION_STOPS + framed.stops)
@@ -119,6 +123,9 @@ class Infilling:
             metrics[mode] = {"exact_match": sum(r["exact_match"] for r in rows) / len(rows),
                              "exact_match_stripped": sum(r["exact_match_stripped"] for r in rows) / len(rows),
                              **mean_pass_at_k(pass_counts(rows))}
+            if mode == "choice":  # how often the rival ran, and was shown
+                metrics[mode]["rival_runs"] = sum(r.get("line_choice") != "fim" for r in rows)
+                metrics[mode]["rival_chosen"] = sum(r.get("line_choice") == "rival" for r in rows)
         return {
             "data": path,
             "subset": subset,

@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .generation import (CancelToken, Generation, GenerationConfig, RowDecoder, StopWatch, adjust_logits, choose_tokens,
-                         resolve_config)
+                         resolve_config, token_logprobs)
 from .kv_buffers import KVBuffers
 from .model_files import ModelFiles
 from .padding import pad_batch
@@ -134,8 +134,9 @@ class CausalLM:
         reason = None
         while True:
             tokens = choose_tokens(adjust_logits(logits[:, -1, :], [r.ids for r in rows], config), config, rng)
-            for row, token in zip(rows, tokens):
-                row.push(int(token), watch.elapsed())
+            lps = token_logprobs(logits[:, -1, :], tokens) if config.logprobs else [None] * len(rows)
+            for row, token, lp in zip(rows, tokens, lps):
+                row.push(int(token), watch.elapsed(), lp)
             if all(r.done for r in rows) or (reason := watch.interrupted()):
                 break
             tokens = np.where([r.done for r in rows], self.pad_id, tokens)

@@ -22,6 +22,7 @@ class GenerationConfig:
     prefill_deadline_s: float | None = None
     stop_on_eos: bool = True  # end at the model's stop tokens (exported.special_tokens); False: run to the limit
     seed: int | None = None
+    logprobs: bool = False  # record each new token's log-probability under the model (Generation.logprobs)
     # Logit adjustments. Repetition control looks at each row's own new tokens (not the prompt). None: the model
     # directory's setting (a seq2seq manifest's config["generation"], written by `plusls export` from the checkpoint's
     # generation_config.json), else off; the runtime applies them, so everything that loads a model decodes alike.
@@ -123,10 +124,21 @@ class Generation:
     prompt_tokens: int = 0
     first_token_s: float = 0.0  # prefill + first token
     total_s: float = 0.0
+    # With GenerationConfig.logprobs: each pushed token's log-probability under the model's own logits (before
+    # healing or repetition adjustments), an ending stop token's last.
+    logprobs: list[float] = field(default_factory=list)
 
     @property
     def tokens_per_s(self) -> float:
         return len(self.token_ids) / self.total_s if self.total_s > 0 else 0.0
+
+
+def token_logprobs(logits: np.ndarray, tokens: Sequence[int]) -> np.ndarray:
+    """log p(tokens[i]) under logits[i] ([rows, vocab])."""
+    rows = np.asarray(logits, np.float32)
+    top = rows.max(axis=-1)
+    norm = top + np.log(np.exp(rows - top[:, None]).sum(axis=-1))
+    return rows[np.arange(len(rows)), np.asarray(tokens)] - norm
 
 
 def choose_tokens(logits: np.ndarray, config: GenerationConfig, rng: np.random.Generator) -> np.ndarray:
@@ -202,16 +214,19 @@ class RowDecoder:
         self.text = ""
         self.finish_reason: str | None = None
         self.first_token_s = 0.0
+        self.logprobs: list[float] = []
 
     @property
     def done(self) -> bool:
         return self.finish_reason is not None
 
-    def push(self, token: int, elapsed: float) -> None:
+    def push(self, token: int, elapsed: float, logprob: float | None = None) -> None:
         if self.done:
             return
         if not self.ids:
             self.first_token_s = elapsed
+        if logprob is not None:
+            self.logprobs.append(float(logprob))
         if self.config.stop_on_eos and token in self.stop_ids:
             self.finish_reason = "eos"
             return
@@ -235,4 +250,5 @@ class RowDecoder:
             prompt_tokens=self.prompt_tokens,
             first_token_s=self.first_token_s,
             total_s=total_s,
+            logprobs=self.logprobs,
         )

@@ -125,15 +125,16 @@ def build(arch: str, out: Path) -> Path:
     return out
 
 
-def memorized_causal_lm(out: Path, texts: list[str], steps: int = 300) -> Path:
-    """A tiny GPT-2 trained until it recites `texts`: completions the tests can predict (prefix-only, no FIM)."""
+def memorized_causal_lm(out: Path, texts: list[str], steps: int = 300, fim: bool = False) -> Path:
+    """A tiny GPT-2 trained until it recites `texts`: completions the tests can predict. Trained left to right only;
+    `fim`: its tokenizer declares FIM tokens all the same (a FIM prompt it never learned to read)."""
     import torch
     import transformers as tf
 
     torch.manual_seed(0)
     torch.set_num_threads(1)  # a tiny model: more threads only wait on each other
     out.mkdir(parents=True, exist_ok=True)
-    tok = causal_tokenizer(fim=False, corpus=CORPUS + texts * 5)
+    tok = causal_tokenizer(fim=fim, corpus=CORPUS + texts * 5)
     model = tf.GPT2LMHeadModel(tf.GPT2Config(vocab_size=len(tok), n_embd=64, n_layer=2, n_head=4, n_positions=512,
                                              bos_token_id=0, eos_token_id=0))
     # Each text whole, from its start: the positions a prompt from the top of the file has.

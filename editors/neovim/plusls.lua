@@ -35,6 +35,7 @@ M.settings = {
     suffixTokens = 64,
     prefixReuse = true,
     promptLookup = true,
+    lineChoice = true,
   },
   hover = { enabled = true },
   docstring = { enabled = true },
