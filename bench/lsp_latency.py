@@ -7,7 +7,9 @@ didChange and textDocument/inlineCompletion, and waits for the answer before the
 enough to see the suggestion), so every request is served, none dropped. Single-line requests (cursor after text
 on its line) are what the target is about; requests at an empty line (multi-line) are reported apart.
 `single_line_vs_file`: how often a single-line suggestion's text is exactly what the file has after the cursor on
-that line, and its mean edit similarity (the suggestion quality a user typing this file would see).
+that line, and its mean edit similarity (the suggestion quality a user typing this file would see);
+`line_start_vs_file`: the same for the first line suggested where only blanks precede the cursor (blanks ignored,
+nothing shown counted as a miss, the file's blank lines left out).
 Typing the characters a suggestion already showed is answered from the server's cache, as in real use; `inline_single_line_model_ran` covers only the requests
 that ran the model.
 
@@ -120,6 +122,7 @@ async def session(workspace: Path, file: Path, start_line: int, chars: int, opti
     client.text_document_did_open(t.DidOpenTextDocumentParams(t.TextDocumentItem(uri, "python", 1, before + after)))
     single, multi, ran, shown = [], [], [], 0
     exact, similarity = [], []  # single-line suggestions against what the file really has after the cursor
+    line_exact, line_similarity = [], []  # the same for the first line shown where only blanks precede the cursor
     runs = 0
     await asyncio.sleep(pause_s)  # the user reads the file before typing (the server may warm up meanwhile)
     t_load = time.perf_counter()  # the first request may still be loading the model: timed apart
@@ -144,13 +147,17 @@ async def session(workspace: Path, file: Path, start_line: int, chars: int, opti
         line_prefix = current[current.rfind("\n") + 1 :]
         (single if line_prefix.strip() else multi).append(dt)
         shown += bool(result and result.items)
-        if result and result.items and line_prefix.strip():
-            offset = len(before) + n
-            truth = text[offset : text.find("\n", offset) if "\n" in text[offset:] else len(text)]
-            guess = result.items[0].insert_text
+        offset = len(before) + n
+        truth = text[offset : text.find("\n", offset) if "\n" in text[offset:] else len(text)]
+        if line_prefix.strip() or truth.strip():  # a blank line in the file has nothing to compare with
+            guess = result.items[0].insert_text if result and result.items else ""
             guess = (guess if isinstance(guess, str) else guess.value).split("\n")[0]
-            exact.append(guess.rstrip() == truth.rstrip())
-            similarity.append(edit_similarity(truth.rstrip(), guess.rstrip()))
+            if line_prefix.strip() and guess:
+                exact.append(guess.rstrip() == truth.rstrip())
+                similarity.append(edit_similarity(truth.rstrip(), guess.rstrip()))
+            elif not line_prefix.strip():  # nothing shown counts as a miss here
+                line_exact.append(guess.strip() == truth.strip())
+                line_similarity.append(edit_similarity(truth.strip(), guess.strip()))
         counters = (await client.workspace_execute_command_async(t.ExecuteCommandParams("plusls.stats")))
         if counters["completion"]["model_runs"] > runs and line_prefix.strip():
             ran.append(dt)  # this keystroke ran the model (not answered from a cache)
@@ -190,6 +197,10 @@ async def session(workspace: Path, file: Path, start_line: int, chars: int, opti
             "suggestions_shown": shown, "server_counters": stats["completion"],
             "single_line_vs_file": {"n": len(exact), "exact": round(float(np.mean(exact)), 3) if exact else None,
                                     "edit_similarity": round(float(np.mean(similarity)), 3) if similarity else None},
+            "line_start_vs_file": {"n": len(line_exact),
+                                   "exact": round(float(np.mean(line_exact)), 3) if line_exact else None,
+                                   "edit_similarity": round(float(np.mean(line_similarity)), 3)
+                                   if line_similarity else None},
             "hover_first": pct(hover_cold), "hover_cached": pct(hover_cached),
             "index": {"seconds": round(index_s, 1), "chunks_embedded": summary.get("chunksEmbedded")},
             "workspace_symbol": pct(symbols), "server_rss_mb": memory}

@@ -28,6 +28,9 @@ class LRU(Generic[K, V]):
         while len(self._items) > self.capacity:
             self._items.popitem(last=False)
 
+    def values(self) -> list[V]:
+        return list(self._items.values())
+
     def pop(self, key: K) -> V | None:
         return self._items.pop(key, None)
 

@@ -21,7 +21,7 @@ from plusls.exported.manifest import Manifest
 from .budget import context_budget
 from .filters import postprocess
 from .healing import without_healed
-from .line_choice import line_score, rival_wins, wants_rival
+from .line_choice import applies, line_score, rival_wins, wants_rival
 from .prefix_reuse import PrefixReuseLM
 from .prompt import Cursor, PromptBuilder, Snippet, WindowState
 from .settings import CompletionSettings
@@ -31,7 +31,7 @@ from .suggestion_cache import Suggestion, SuggestionCache
 Retriever = Callable[[Cursor], list[Snippet]]
 OTHER_TEXT_KEY = "\0other"  # the key/value cache of text that is not a document's (chat-form summaries); never a URI
 PREFIX_ONLY = "prefix-only"  # (uri, this): a document's key/value cache for its prefix-only prompt (the rival's)
-RIVAL_COLD_TOKENS = 64  # a rival whose prompt has more unread tokens than this waits for warming instead
+RIVAL_COLD_TOKENS = 64  # a rival with more prompt tokens to read than this (past what is cached) does not run
 
 
 @dataclass
@@ -44,6 +44,7 @@ class CompletionStats:
     prompt_tokens: int = 0
     reused_tokens: int = 0
     draft_tokens_accepted: int = 0
+    copied_tokens: int = 0  # reused from another prompt's cache (the rival's start, from its FIM prompt)
     forward_passes: int = 0
     warmed_tokens: int = 0  # prompt tokens read ahead while the user was not typing
     deadline_cuts: int = 0  # suggestions a deadline cut short
@@ -97,7 +98,7 @@ class Completer:
             deadline_s=self.settings.deadline_ms / 1000,
             prefill_deadline_s=self.settings.prompt_deadline_ms / 1000,
             stop=() if multiline else ("\n",),
-            logprobs=self._chooses_lines(builder),
+            logprobs=self._may_run_rival(cursor, builder),
         )
         cut, healed = model.healing.cut(ids, cursor, builder.fim["middle"]["id"] if builder.fim else None)
         self.stats.model_runs += 1
@@ -110,27 +111,23 @@ class Completer:
             self.stats.cancelled += 1
             return None
         text = postprocess(without_healed(generation.text, healed), cursor.filter_context(self.settings.multiline))
-        if generation.finish_reason != "deadline" and settled:  # a cut-short suggestion is never cached as the answer
-            self.cache.store(key, text)
-        else:
+        if generation.finish_reason == "deadline":  # a cut-short suggestion is never cached as the answer
             self.stats.deadline_cuts += 1
             self.stats.deadline_empty += not text
+        elif settled:
+            self.cache.store(key, text)
         return self.cache.show(uri, cursor, text, key)
 
     def warm(self, uri: str, cursor: Cursor, cancel: CancelToken) -> None:
-        """Read the prompt at `cursor` into the document's cache, then the rival's prefix-only prompt: the next
-        request runs only their new tokens. `cancel` stops it between chunks, keeping what was read."""
+        """Read the prompt at `cursor` into the document's cache: the next request runs only its new tokens (and a
+        rival copies its start). `cancel` stops it between chunks, keeping what was read."""
         if cancel.cancelled:
             return
         model, builder = self._ensure_model()
         model.healing.index()  # built here, while nobody waits, not in the first request that heals a token
-        prompts = {uri: self._prompt(uri, cursor, builder)}
-        if self._chooses_lines(builder):
-            prompts[(uri, PREFIX_ONLY)] = builder.build_prefix_only(cursor, self._windows[uri])
-        for key, ids in prompts.items():
-            stats = model.warm(key, ids, cancel)
-            self.stats.warmed_tokens += stats.prompt_tokens - stats.reused_tokens
-            self.stats.forward_passes += stats.forward_passes
+        stats = model.warm(uri, self._prompt(uri, cursor, builder), cancel)
+        self.stats.warmed_tokens += stats.prompt_tokens - stats.reused_tokens
+        self.stats.forward_passes += stats.forward_passes
 
     def generate_text(self, text: str, config: GenerationConfig, cancel: CancelToken | None = None) -> Generation:
         """The model on `text` for something other than a suggestion."""
@@ -167,22 +164,25 @@ class Completer:
             self._model = self._builder = None
         self.cache.clear_answers()
 
-    def _chooses_lines(self, builder: PromptBuilder) -> bool:
-        return self.settings.line_choice and builder.fim is not None
+    def _may_run_rival(self, cursor: Cursor, builder: PromptBuilder) -> bool:
+        return (self.settings.line_choice and builder.fim is not None
+                and applies(cursor.line_prefix, cursor.text[cursor.offset : cursor.offset + 4096]))
 
     def _line(self, uri: str, cursor: Cursor, fim: Generation, healed: str, config: GenerationConfig,
               cancel: CancelToken) -> tuple[Generation, str, bool]:
         """What to show and its healed start: the FIM generation, or the prefix-only rival's line where it beats an
-        unsure FIM first line (line_choice.py); and whether that is settled. It is not where the rival could not
-        run (its prompt not read yet: warming reads it, never a request the user waits on) or was cut short: the
-        FIM line is shown, not cached as the answer."""
+        unsure FIM first line (line_choice.py); and whether that is settled. The rival's prompt starts as the FIM
+        one does, whose key/values it copies; where more than RIVAL_COLD_TOKENS of it are left to read (a huge
+        line), or it was cut short, the FIM line is shown, not cached as the answer."""
         model, builder = self._ensure_model()
-        fim_score = line_score(fim.token_ids, fim.logprobs, model.lm.tokenizer) if config.logprobs else None
+        if not config.logprobs:  # set where a rival may run
+            return fim, healed, True
+        fim_score = line_score(fim.token_ids, fim.logprobs, model.lm.tokenizer)
         if not wants_rival(fim_score):
             return fim, healed, True
         key = (uri, PREFIX_ONLY)
-        ids = builder.build_prefix_only(cursor, self._windows[uri])
-        if len(ids) - model.cached(key, ids) > RIVAL_COLD_TOKENS:
+        ids = builder.build(cursor, self._windows[uri], prefix_only=True)
+        if len(ids) - model.cached(ids) > RIVAL_COLD_TOKENS:
             return fim, healed, False
         cut, rival_healed = model.healing.cut(ids, cursor, None, one_line=True)
         self.stats.rival_runs += 1
@@ -197,7 +197,7 @@ class Completer:
         return rival, rival_healed, True
 
     def _count(self, reuse) -> None:
-        for name in ("prompt_tokens", "reused_tokens", "draft_tokens_accepted", "forward_passes"):
+        for name in ("prompt_tokens", "reused_tokens", "copied_tokens", "draft_tokens_accepted", "forward_passes"):
             setattr(self.stats, name, getattr(self.stats, name) + getattr(reuse, name))
 
     def _prompt(self, uri: str, cursor: Cursor, builder: PromptBuilder) -> list[int]:

@@ -1,9 +1,10 @@
 """Which first line a suggestion shows: the fill-in-the-middle answer, or, when the model is unsure of it, a rival
-read left to right from the prefix alone. The instruct completers' FIM and prefix-only answers each get right lines
-the other misses, and the one the model is surer of (the mean log-probability of the first line's tokens, the one
-ending it included) is right more often than either. The rival runs only below GATE, so a keystroke whose FIM line
-the model is sure of costs one generation. The one place for this policy: the server (completer.py) and
-`plusls eval infilling` decide here."""
+read left to right from the prefix alone. For a whole line written between code above and below, the instruct
+completers' FIM and prefix-only answers each get right lines the other misses, and the one the model is surer of
+(the mean log-probability of the first line's tokens, the one ending it included) is right more often than either.
+Only there: mid-line, the rival measured no better, and where no code follows, worse. The rival runs only below
+GATE, so a line the model is sure of costs one generation. The one place for this policy: the server
+(completer.py) and `plusls eval infilling` decide here."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -12,14 +13,22 @@ GATE = -0.1  # mean log-probability per token of the FIM first line below which 
 
 
 def line_score(token_ids: Sequence[int], logprobs: Sequence[float], tokenizer) -> float | None:
-    """The mean log-probability of the first line: its tokens up to the one that holds the line break (or all of
-    them, and an ending stop token, when none does). None when the generation recorded no log-probabilities."""
+    """The mean log-probability of the first line: its tokens up to the one that holds the line break, or all of
+    them and the stop token that ended them. A line that reached the token limit without ending (a run of blanks
+    or brackets, which a mean would call sure) scores -inf. None when no log-probabilities were recorded."""
     if not logprobs:
         return None
     for k in range(len(token_ids)):
         if "\n" in tokenizer.decode(list(token_ids[: k + 1]), skip_special_tokens=False):
             return sum(logprobs[: k + 1]) / (k + 1)
-    return sum(logprobs) / len(logprobs)
+    if len(logprobs) > len(token_ids):  # the last one is the stop token's
+        return sum(logprobs) / len(logprobs)
+    return float("-inf")
+
+
+def applies(line_prefix: str, text_after: str) -> bool:
+    """A rival may run for a cursor with nothing but blanks before it on its line and code after it."""
+    return not line_prefix.strip() and bool(text_after.strip())
 
 
 def wants_rival(fim_score: float | None) -> bool:

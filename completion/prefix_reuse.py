@@ -1,7 +1,8 @@
 """Greedy/sampled generation that keeps each document's key/value cache and reuses its longest common token prefix.
 
 On a CPU the prompt's prefill dominates: a keystroke changes the prompt's last few tokens, so only those run through
-the model. Greedy decoding also proposes drafts by prompt lookup (completions often copy text already in the file)
+the model. A prompt that starts as another key's cached one does (a document's FIM prompt and its prefix-only
+rival) copies those key/values instead of running them. Greedy decoding also proposes drafts by prompt lookup (completions often copy text already in the file)
 and verifies up to DRAFT tokens in one forward pass.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ from plusls.exported.kv_buffers import KVBuffers
 from .healing import TokenHealing
 
 PREFILL_CHUNK = 64  # prompt tokens per forward pass: bounds the logits buffer and lets a cancel land in between
+SHARE_MIN = 16  # tokens another key's cache must add to this key's own before its key/values are copied
 DRAFT = 6  # tokens proposed by prompt lookup per verification pass
 NGRAM = 3  # the last tokens that must match earlier text for a lookup draft
 
@@ -29,6 +31,7 @@ NGRAM = 3  # the last tokens that must match earlier text for a lookup draft
 class ReuseStats:
     prompt_tokens: int = 0
     reused_tokens: int = 0
+    copied_tokens: int = 0  # of the reused ones, those copied from another key's cache (a prompt starting alike)
     forward_passes: int = 0
     draft_tokens_accepted: int = 0
 
@@ -59,10 +62,10 @@ class PrefixReuseLM:
     def forget(self, key: Hashable) -> None:
         self._entries.pop(key)
 
-    def cached(self, key: Hashable, ids: Sequence[int]) -> int:
-        """How many of `ids`'s first tokens the key's cache holds already."""
-        entry = self._entries.get(key)
-        return _common_prefix(entry.ids, ids) if entry else 0
+    def cached(self, ids: Sequence[int]) -> int:
+        """How many of `ids`'s first tokens need not run: the most that any key's cache holds (its own, or one
+        it would copy)."""
+        return max((_common_prefix(e.ids, ids) for e in self._entries.values()), default=0)
 
     def generate(self, key: Hashable, ids: Sequence[int], config: GenerationConfig,
                  cancel: CancelToken | None = None, starts_with: str = "") -> tuple[Generation, ReuseStats]:
@@ -149,8 +152,14 @@ class PrefixReuseLM:
         interruption's reason with what was read stored."""
         entry = self._entries.pop(key)
         keep = _common_prefix(entry.ids, ids) if entry else 0
+        past = entry.past if entry else None
+        donor = max(self._entries.values(), key=lambda e: _common_prefix(e.ids, ids), default=None)
+        shared = min(_common_prefix(donor.ids, ids), len(ids) - 1) if donor else 0
+        if shared >= keep + SHARE_MIN:  # another prompt's cache starts as this one does: copy, don't run
+            past, keep = self._copy(donor.past, shared, past), shared
+            stats.copied_tokens = shared
         keep = min(keep, len(ids) - 1)  # the last prompt token always runs: its logits choose the first token
-        past = _truncate(entry.past, keep) if entry else self.lm.new_cache()
+        past = _truncate(past, keep) if past is not None else self.lm.new_cache()
         stats.reused_tokens = keep
         fed = ids[:keep]
         logits = None
@@ -163,6 +172,14 @@ class PrefixReuseLM:
             fed = fed + part
         self._store(key, fed, past)
         return logits, past, fed, None
+
+    def _copy(self, donor: Cache, length: int, own: Cache | None) -> Cache:
+        """The donor's first `length` key/values, in this key's own buffers where it has them."""
+        if not isinstance(donor, KVBuffers):
+            return _truncate(donor, length)  # arrays no step writes in place: sharing them is safe
+        target = own if isinstance(own, KVBuffers) else self.lm.new_cache()
+        target.copy_prefix(donor, length)
+        return target
 
     def _forward(self, tokens: list[int], offset: int, past: Cache, stats: ReuseStats, keep: int | None = None):
         n = len(tokens)

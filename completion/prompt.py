@@ -48,8 +48,11 @@ def snippet_comments(cursor: Cursor, snippets: list[Snippet]) -> str:
     return "".join(parts) + "\n"
 
 
-def fim_prompt(fim: dict, prefix: list[int], suffix: list[int]) -> list[int]:
-    """Prefix-suffix-middle order around a model's FIM tokens (`Manifest.fim`: part -> {"token", "id"})."""
+def fim_prompt(fim: dict, prefix: list[int], suffix: list[int] | None) -> list[int]:
+    """Prefix-suffix-middle order around a model's FIM tokens (`Manifest.fim`: part -> {"token", "id"}). `suffix`
+    None: the prefix alone after its marker, read left to right (the start it shares with the FIM prompt stays)."""
+    if suffix is None:
+        return [fim["prefix"]["id"], *prefix]
     return [fim["prefix"]["id"], *prefix, fim["suffix"]["id"], *suffix, fim["middle"]["id"]]
 
 
@@ -119,26 +122,23 @@ class PromptBuilder:
     def encode(self, text: str) -> list[int]:
         return self.tokenizer.encode(text, add_special_tokens=False).ids if text else []
 
-    def build(self, cursor: Cursor, state: WindowState) -> list[int]:
-        header, prefix, budget = self._header_and_prefix(cursor, state)
+    def build(self, cursor: Cursor, state: WindowState, prefix_only: bool = False) -> list[int]:
+        """The prompt for `cursor`. `prefix_only` (FIM models): the same prompt up to the cursor without the suffix
+        part, read left to right (line_choice.py's rival): it starts with the FIM prompt's tokens up to the
+        suffix marker, so it can reuse their key/values."""
+        header = self._header_ids(cursor, state.snippets)
+        budget = max(16, self.context_tokens - self.suffix_tokens - len(header))
+        prefix = self._prefix_ids(cursor, state, budget)
         if not self.fim:
             return header + prefix
-        suffix = self.encode(cursor.text[cursor.offset : cursor.offset + self.suffix_tokens * CHARS_PER_TOKEN])
-        suffix = suffix[: self.suffix_tokens]
+        suffix = None
+        if not prefix_only:
+            suffix = self.encode(cursor.text[cursor.offset : cursor.offset + self.suffix_tokens * CHARS_PER_TOKEN])
+            suffix = suffix[: self.suffix_tokens]
         above, line = self._split_at_line(cursor, state, prefix, budget) if self.line_after_middle else (prefix, [])
         if self.repo is not None:  # the repository's files first, then this file's FIM part
             return header + fim_prompt(self.fim, above, suffix) + line
         return fim_prompt(self.fim, header + above, suffix) + line
-
-    def build_prefix_only(self, cursor: Cursor, state: WindowState) -> list[int]:
-        """The same snippets and prefix, read left to right without FIM markers or suffix (line_choice.py's rival)."""
-        header, prefix, _ = self._header_and_prefix(cursor, state)
-        return header + prefix
-
-    def _header_and_prefix(self, cursor: Cursor, state: WindowState) -> tuple[list[int], list[int], int]:
-        header = self._header_ids(cursor, state.snippets)
-        budget = max(16, self.context_tokens - self.suffix_tokens - len(header))
-        return header, self._prefix_ids(cursor, state, budget), budget
 
     def _split_at_line(self, cursor: Cursor, state: WindowState, prefix: list[int],
                        budget: int) -> tuple[list[int], list[int]]:

@@ -49,7 +49,9 @@ class Generated:
     finish_reason: str = ""
     prompt_truncated: bool = False  # the prompt was longer than the model's context and lost its start
     score: float | None = None  # the first line's mean log-probability, where the generation recorded them
-    line_choice: str = ""  # with a rival: "fim" (sure of its line), "fim-over-rival" or "rival" (line_choice.py)
+    # With a rival (line_choice.py): {"line_choice": "fim" (no rival ran), "fim-over-rival" or "rival", and where
+    # one ran both scores and the FIM text}, copied into the sample's record.
+    line_choice: dict[str, Any] = field(default_factory=dict)
 
 
 class Generator(Protocol):
@@ -138,12 +140,13 @@ class ModelGenerator:
         FIM one is unsure and the rival surer."""
         fim = self.generate([replace(request, rival=None)], replace(config, logprobs=True))[0]
         if request.rival is None or not wants_rival(fim.score):
-            return replace(fim, line_choice="fim")
+            return replace(fim, line_choice={"line_choice": "fim"})
         rival = self.generate([request.rival], replace(config, logprobs=True, stop=()))[0]
-        spent = fim.latency_s + rival.latency_s
+        both = {"fim_score": fim.score, "rival_score": rival.score, "fim_completion": fim.text}
         if rival_wins(fim.score, rival.score):
-            return replace(rival, latency_s=spent, line_choice="rival")
-        return replace(fim, latency_s=spent, line_choice="fim-over-rival")
+            return replace(rival, latency_s=fim.latency_s + rival.latency_s, line_choice={"line_choice": "rival", **both})
+        return replace(fim, latency_s=fim.latency_s + rival.latency_s,
+                       line_choice={"line_choice": "fim-over-rival", **both, "rival_completion": rival.text})
 
     def prompt_budget(self, max_new_tokens: int) -> int:
         """Prompt tokens that fit in the model's context beside max_new_tokens."""

@@ -14,6 +14,7 @@ from typing import Any
 from plusls.common.jsonl import read_jsonl
 from plusls.common.metrics import exact_match, exact_match_stripped
 from plusls.completion.filters import postprocess
+from plusls.completion.line_choice import applies
 from plusls.completion.prompt import Cursor, PromptBuilder, WindowState
 
 from .datasets import find_file, require_keys
@@ -57,11 +58,11 @@ def multi_line_stops(suffix: str) -> tuple[str, ...]:
     return ((f"\n{first}\n",) if first else ()) + FUNCTION_STOPS
 
 
-def fim_ids(gen: ModelGenerator, prefix: str, suffix: str, budget: int) -> list[int]:
+def fim_ids(gen: ModelGenerator, prefix: str, suffix: str, budget: int, prefix_only: bool = False) -> list[int]:
     """The server's FIM prompt for a cursor between `prefix` and `suffix`, with up to half the budget for the
-    suffix (the server's own budgets are for typing speed, not for a benchmark)."""
+    suffix (the server's own budgets are for typing speed, not for a benchmark); `prefix_only`: its rival's."""
     builder = PromptBuilder(gen.model.tokenizer, gen.manifest.fim, budget, budget // 2)
-    return builder.build(Cursor(prefix + suffix, len(prefix), "python"), WindowState())
+    return builder.build(Cursor(prefix + suffix, len(prefix), "python"), WindowState(), prefix_only)
 
 
 def modes_for(ctx: Context, requested: str) -> list[str]:
@@ -94,13 +95,14 @@ class Infilling:
             for p in problems:
                 span_lines = p["canonical_solution"].count("\n") or 1
                 if mode in ("fim", "choice"):
-                    ids = None
+                    ids = rival = None
                     if isinstance(ctx.generator, ModelGenerator):
                         budget = ctx.generator.prompt_budget(ctx.settings.max_new_tokens or max_new)
                         ids = fim_ids(ctx.generator, p["prompt"], p["suffix"], budget)
+                        rival = fim_ids(ctx.generator, p["prompt"], p["suffix"], budget, prefix_only=True)
                     request = Request(ids=ids, text=p["prompt"], stops=line_stop or multi_line_stops(p["suffix"]))
-                    if mode == "choice":
-                        request.rival = Request(text=p["prompt"], stops=("\n",))
+                    if mode == "choice" and applies(p["prompt"][p["prompt"].rfind("\n") + 1:], p["suffix"]):
+                        request.rival = Request(ids=rival, text=p["prompt"], stops=("\n",))
                 else:
                     framed = frame(p["prompt"], ctx.settings.prompt_format)
                     request = Request(text=framed.text, stops=line_stop or FUNCTION_STOPS + framed.stops)
@@ -124,7 +126,7 @@ class Infilling:
                              "exact_match_stripped": sum(r["exact_match_stripped"] for r in rows) / len(rows),
                              **mean_pass_at_k(pass_counts(rows))}
             if mode == "choice":  # how often the rival ran, and was shown
-                metrics[mode]["rival_runs"] = sum(r.get("line_choice") != "fim" for r in rows)
+                metrics[mode]["rival_runs"] = sum(r.get("line_choice") in ("rival", "fim-over-rival") for r in rows)
                 metrics[mode]["rival_chosen"] = sum(r.get("line_choice") == "rival" for r in rows)
         return {
             "data": path,

@@ -66,7 +66,7 @@ def sample_record(task_id: str, index: int, g: Generated, batch: int) -> dict[st
     return {"task_id": task_id, "sample": index, "completion": g.text, "prompt_tokens": g.prompt_tokens,
             "new_tokens": g.new_tokens, "latency_s": round(g.latency_s, 4),
             "first_token_s": round(g.first_token_s, 4), "finish_reason": g.finish_reason, "batch": batch,
-            "prompt_truncated": g.prompt_truncated, **({"line_choice": g.line_choice} if g.line_choice else {})}
+            "prompt_truncated": g.prompt_truncated, **g.line_choice}
 
 
 def _batches(items: Sequence[Item], n: int, size: int) -> list[list[tuple[Item, int]]]:

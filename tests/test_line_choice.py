@@ -1,6 +1,6 @@
 """An unsure FIM first line gives way to a surer prefix-only one (completion/line_choice.py), in the server's
-completer and in `plusls eval infilling`, with a model that recites a file left to right but never learned to read a
-FIM prompt."""
+completer and in `plusls eval infilling`, with a model that recites a file left to right after the FIM prefix marker
+(the rival's prompt) but never learned the suffix and middle parts."""
 from __future__ import annotations
 
 import gzip
@@ -18,24 +18,25 @@ from plusls.exported.causal_lm import CausalLM
 from plusls.exported.generation import CancelToken
 
 MATH = FILES["src/mathutil.py"]
-MARK = "    a, b ="  # the recited file goes on with " 0, 1"
+FIRST = "def fibonacci(n):"  # the recited file's first line
 
 
 @pytest.fixture(scope="module")
 def reciter(tmp_path_factory):
-    from tiny_models import memorized_causal_lm
+    from tiny_models import FIM, memorized_causal_lm
 
     from plusls.exported.export import export_model
 
     root = tmp_path_factory.mktemp("reciter")
-    src = memorized_causal_lm(root / "checkpoint", [MATH], fim=True)
+    src = memorized_causal_lm(root / "checkpoint", [FIM[0] + MATH], fim=True)
     return export_model(src, "causal-lm", root / "model", log=lambda _: None) and root / "model"
 
 
-def typing_at(text: str, mark: str) -> Cursor:
-    """The cursor right after `mark`, the rest of its line not typed yet."""
-    end = text.index(mark) + len(mark)
-    return Cursor(text[:end] + text[text.index("\n", end):], end, "python")
+def gap_at(text: str, line: int) -> Cursor:
+    """The cursor at the start of `line`, emptied: a whole line to write between code above and below."""
+    lines = text.split("\n")
+    above = "".join(f"{row}\n" for row in lines[:line])
+    return Cursor(above + "\n" + "\n".join(lines[line + 1:]), len(above), "python")
 
 
 def completer(model, **settings) -> Completer:
@@ -44,35 +45,38 @@ def completer(model, **settings) -> Completer:
 
 def test_an_unsure_fim_line_gives_way_to_a_surer_left_to_right_one(reciter):
     plain, choosing = completer(reciter, line_choice=False), completer(reciter)
-    cursor = typing_at(MATH, MARK)
-    assert plain.suggest("doc", cursor, CancelToken()).text != " 0, 1"
-    assert choosing.suggest("doc", cursor, CancelToken()).text == " 0, 1"
+    cursor = gap_at(MATH, 0)
+    assert plain.suggest("doc", cursor, CancelToken()).text != FIRST
+    assert choosing.suggest("doc", cursor, CancelToken()).text == FIRST
     assert choosing.stats.rival_runs == choosing.stats.rival_chosen == 1
     assert plain.stats.rival_runs == 0
 
 
-def test_a_sure_fim_line_runs_no_rival(reciter, monkeypatch):
-    monkeypatch.setattr(line_choice, "GATE", -1e9)
-    plain, choosing = completer(reciter, line_choice=False), completer(reciter)
-    cursor = typing_at(MATH, MARK)
-    assert choosing.suggest("doc", cursor, CancelToken()).text == plain.suggest("doc", cursor, CancelToken()).text
-    assert choosing.stats.rival_runs == 0 and choosing.stats.model_runs == 1
-
-
-def test_a_rival_waits_for_warming_instead_of_reading_a_cold_prompt(reciter, monkeypatch):
-    """A rival prompt with more unread tokens than the completer reads for one (here: any) is not read while the
-    user waits: the FIM line is shown, not cached; once warming has read the rival's prompt, the same cursor runs
-    it and shows the surer line."""
-    monkeypatch.setattr(completer_module, "RIVAL_COLD_TOKENS", 4)
-    cursor = typing_at(MATH, MARK)
+def test_no_rival_mid_line_or_for_a_sure_fim_line(reciter, monkeypatch):
+    """Mid-line (typing `def fibo`) the FIM line stands; so does a line the model is sure of."""
     choosing = completer(reciter)
-    first = choosing.suggest("doc", cursor, CancelToken())
-    assert choosing.stats.rival_runs == 0 and first.text != " 0, 1"
-    choosing.warm("doc", cursor, CancelToken())
-    assert choosing.stats.warmed_tokens > 4  # the prefix-only prompt, read while nobody waited
-    again = choosing.suggest("doc", cursor, CancelToken())
-    assert again.text == " 0, 1" and not again.from_cache
-    assert choosing.stats.rival_runs == choosing.stats.rival_chosen == 1
+    typed = "def fibo"
+    choosing.suggest("doc", Cursor(typed + MATH[len(FIRST):], len(typed), "python"), CancelToken())
+    assert choosing.stats.model_runs == 1 and choosing.stats.rival_runs == 0
+    monkeypatch.setattr(line_choice, "GATE", -1e9)
+    plain, sure = completer(reciter, line_choice=False), completer(reciter)
+    cursor = gap_at(MATH, 0)
+    assert sure.suggest("doc", cursor, CancelToken()).text == plain.suggest("doc", cursor, CancelToken()).text
+    assert sure.stats.rival_runs == 0 and sure.stats.model_runs == 1
+
+
+def test_the_rival_copies_the_fim_prompts_start_instead_of_reading_it(reciter):
+    """Far down a file, the rival's prompt is as long as the FIM one: it copies the key/values of their common start
+    instead of reading them again."""
+    notes = "".join(f"# note {i}\n" for i in range(40))
+    cursor = gap_at(notes + MATH, 40)
+    plain, choosing = completer(reciter, line_choice=False), completer(reciter)
+    plain.suggest("doc", cursor, CancelToken())
+    choosing.suggest("doc", cursor, CancelToken())
+    assert choosing.stats.rival_runs == 1
+    assert choosing.stats.copied_tokens > completer_module.RIVAL_COLD_TOKENS
+    read = choosing.stats.prompt_tokens - choosing.stats.reused_tokens
+    assert read <= plain.stats.prompt_tokens - plain.stats.reused_tokens + 1
 
 
 def test_line_score_is_the_first_lines_mean_log_probability(reciter):
@@ -80,20 +84,22 @@ def test_line_score_is_the_first_lines_mean_log_probability(reciter):
     a, newline, b = (tokenizer.encode(t).ids[0] for t in ("a", "\n", "b"))
     assert line_choice.line_score([a, newline, b], [-1.0, -3.0, -8.0], tokenizer) == -2.0
     assert line_choice.line_score([a, b], [-1.0, -2.0, -6.0], tokenizer) == -3.0  # an ending stop token counts
+    assert line_choice.line_score([a, b], [-0.1, -0.1], tokenizer) == float("-inf")  # never ended: the token limit
     assert line_choice.line_score([a], [], tokenizer) is None
 
 
-def test_eval_infilling_scores_what_the_server_would_show(reciter, tmp_path):
-    """`plusls eval infilling` (its default mode, the server's choice) against FIM alone, on gaps in the recited
-    file: the choice fills them as the completer does and says how often the rival ran and was shown."""
+def test_eval_infilling_scores_what_the_server_would_show(reciter, tmp_path, monkeypatch):
+    """`plusls eval infilling` (its default mode, the server's choice) against FIM alone, on a gap in the recited
+    file (a rival for every line here): the choice fills it as the completer does and says how often the rival ran
+    and was shown."""
     from plusls.evaluation.run import EvalOptions, run_eval
 
+    monkeypatch.setattr(line_choice, "GATE", 0.0)
+
     lines = MATH.split("\n")
-    gap = lines.index("def is_prime(n):")
-    problems = [{"task_id": "mathutil/is_prime", "prompt": "\n".join(lines[:gap]) + "\n",
-                 "suffix": "\n".join(lines[gap + 1:]), "canonical_solution": lines[gap] + "\n",
-                 "test": "def check(candidate):\n    assert candidate(7) and not candidate(9)\n",
-                 "entry_point": "is_prime"}]
+    problems = [{"task_id": "mathutil/fibonacci", "prompt": "", "suffix": "\n".join(lines[1:]),
+                 "canonical_solution": lines[0] + "\n", "test": "def check(candidate):\n    assert candidate(10) == 55\n",
+                 "entry_point": "fibonacci"}]
     folder = tmp_path / "humaneval_infilling"
     folder.mkdir()
     with gzip.open(folder / "HumanEval-SingleLineInfilling.jsonl.gz", "wt") as f:

@@ -73,17 +73,35 @@ def test_drafts_cut_forward_passes(memorized):
     assert fast_stats.forward_passes < plain_stats.forward_passes
 
 
-def test_other_documents_do_not_share_a_cache_and_cancel_stops(exported):
+def test_other_documents_share_nothing_unless_they_start_alike_and_cancel_stops(exported):
     lm = CausalLM(exported["gpt2"])
-    reuse = PrefixReuseLM(lm, max_documents=1)
+    reuse = PrefixReuseLM(lm, max_documents=2)
     config = GenerationConfig(max_new_tokens=8)
     reuse.generate("a", lm.encode(CODE), config)
-    _, stats = reuse.generate("b", lm.encode(CODE), config)
+    _, stats = reuse.generate("b", lm.encode("x = 1\n" * 8), config)
     assert stats.reused_tokens == 0
     token = CancelToken()
     token.cancel()
     got, _ = reuse.generate("b", lm.encode(CODE + "x"), config, token)
     assert got.finish_reason == "cancelled" and got.token_ids == []
+
+
+@pytest.mark.parametrize("arch", ["gpt2", "qwen2"])  # arrays, and buffers written in place
+def test_a_prompt_that_starts_as_another_keys_copies_its_cache_and_generates_the_same(exported, arch):
+    """A document's prefix-only rival starts as its FIM prompt does: those key/values are copied, not run, the
+    output is exactly plain greedy's, and the cache it came from is left as it was."""
+    lm = CausalLM(exported[arch])
+    reuse = PrefixReuseLM(lm)
+    config = GenerationConfig(max_new_tokens=12, stop_on_eos=False)
+    ids = lm.encode(CODE)
+    reuse.generate("fim", ids, config)
+    rival = ids[:30] + lm.encode(" zz")
+    got, stats = reuse.generate("rival", rival, config)
+    assert got.token_ids == lm.generate_ids([rival], config)[0].token_ids
+    assert stats.copied_tokens == stats.reused_tokens == 30
+    again, stats = reuse.generate("fim", ids + lm.encode("x"), config)
+    assert again.token_ids == lm.generate_ids([ids + lm.encode("x")], config)[0].token_ids
+    assert stats.copied_tokens == 0 and stats.reused_tokens >= len(ids) - 1
 
 
 @pytest.mark.parametrize("arch", ["gpt2", "qwen2"])
