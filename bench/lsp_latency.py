@@ -3,15 +3,15 @@
 A scripted editing session opens a real file, pauses as a reader would (`--pause`), then types character by
 character (default: the last lines of this repo's indexer/walker.py, with the lines above already in the buffer,
 and in mode `below` the lines after the typed text too). After each keystroke the client sends an incremental
-didChange and textDocument/inlineCompletion, and waits for the answer before the next keystroke (a user pausing just long
-enough to see the suggestion), so every request is served, none dropped. Single-line requests (cursor after text
+didChange and textDocument/inlineCompletion, and waits for the answer before the next keystroke (a user pausing just
+long enough to see the suggestion), so every request is served, none dropped. Single-line requests (cursor after text
 on its line) are what the target is about; requests at an empty line (multi-line) are reported apart.
 `single_line_vs_file`: how often a single-line suggestion's text is exactly what the file has after the cursor on
 that line, and its mean edit similarity (the suggestion quality a user typing this file would see);
 `line_start_vs_file`: the same for the first line suggested where only blanks precede the cursor (blanks ignored,
 nothing shown counted as a miss, the file's blank lines left out).
-Typing the characters a suggestion already showed is answered from the server's cache, as in real use; `inline_single_line_model_ran` covers only the requests
-that ran the model.
+Typing the characters a suggestion already showed is answered from the server's cache, as in real use;
+`inline_single_line_model_ran` covers only the requests that ran the model.
 
 Then: hover over every function of the file twice (first: the summarizer runs; second: from cache), and
 workspace/symbol queries once the workspace is indexed. Server RSS (VmHWM, VmRSS) is read from /proc at the end.

@@ -2,8 +2,8 @@
 
 On a CPU the prompt's prefill dominates: a keystroke changes the prompt's last few tokens, so only those run through
 the model. A prompt that starts as another key's cached one does (a document's FIM prompt and its prefix-only
-rival) copies those key/values instead of running them. Greedy decoding also proposes drafts by prompt lookup (completions often copy text already in the file)
-and verifies up to DRAFT tokens in one forward pass.
+rival) copies those key/values instead of running them. Greedy decoding also proposes drafts by prompt lookup
+(completions often copy text already in the file) and verifies up to DRAFT tokens in one forward pass.
 """
 from __future__ import annotations
 
@@ -153,9 +153,10 @@ class PrefixReuseLM:
         entry = self._entries.pop(key)
         keep = _common_prefix(entry.ids, ids) if entry else 0
         past = entry.past if entry else None
-        donor = max(self._entries.values(), key=lambda e: _common_prefix(e.ids, ids), default=None)
-        shared = min(_common_prefix(donor.ids, ids), len(ids) - 1) if donor else 0
-        if shared >= keep + SHARE_MIN:  # another prompt's cache starts as this one does: copy, don't run
+        shared, donor = max(((_common_prefix(e.ids, ids), e) for e in self._entries.values()),
+                            key=lambda pair: pair[0], default=(0, None))
+        shared = min(shared, len(ids) - 1)
+        if donor is not None and shared >= keep + SHARE_MIN:  # another prompt's cache starts alike: copy, don't run
             past, keep = self._copy(donor.past, shared, past), shared
             stats.copied_tokens = shared
         keep = min(keep, len(ids) - 1)  # the last prompt token always runs: its logits choose the first token

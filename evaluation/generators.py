@@ -142,11 +142,10 @@ class ModelGenerator:
         if request.rival is None or not wants_rival(fim.score):
             return replace(fim, line_choice={"line_choice": "fim"})
         rival = self.generate([request.rival], replace(config, logprobs=True, stop=()))[0]
-        both = {"fim_score": fim.score, "rival_score": rival.score, "fim_completion": fim.text}
-        if rival_wins(fim.score, rival.score):
-            return replace(rival, latency_s=fim.latency_s + rival.latency_s, line_choice={"line_choice": "rival", **both})
-        return replace(fim, latency_s=fim.latency_s + rival.latency_s,
-                       line_choice={"line_choice": "fim-over-rival", **both, "rival_completion": rival.text})
+        both = {"fim_score": fim.score, "rival_score": rival.score, "fim_completion": fim.text,
+                "rival_completion": rival.text}
+        shown, choice = (rival, "rival") if rival_wins(fim.score, rival.score) else (fim, "fim-over-rival")
+        return replace(shown, latency_s=fim.latency_s + rival.latency_s, line_choice={"line_choice": choice, **both})
 
     def prompt_budget(self, max_new_tokens: int) -> int:
         """Prompt tokens that fit in the model's context beside max_new_tokens."""

@@ -98,8 +98,8 @@ def test_eval_infilling_scores_what_the_server_would_show(reciter, tmp_path, mon
 
     lines = MATH.split("\n")
     problems = [{"task_id": "mathutil/fibonacci", "prompt": "", "suffix": "\n".join(lines[1:]),
-                 "canonical_solution": lines[0] + "\n", "test": "def check(candidate):\n    assert candidate(10) == 55\n",
-                 "entry_point": "fibonacci"}]
+                 "canonical_solution": lines[0] + "\n", "entry_point": "fibonacci",
+                 "test": "def check(candidate):\n    assert candidate(10) == 55\n"}]
     folder = tmp_path / "humaneval_infilling"
     folder.mkdir()
     with gzip.open(folder / "HumanEval-SingleLineInfilling.jsonl.gz", "wt") as f:

@@ -26,6 +26,7 @@ export const SERVER_SETTING_KEYS = [
   'completion.multiline',
   'completion.prefixReuse',
   'completion.promptLookup',
+  'completion.lineChoice',
   'remote.api',
   'remote.model',
   'remote.template',
