@@ -1,5 +1,5 @@
 """One suggestion for a cursor: the prompt (with retrieved snippets), token healing, generation that reuses the
-document's key/values, a prefix-only rival for an unsure first line (line_choice.py), filters. The same model also
+document's key/values, a prefix-only rival line at a line start (line_choice.py), filters. The same model also
 reads prompts ahead (warming) and writes text for other features (chat-form summaries). Not thread-safe: the server
 calls it from its one model thread."""
 from __future__ import annotations
@@ -21,7 +21,7 @@ from plusls.exported.manifest import Manifest
 from .budget import context_budget
 from .filters import postprocess
 from .healing import without_healed
-from .line_choice import applies, line_score, rival_wins, wants_rival
+from .line_choice import applies, line_score, rival_wins
 from .prefix_reuse import PrefixReuseLM
 from .prompt import Cursor, PromptBuilder, Snippet, WindowState
 from .settings import CompletionSettings
@@ -55,7 +55,7 @@ class CompletionStats:
     remote_errors: int = 0  # of those, the ones it did not answer
     fallbacks: int = 0  # suggestions the local model wrote because the server could not
     remote_seconds: float = 0.0  # spent waiting on the server's answers (the rest of a request is plusls's own)
-    rival_runs: int = 0  # prefix-only rivals generated for an unsure FIM first line (line_choice.py)
+    rival_runs: int = 0  # prefix-only rival lines generated at line starts (line_choice.py)
     rival_chosen: int = 0  # of those, the ones shown instead
 
     def to_dict(self) -> dict:
@@ -170,15 +170,12 @@ class Completer:
 
     def _line(self, uri: str, cursor: Cursor, fim: Generation, healed: str, config: GenerationConfig,
               cancel: CancelToken) -> tuple[Generation, str, bool]:
-        """What to show and its healed start: the FIM generation, or the prefix-only rival's line where it beats an
-        unsure FIM first line (line_choice.py); and whether that is settled. The rival's prompt starts as the FIM
-        one does, whose key/values it copies; where more than RIVAL_COLD_TOKENS of it are left to read (a huge
-        line), or it was cut short, the FIM line is shown, not cached as the answer."""
+        """What to show and its healed start: the FIM generation, or the prefix-only rival's line where the model is
+        surer of it than of the FIM first line (line_choice.py); and whether that is settled. The rival's prompt
+        starts as the FIM one does, whose key/values it copies; where more than RIVAL_COLD_TOKENS of it are left to
+        read (a huge line), or it was cut short, the FIM line is shown, not cached as the answer."""
         model, builder = self._ensure_model()
         if not config.logprobs:  # set where a rival may run
-            return fim, healed, True
-        fim_score = line_score(fim.token_ids, fim.logprobs, model.lm.tokenizer)
-        if not wants_rival(fim_score):
             return fim, healed, True
         key = (uri, PREFIX_ONLY)
         ids = builder.build(cursor, self._windows[uri], prefix_only=True)
@@ -191,6 +188,7 @@ class Completer:
         self._count(reuse)
         if rival.finish_reason in ("cancelled", "deadline"):
             return fim, healed, False
+        fim_score = line_score(fim.token_ids, fim.logprobs, model.lm.tokenizer)
         if not rival_wins(fim_score, line_score(rival.token_ids, rival.logprobs, model.lm.tokenizer)):
             return fim, healed, True
         self.stats.rival_chosen += 1

@@ -1,15 +1,13 @@
-"""Which first line a suggestion shows: the fill-in-the-middle answer, or, when the model is unsure of it, a rival
-read left to right from the prefix alone. For a whole line written between code above and below, the instruct
-completers' FIM and prefix-only answers each get right lines the other misses, and the one the model is surer of
-(the mean log-probability of the first line's tokens, the one ending it included) is right more often than either.
-Only there: mid-line, the rival measured no better, and where no code follows, worse. The rival runs only below
-GATE, so a line the model is sure of costs one generation. The one place for this policy: the server
-(completer.py) and `plusls eval infilling` decide here."""
+"""Which first line a suggestion shows where the cursor starts a line between code above and below: the
+fill-in-the-middle answer, or a rival read left to right from the prefix alone. There the instruct completers' FIM
+and prefix-only answers each get right lines the other misses, and the one the model is surer of (the mean
+log-probability of the first line's tokens, the one ending it included) is right more often than either, even
+where the FIM line looks sure (a gate that skipped the rival for sure FIM lines lost lines on HumanEval's first
+half). Mid-line the rival measured no better, and where no code follows, worse, so it runs only at line starts.
+The one place for this policy: the server (completer.py) and `plusls eval infilling` decide here."""
 from __future__ import annotations
 
 from typing import Sequence
-
-GATE = -0.1  # mean log-probability per token of the FIM first line below which a prefix-only rival is generated
 
 
 def line_score(token_ids: Sequence[int], logprobs: Sequence[float], tokenizer) -> float | None:
@@ -29,10 +27,6 @@ def line_score(token_ids: Sequence[int], logprobs: Sequence[float], tokenizer) -
 def applies(line_prefix: str, text_after: str) -> bool:
     """A rival may run for a cursor with nothing but blanks before it on its line and code after it."""
     return not line_prefix.strip() and bool(text_after.strip())
-
-
-def wants_rival(fim_score: float | None) -> bool:
-    return fim_score is not None and fim_score < GATE
 
 
 def rival_wins(fim_score: float | None, rival_score: float | None) -> bool:

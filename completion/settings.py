@@ -22,7 +22,7 @@ class CompletionSettings:
     multiline: bool = True  # multi-line suggestions at an empty line
     prefix_reuse: bool = True  # keep each document's key/value cache and run only a prompt's new tokens
     prompt_lookup: bool = True  # greedy drafts copied from the prompt, verified several tokens per pass
-    # An unsure FIM first line gets a prefix-only rival and the surer one is shown (line_choice.py; FIM models only).
+    # At a line start with code below, a prefix-only rival line too, and the surer one shown (line_choice.py).
     line_choice: bool = True
 
 

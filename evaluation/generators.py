@@ -12,7 +12,7 @@ from typing import Any, Protocol, Sequence
 
 from plusls.common.paths import default_models_dir
 from plusls.common.text import identifier_words
-from plusls.completion.line_choice import line_score, rival_wins, wants_rival
+from plusls.completion.line_choice import line_score, rival_wins
 from plusls.docstrings.chat_summary import ChatSummarizer
 from plusls.exported import CausalLM, GenerationConfig, ModelDirError, Seq2SeqLM, read_manifest
 from plusls.exported.defaults import COMPLETER, bundled_docstring_dir, ensure_default
@@ -49,8 +49,8 @@ class Generated:
     finish_reason: str = ""
     prompt_truncated: bool = False  # the prompt was longer than the model's context and lost its start
     score: float | None = None  # the first line's mean log-probability, where the generation recorded them
-    # With a rival (line_choice.py): {"line_choice": "fim" (no rival ran), "fim-over-rival" or "rival", and where
-    # one ran both scores and the FIM text}, copied into the sample's record.
+    # In choice mode (line_choice.py): {"line_choice": "fim" (no rival: not a line start with code below),
+    # "fim-over-rival" or "rival", and where a rival ran both lines and scores}, copied into the sample's record.
     line_choice: dict[str, Any] = field(default_factory=dict)
 
 
@@ -137,9 +137,9 @@ class ModelGenerator:
 
     def _choose_line(self, request: Request, config: GenerationConfig) -> Generated:
         """The server's choice (line_choice.py): the FIM answer, or its prefix-only rival's first line where the
-        FIM one is unsure and the rival surer."""
+        model is surer of it."""
         fim = self.generate([replace(request, rival=None)], replace(config, logprobs=True))[0]
-        if request.rival is None or not wants_rival(fim.score):
+        if request.rival is None:
             return replace(fim, line_choice={"line_choice": "fim"})
         rival = self.generate([request.rival], replace(config, logprobs=True, stop=()))[0]
         both = {"fim_score": fim.score, "rival_score": rival.score, "fim_completion": fim.text,

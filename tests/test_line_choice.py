@@ -52,17 +52,13 @@ def test_an_unsure_fim_line_gives_way_to_a_surer_left_to_right_one(reciter):
     assert plain.stats.rival_runs == 0
 
 
-def test_no_rival_mid_line_or_for_a_sure_fim_line(reciter, monkeypatch):
-    """Mid-line (typing `def fibo`) the FIM line stands; so does a line the model is sure of."""
+def test_no_rival_mid_line_or_without_code_below(reciter):
+    """Mid-line (typing `def fibo`) or at a line start with nothing below, the FIM line stands alone."""
     choosing = completer(reciter)
     typed = "def fibo"
     choosing.suggest("doc", Cursor(typed + MATH[len(FIRST):], len(typed), "python"), CancelToken())
-    assert choosing.stats.model_runs == 1 and choosing.stats.rival_runs == 0
-    monkeypatch.setattr(line_choice, "GATE", -1e9)
-    plain, sure = completer(reciter, line_choice=False), completer(reciter)
-    cursor = gap_at(MATH, 0)
-    assert sure.suggest("doc", cursor, CancelToken()).text == plain.suggest("doc", cursor, CancelToken()).text
-    assert sure.stats.rival_runs == 0 and sure.stats.model_runs == 1
+    choosing.suggest("doc", Cursor(MATH + "\n", len(MATH) + 1, "python"), CancelToken())
+    assert choosing.stats.model_runs == 2 and choosing.stats.rival_runs == 0
 
 
 def test_the_rival_copies_the_fim_prompts_start_instead_of_reading_it(reciter):
@@ -88,13 +84,10 @@ def test_line_score_is_the_first_lines_mean_log_probability(reciter):
     assert line_choice.line_score([a], [], tokenizer) is None
 
 
-def test_eval_infilling_scores_what_the_server_would_show(reciter, tmp_path, monkeypatch):
+def test_eval_infilling_scores_what_the_server_would_show(reciter, tmp_path):
     """`plusls eval infilling` (its default mode, the server's choice) against FIM alone, on a gap in the recited
-    file (a rival for every line here): the choice fills it as the completer does and says how often the rival ran
-    and was shown."""
+    file: the choice fills it as the completer does and says how often the rival ran and was shown."""
     from plusls.evaluation.run import EvalOptions, run_eval
-
-    monkeypatch.setattr(line_choice, "GATE", 0.0)
 
     lines = MATH.split("\n")
     problems = [{"task_id": "mathutil/fibonacci", "prompt": "", "suffix": "\n".join(lines[1:]),
