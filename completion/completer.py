@@ -188,8 +188,10 @@ class Completer:
         self._count(reuse)
         if rival.finish_reason in ("cancelled", "deadline"):
             return fim, healed, False
-        fim_score = line_score(fim.token_ids, fim.logprobs, model.lm.tokenizer)
-        if not rival_wins(fim_score, line_score(rival.token_ids, rival.logprobs, model.lm.tokenizer)):
+        tokenizer = model.lm.tokenizer
+        fim_score, rival_score = (line_score(g.token_ids, g.logprobs, tokenizer) for g in (fim, rival))
+        if not rival_wins(without_healed(fim.text, healed), fim_score, without_healed(rival.text, rival_healed),
+                          rival_score):
             return fim, healed, True
         self.stats.rival_chosen += 1
         return rival, rival_healed, True

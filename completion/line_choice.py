@@ -29,5 +29,9 @@ def applies(line_prefix: str, text_after: str) -> bool:
     return not line_prefix.strip() and bool(text_after.strip())
 
 
-def rival_wins(fim_score: float | None, rival_score: float | None) -> bool:
-    return fim_score is not None and rival_score is not None and rival_score > fim_score
+def rival_wins(fim_text: str, fim_score: float | None, rival_text: str, rival_score: float | None) -> bool:
+    """The rival's line is shown where it differs from the FIM first line and the model is surer of it (the same
+    line keeps the FIM answer, with whatever lines follow it)."""
+    if fim_score is None or rival_score is None or rival_score <= fim_score:
+        return False
+    return rival_text.split("\n")[0].rstrip() != fim_text.split("\n")[0].rstrip()

@@ -144,7 +144,8 @@ class ModelGenerator:
         rival = self.generate([request.rival], replace(config, logprobs=True, stop=()))[0]
         both = {"fim_score": fim.score, "rival_score": rival.score, "fim_completion": fim.text,
                 "rival_completion": rival.text}
-        shown, choice = (rival, "rival") if rival_wins(fim.score, rival.score) else (fim, "fim-over-rival")
+        wins = rival_wins(fim.text, fim.score, rival.text, rival.score)
+        shown, choice = (rival, "rival") if wins else (fim, "fim-over-rival")
         return replace(shown, latency_s=fim.latency_s + rival.latency_s, line_choice={"line_choice": choice, **both})
 
     def prompt_budget(self, max_new_tokens: int) -> int:

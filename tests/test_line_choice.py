@@ -84,6 +84,14 @@ def test_line_score_is_the_first_lines_mean_log_probability(reciter):
     assert line_choice.line_score([a], [], tokenizer) is None
 
 
+def test_the_rival_is_shown_only_where_it_differs_and_is_surer():
+    wins = line_choice.rival_wins
+    assert wins("    x = 1\n    y = 2", -0.5, "    x = 2", -0.1)
+    assert not wins("    x = 1\n    y = 2", -0.5, "    x = 1", -0.1)  # the same line: FIM's, with the lines after it
+    assert not wins("    x = 1", -0.1, "    x = 2", -0.5)
+    assert not wins("    x = 1", None, "    x = 2", -0.5)
+
+
 def test_eval_infilling_scores_what_the_server_would_show(reciter, tmp_path):
     """`plusls eval infilling` (its default mode, the server's choice) against FIM alone, on a gap in the recited
     file: the choice fills it as the completer does and says how often the rival ran and was shown."""
