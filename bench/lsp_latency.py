@@ -219,7 +219,8 @@ def main() -> None:
     p.add_argument("--completion", help="an exported causal-lm directory (or a default's name) instead of \"auto\"")
     p.add_argument("--draft", help="an exported causal-lm directory that drafts tokens for the completer")
     p.add_argument("--no-line-choice", action="store_true",
-                   help="completion.lineChoice off: the FIM line always, no prefix-only rival")
+                   help="completion.lineChoice false: the FIM line always, no prefix-only rival (default: the "
+                        "server's default for the model)")
     args = p.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="plusls-bench-"))
     try:
@@ -238,11 +239,11 @@ def main() -> None:
         for mode in args.modes.split(","):
             options = {"models": models, "search": {"indexOnStart": False},
                        "completion": {"prefixReuse": mode != "noreuse", "retrieval": False,
-                                      "lineChoice": not args.no_line_choice}}
+                                      **({"lineChoice": False} if args.no_line_choice else {})}}
             results[mode] = asyncio.run(session(workspace, file, args.start_line, args.chars, options,
                                                 tmp / f"cache-{mode}", args.pause, mode == "below"))
         print(json.dumps({"bench": "lsp_latency", "models": args.models, "completion": models.get("completion"),
-                          "line_choice": not args.no_line_choice, "file": Path(args.file).name,
+                          "line_choice": "off" if args.no_line_choice else "default", "file": Path(args.file).name,
                           "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
                           "results": results}, indent=2))
     finally:

@@ -15,6 +15,7 @@ from plusls.common.chat import frame_chat, frame_of
 from plusls.common.errors import PluslsError
 
 from plusls.exported.causal_lm import CausalLM
+from plusls.exported.defaults import chooses_lines
 from plusls.exported.generation import CancelToken, Generation, GenerationConfig
 from plusls.exported.manifest import Manifest
 
@@ -77,6 +78,7 @@ class Completer:
         self._windows: dict[str, WindowState] = {}
         self._model: PrefixReuseLM | None = None
         self._builder: PromptBuilder | None = None
+        self._rivals = False  # line choice on for the loaded model (settings, else its default's measurement)
         self._loading = threading.Lock()  # the manifest may be asked from another thread
 
     def manifest(self) -> Manifest:
@@ -165,8 +167,7 @@ class Completer:
         self.cache.clear_answers()
 
     def _may_run_rival(self, cursor: Cursor, builder: PromptBuilder) -> bool:
-        return (self.settings.line_choice and builder.fim is not None
-                and applies(cursor.line_prefix, cursor.text[cursor.offset : cursor.offset + 4096]))
+        return self._rivals and applies(cursor.line_prefix, cursor.text[cursor.offset : cursor.offset + 4096])
 
     def _line(self, uri: str, cursor: Cursor, fim: Generation, healed: str, config: GenerationConfig,
               cancel: CancelToken) -> tuple[Generation, str, bool]:
@@ -229,8 +230,9 @@ class Completer:
                                 self.line_after_middle)
         draft = self._load_drafter() if self._load_drafter else None
         drafter = PrefixReuseLM(draft, speculative=False, reuse=self.settings.prefix_reuse) if draft else None
-        # Two caches per document where a rival may run (its prompt and the prefix-only one).
-        documents = 8 if self.settings.line_choice and builder.fim else 4
+        choice = self.settings.line_choice
+        self._rivals = builder.fim is not None and (chooses_lines(lm.files.directory) if choice is None else choice)
+        documents = 8 if self._rivals else 4  # two caches per document where a rival runs: its prompt's, the FIM one's
         model = PrefixReuseLM(lm, max_documents=documents, speculative=self.settings.prompt_lookup,
                               reuse=self.settings.prefix_reuse, drafter=drafter)
         return model, builder

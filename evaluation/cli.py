@@ -39,8 +39,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     e.add_argument("--sandbox", default="auto", help="auto, namespace (root, Linux) or guard (weaker)")
     e.add_argument("--memory-mb", type=int, default=2048, help="address-space limit per program")
     e.add_argument("--infill-mode", default="auto",
-                   help="infilling: auto (what the server shows: choice for a model with FIM tokens), choice, fim, "
-                        "prefix or both")
+                   help="infilling: auto (what the server shows with the model: choice for the default 0.5B, else "
+                        "fim or prefix), choice, fim, prefix or both")
     e.add_argument("--subset", default="single", help="infilling: single or multi (line infilling)")
     e.add_argument("--rerank", metavar="DIR", help="search: also rank hybrid+rerank with this exported matching "
                                                    "model (plusls export --kind matching)")

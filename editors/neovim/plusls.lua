@@ -35,7 +35,7 @@ M.settings = {
     suffixTokens = 64,
     prefixReuse = true,
     promptLookup = true,
-    lineChoice = true,
+    -- lineChoice = true, -- or false; left out: on for the default 0.5B, where it measured better
   },
   hover = { enabled = true },
   docstring = { enabled = true },
