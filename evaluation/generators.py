@@ -35,7 +35,7 @@ class Request:
     reference: str | None = None  # what baseline:reference answers
     stops: tuple[str, ...] = ()
     explain: bool = False  # hover: a chat model explains the code in 1-3 sentences (one-line writers summarize)
-    # The prefix-only prompt that may replace an unsure first line of this FIM one (the server's line choice).
+    # The prefix-only prompt whose first line replaces this FIM one's where the model is surer of it (line choice).
     rival: "Request | None" = None
 
 

@@ -98,12 +98,14 @@ class Infilling:
                 span_lines = p["canonical_solution"].count("\n") or 1
                 if mode in ("fim", "choice"):
                     ids = rival = None
+                    chooses = mode == "choice" and applies(p["prompt"][p["prompt"].rfind("\n") + 1:], p["suffix"])
                     if isinstance(ctx.generator, ModelGenerator):
                         budget = ctx.generator.prompt_budget(ctx.settings.max_new_tokens or max_new)
                         ids = fim_ids(ctx.generator, p["prompt"], p["suffix"], budget)
-                        rival = fim_ids(ctx.generator, p["prompt"], p["suffix"], budget, prefix_only=True)
+                        if chooses:
+                            rival = fim_ids(ctx.generator, p["prompt"], p["suffix"], budget, prefix_only=True)
                     request = Request(ids=ids, text=p["prompt"], stops=line_stop or multi_line_stops(p["suffix"]))
-                    if mode == "choice" and applies(p["prompt"][p["prompt"].rfind("\n") + 1:], p["suffix"]):
+                    if chooses:
                         request.rival = Request(ids=rival, text=p["prompt"], stops=("\n",))
                 else:
                     framed = frame(p["prompt"], ctx.settings.prompt_format)

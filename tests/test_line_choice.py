@@ -1,6 +1,6 @@
-"""An unsure FIM first line gives way to a surer prefix-only one (completion/line_choice.py), in the server's
-completer and in `plusls eval infilling`, with a model that recites a file left to right after the FIM prefix marker
-(the rival's prompt) but never learned the suffix and middle parts."""
+"""At a line start with code below, the FIM first line gives way to a prefix-only one the model is surer of
+(completion/line_choice.py), in the server's completer and in `plusls eval infilling`, with a model that recites a
+file left to right after the FIM prefix marker (the rival's prompt) but never learned the suffix and middle parts."""
 from __future__ import annotations
 
 import gzip
@@ -104,8 +104,9 @@ def test_the_rival_is_shown_only_where_it_differs_and_is_surer():
 
 
 def test_eval_infilling_scores_what_the_server_would_show(reciter, tmp_path):
-    """`plusls eval infilling` (its default mode, the server's choice) against FIM alone, on a gap in the recited
-    file: the choice fills it as the completer does and says how often the rival ran and was shown."""
+    """`plusls eval infilling --infill-mode choice` against FIM alone, on a gap in the recited file: the choice
+    fills it as the completer does and says how often the rival ran and was shown; the default mode follows the
+    server's default for the model."""
     from plusls.evaluation.run import EvalOptions, run_eval
 
     lines = MATH.split("\n")
