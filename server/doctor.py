@@ -1,9 +1,10 @@
-"""`plusls doctor`'s completion section: which default completer "auto" serves on this machine, and why."""
+"""`plusls doctor`'s completion section: which default completer "auto" serves on this machine, and why (and whether
+it chooses lines, completion/line_choice.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from plusls.exported.defaults import exported_dir
+from plusls.exported.defaults import chooses_lines, exported_dir
 from plusls.exported.sessions import RuntimeOptions
 
 from .model_dirs import DefaultModels, ModelDirs
@@ -24,6 +25,9 @@ def format_completer(r: dict) -> list[str]:
                else "their speed here is not measured yet (`plusls doctor --bench`, or the server's first start)")
         return [f"completion model (auto): undecided; installed {', '.join(r['installed'])}, {why}"]
     lines = [f"completion model (auto): {r['completer']}", f"  why: {r['reason']}"]
+    if chooses_lines(r["completer"]):
+        lines.append("  line choice: on (at a line start with code below, the prefix-only line where the model is "
+                     "surer of it; completion.lineChoice false turns it off)")
     for c in r["candidates"]:
         lines.append(f"  {c['name']}: prompt {c['prefill_tokens_per_s']:.0f} tokens/s, new tokens "
                      f"{c['decode_tokens_per_s']:.1f}/s (measured {c['measured']}); predicted keystroke "

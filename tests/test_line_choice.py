@@ -95,6 +95,17 @@ def test_line_choice_is_on_by_default_only_where_it_measured_better(reciter):
     assert default.stats.model_runs == 1 and default.stats.rival_runs == 0
 
 
+def test_doctor_says_when_the_chosen_completer_chooses_lines():
+    from plusls.exported.defaults import COMPLETER, COMPLETER_LARGE
+    from plusls.server.doctor import format_completer
+
+    def report(name: str) -> list[str]:
+        return format_completer({"completer": name, "reason": "measured", "candidates": []})
+
+    assert any("line choice: on" in line for line in report(COMPLETER.name))
+    assert not any("line choice" in line for line in report(COMPLETER_LARGE.name))
+
+
 def test_the_rival_is_shown_only_where_it_differs_and_is_surer():
     wins = line_choice.rival_wins
     assert wins("    x = 1\n    y = 2", -0.5, "    x = 2", -0.1)
