@@ -13,6 +13,7 @@ from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
 from typing import Callable
 
+from plusls.common.dirs import replace_dir
 from plusls.common.errors import PluslsError
 from plusls.common.paths import cache_home
 
@@ -156,8 +157,7 @@ class DefaultModel:
         if stamp.is_file() and stamp.read_text() == key:  # another process built it meanwhile: keep theirs
             shutil.rmtree(tmp, ignore_errors=True)
             return out
-        shutil.rmtree(out, ignore_errors=True)
-        tmp.replace(out)
+        replace_dir(tmp, out)
         return out
 
 
