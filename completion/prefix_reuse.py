@@ -65,7 +65,12 @@ class PrefixReuseLM:
     def cached(self, ids: Sequence[int]) -> int:
         """How many of `ids`'s first tokens need not run: the most that any key's cache holds (its own, or one
         it would copy)."""
-        return max((_common_prefix(e.ids, ids) for e in self._entries.values()), default=0)
+        return self._longest_cached(ids)[0]
+
+    def _longest_cached(self, ids: Sequence[int]) -> tuple[int, _Entry | None]:
+        """The cache that holds the most of `ids`'s first tokens, and how many."""
+        return max(((_common_prefix(e.ids, ids), e) for e in self._entries.values()), key=lambda pair: pair[0],
+                   default=(0, None))
 
     def generate(self, key: Hashable, ids: Sequence[int], config: GenerationConfig,
                  cancel: CancelToken | None = None, starts_with: str = "") -> tuple[Generation, ReuseStats]:
@@ -153,10 +158,10 @@ class PrefixReuseLM:
         entry = self._entries.pop(key)
         keep = _common_prefix(entry.ids, ids) if entry else 0
         past = entry.past if entry else None
-        shared, donor = max(((_common_prefix(e.ids, ids), e) for e in self._entries.values()),
-                            key=lambda pair: pair[0], default=(0, None))
+        # Another prompt's cache that starts alike is copied, not run (looked for only where it could save some).
+        shared, donor = self._longest_cached(ids) if keep + SHARE_MIN < len(ids) else (0, None)
         shared = min(shared, len(ids) - 1)
-        if donor is not None and shared >= keep + SHARE_MIN:  # another prompt's cache starts alike: copy, don't run
+        if donor is not None and shared >= keep + SHARE_MIN:
             past, keep = self._copy(donor.past, shared, past), shared
             stats.copied_tokens = shared
         keep = min(keep, len(ids) - 1)  # the last prompt token always runs: its logits choose the first token
