@@ -7,10 +7,12 @@ functions of packages never trained on), a workspace holding one file per functi
   then every query searched (hybrid: first-pass vectors + BM25), as `workspace/symbol` answers while indexing;
 - full pass (`embed_pending`): the encoder's vectors; timed, then every query in each mode.
 MRR@10 and recall@1/10 per mode, and hybrid at each `--bm25-weights` (BM25's weight for plain-language queries,
-the fusion weight chosen on CoSQA dev). `--eager` adds the plain baseline: PyTorch eager all-MiniLM-L6-v2, batch 64,
+the fusion weight chosen on CoSQA dev). `--rerank` adds hybrid+rerank (and hybrid over the same queries, which
+may be fewer: `--rerank-queries`). `--eager` adds the plain baseline: PyTorch eager all-MiniLM-L6-v2, batch 64,
 padded to 256 tokens, over the first chunks.
 
     .venv/bin/python bench/index_speed.py [--dirs DIR,...] [--views 2,1] [--max-length 128,256] [--limit N] [--eager]
+        [--rerank completer --rerank-queries N]
 """
 from __future__ import annotations
 
@@ -58,14 +60,15 @@ class Variant:
         return np.concatenate([code, code])
 
 
-def quality(index, queries, modes) -> dict:
+def quality(index, queries, modes, reranker=None) -> dict:
+    """Each mode's ranking quality; "hybrid+rerank": hybrid's top results reranked by `reranker`."""
     from plusls.common.metrics import mrr_at_k, recall_at_k
     from plusls.evaluation.retrieval import rank_all
 
     golds = [g for _, g in queries]
     out = {}
     for mode in modes:
-        rankings, latency = rank_all(index, queries, mode)
+        rankings, latency = rank_all(index, queries, mode.split("+")[0], reranker=reranker if "+" in mode else None)
         latency.sort()
         out[mode] = {"mrr@10": round(mrr_at_k(rankings, golds, 10), 4),
                      **{f"recall@{k}": round(recall_at_k(rankings, golds, k), 4) for k in (1, 10)},
@@ -85,6 +88,9 @@ def main() -> None:
                     help="only the first N functions and the queries whose gold is among them")
     ap.add_argument("--no-first-pass", action="store_true")
     ap.add_argument("--bm25-weights", default="", help="also hybrid with these BM25 weights for plain-language queries")
+    ap.add_argument("--rerank", default=None, metavar="completer|DIR",
+                    help="also hybrid+rerank with this reranker (and hybrid over the same queries)")
+    ap.add_argument("--rerank-queries", type=int, default=0, metavar="N", help="rerank only the first N queries")
     ap.add_argument("--eager", type=int, default=0, metavar="N",
                     help="also time the PyTorch eager baseline on N chunks")
     args = ap.parse_args()
@@ -95,6 +101,7 @@ def main() -> None:
     from plusls.exported.static_embedder import static_for
     from plusls.indexer import search as search_module
     from plusls.indexer.embedding_model import load_embedder
+    from plusls.indexer.rerankers import load_reranker
     from plusls.indexer.workspace_index import WorkspaceIndex
     from plusls.training.mining import default_corpus_dir
 
@@ -108,6 +115,7 @@ def main() -> None:
             codes = dict(list(codes.items())[: args.limit])
             queries = [(q, g) for q, g in queries if g in codes]
         datasets[name] = (codes, queries)
+    reranker = load_reranker(args.rerank) if args.rerank else None
     dirs = [Path(d) for d in args.dirs.split(",") if d] or [ensure_default(EMBEDDER, default_models_dir())]
     cpu = open("/proc/cpuinfo").read()
     out: dict = {"bench": "index_speed", "date": time.strftime("%Y-%m-%d"),
@@ -140,6 +148,10 @@ def main() -> None:
                         r["full_pass_chunks_per_s"] = round(first.chunks_added / full, 1)
                         r["end_to_end_chunks_per_s"] = round(first.chunks_added / (full + first.scan_seconds), 1)
                         r["full"] = quality(index, queries, MODES)
+                        if reranker is not None:
+                            some = queries[: args.rerank_queries or None]
+                            r["reranked"] = {"queries": len(some),
+                                             **quality(index, some, ["hybrid", "hybrid+rerank"], reranker)}
                         for w in [float(w) for w in args.bm25_weights.split(",") if w]:
                             default = search_module.PLAIN_LANGUAGE_BM25_WEIGHT
                             search_module.PLAIN_LANGUAGE_BM25_WEIGHT = w

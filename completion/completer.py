@@ -148,6 +148,11 @@ class Completer:
             raise PluslsError("the completion model has no chat template: it cannot write summaries")
         return self.generate_text(frame_chat(frame, messages), config, cancel)
 
+    def answer_logprob(self, messages: list[dict[str, str]], answer: str) -> float:
+        """log p(answer | the conversation) (search reranking)."""
+        model, _ = self._ensure_model()
+        return model.lm.answer_logprob(messages, answer)
+
     async def complete(self, uri: str, cursor: Cursor, cancel: CancelToken, executor: Executor) -> Suggestion | None:
         """suggest() on the model thread."""
         return await asyncio.get_running_loop().run_in_executor(executor, self.suggest, uri, cursor, cancel)

@@ -42,8 +42,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                    help="infilling: auto (what the server shows with the model: choice for the default 0.5B, else "
                         "fim or prefix), choice, fim, prefix or both")
     e.add_argument("--subset", default="single", help="infilling: single or multi (line infilling)")
-    e.add_argument("--rerank", metavar="DIR", help="search: also rank hybrid+rerank with this exported matching "
-                                                   "model (plusls export --kind matching)")
+    e.add_argument("--rerank", metavar="completer|DIR",
+                   help="search: also rank hybrid+rerank, by the completion model's likelihood of the query "
+                        "('completer', or an instruct model's export) or with an exported matching model")
     e.add_argument("--json", dest="json_path", metavar="F", help="write the full results (every sample) to F")
     e.add_argument("--report", dest="report_path", metavar="F",
                    help="write a Markdown report to F with PNG plots beside it")

@@ -31,7 +31,7 @@ class EvalOptions:
     memory_mb: int = 2048
     infill_mode: str = "auto"
     subset: str = "single"
-    rerank: str | None = None  # search: an exported matching model that reranks hybrid's top results
+    rerank: str | None = None  # search: "completer" or a model directory that reranks hybrid's top results
     json_path: str | None = None
     report_path: str | None = None
     command: str = ""

@@ -1,6 +1,6 @@
 """Code search (CoSQA): the 500 dev queries over its 6,267-function code base, through the real workspace index;
-MRR@10 and recall@1/5/10 per ranking mode (vector, BM25, hybrid), and hybrid+rerank when `--rerank DIR` names an
-exported matching model (the cross-encoder rescoring hybrid's top results)."""
+MRR@10 and recall@1/5/10 per ranking mode (vector, BM25, hybrid), and hybrid+rerank when `--rerank` names a
+reranker (indexer.rerankers: the completion model or a matching cross-encoder rescoring hybrid's top results)."""
 from __future__ import annotations
 
 import statistics
@@ -10,7 +10,7 @@ from typing import Any
 
 from plusls.common.metrics import mrr_at_k, recall_at_k
 from plusls.evaluation.retrieval import MODES, load_cosqa, rank_all, write_corpus
-from plusls.exported.matching import Matcher
+from plusls.indexer.rerankers import load_reranker
 from plusls.indexer.workspace_index import WorkspaceIndex
 
 from .datasets import find_file
@@ -38,8 +38,7 @@ class Search:
             summary = index.update(progress=model.progress)
             modes = [(m, None) for m in MODES]
             if ctx.options.get("rerank"):
-
-                modes.append(("hybrid+rerank", Matcher(ctx.options["rerank"])))
+                modes.append(("hybrid+rerank", load_reranker(ctx.options["rerank"])))
             for mode, reranker in modes:
                 rankings, latency = rank_all(index, queries, mode.split("+")[0], reranker=reranker)
                 metrics[mode] = {"mrr@10": mrr_at_k(rankings, golds, 10),

@@ -7,6 +7,9 @@ from typing import Sequence
 import numpy as np
 import onnxruntime as ort
 
+from plusls.common.chat import frame_chat, frame_of
+from plusls.common.errors import PluslsError
+
 from .generation import (CancelToken, Generation, GenerationConfig, RowDecoder, StopWatch, adjust_logits, choose_tokens,
                          resolve_config, token_logprobs)
 from .kv_buffers import KVBuffers
@@ -104,6 +107,23 @@ class CausalLM:
         self.session.run_with_iobinding(binding)
         outs = binding.get_outputs()
         return outs[0].numpy(), list(outs[1:])
+
+    def answer_logprob(self, messages: list[dict[str, str]], answer: str) -> float:
+        """log p(answer | the conversation, framed by the model's own chat template), summed over the answer's
+        tokens: one pass over both, nothing cached."""
+        frame = frame_of(self.manifest.config)
+        if frame is None:
+            raise PluslsError(f"{self.files.directory} has no chat template: it cannot score answers")
+        context, text = self.encode(frame_chat(frame, messages)), self.encode(answer)
+        if not text:
+            return 0.0
+        limit = self.manifest.max_length or len(context) + len(text)
+        if len(text) >= limit:
+            raise PluslsError(f"an answer of {len(text)} tokens is longer than {self.files.directory} reads")
+        ids = np.asarray([(context + text)[-limit:]], np.int64)  # past the model's positions: the context's end
+        logits, _ = self.forward(ids, np.ones_like(ids), np.arange(ids.shape[1])[None], self.empty_past(1),
+                                 keep=len(text) + 1)
+        return float(token_logprobs(logits[0, -len(text) - 1 : -1], text).sum())
 
     def generate(
         self, prompts: str | Sequence[str], config: GenerationConfig | None = None, cancel: CancelToken | None = None

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from plusls.common.cli_args import models_dir_parent
 from plusls.common.errors import PluslsError
-from plusls.exported.matching import Matcher
 
 from .embedding_model import first_pass_for, load_embedder
 from .progress_bar import ProgressBar
 from .remote_embedder import RemoteEmbedder
+from .rerankers import load_reranker
 from .search import search
 from .workspace_index import WorkspaceIndex, default_index_dir
 
@@ -93,7 +93,7 @@ def _search(args: argparse.Namespace) -> int:
         index_dir = Path(args.index_dir) if args.index_dir else default_index_dir(Path(args.path))
         if not (index_dir / "index.sqlite").exists():
             raise PluslsError(f"{args.path} has no index yet; run `plusls index {args.path}` first")
-        reranker = Matcher(Path(args.rerank)) if args.rerank else None
+        reranker = load_reranker(args.rerank) if args.rerank else None
         response = search(_open_index(args, read_only=True), args.query, k=args.k, language=args.lang,
                           path_glob=args.glob, mode=args.mode, reranker=reranker)
     if args.json:
@@ -137,7 +137,9 @@ def register(sub) -> None:
     s.add_argument("--lang", default=None, help="only this language (python, javascript, typescript, go, ...)")
     s.add_argument("--glob", default=None, help="only paths matching this glob, e.g. 'src/*'")
     s.add_argument("--mode", default="hybrid", choices=["hybrid", "vector", "bm25"])
-    s.add_argument("--rerank", metavar="DIR", default=None,
-                   help="rerank the top results with this exported matching model (plusls export --kind matching)")
+    s.add_argument("--rerank", metavar="completer|DIR", default=None,
+                   help="rerank the top results by the completion model's likelihood of the query ('completer', or "
+                        "an instruct model's export), or with an exported matching model (plusls export --kind "
+                        "matching)")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=_search)

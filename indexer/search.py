@@ -8,9 +8,10 @@ vectors.
 Chunks that have no vector yet (indexing still running) always take BM25 at weight 1, and their first-pass
 (static) vectors as a third ranking: that is how search answers before the encoder's vectors land.
 
-With a reranker (a text-code matching cross-encoder, exported.matching.Matcher), the first RERANK_TOP fused
-results are scored against the query pair by pair and put in the order of those scores; the rest keep theirs.
-A query naming code is not reranked (the exact-name boost and BM25 decide those)."""
+With a reranker (the completion model's likelihood of the query, indexer.query_likelihood; or a text-code
+matching cross-encoder, exported.matching.Matcher), the first RERANK_TOP fused results are scored against the
+query one by one, and their order becomes the reciprocal rank fusion of the fused order and the scores'; the rest
+keep theirs. A query naming code is not reranked (the exact-name boost and BM25 decide those)."""
 from __future__ import annotations
 
 import fnmatch
@@ -26,14 +27,18 @@ POOL = 50  # candidates taken from each ranking
 MODES = ("hybrid", "vector", "bm25")
 IDENTIFIER = re.compile(r"\w_\w|[a-z][A-Z]|\w\.\w|\w\(|::")
 PLAIN_LANGUAGE_BM25_WEIGHT = 0.0
-RERANK_TOP = 20  # fused results the reranker rescores
+RERANK_TOP = 10  # fused results the reranker rescores
+# The reranker's ranking against the fused one, chosen on CoSQA dev among 0.1-2 (both halves of its queries agree;
+# the completion model's scores alone rank worse than the fused order).
+RERANK_WEIGHT = 0.5
 # The static first-pass ranking's weight: chosen on CoSQA dev among 0-1 (it lowers the held-out mined pairs, whose
 # queries share words with the code, at every weight: docs/measurements.md).
 FIRST_PASS_WEIGHT = 0.25
 
 
 class Reranker(Protocol):
-    def score(self, text: str, codes: Sequence[str]) -> Sequence[float]: ...
+    def score(self, text: str, codes: Sequence[str]) -> Sequence[float]:
+        """A score per code, or for the first codes only (a time budget): those are reordered."""
 
 
 def bm25_weight(query: str) -> float:
@@ -129,13 +134,20 @@ def search(index: WorkspaceIndex, query: str, k: int = 10, language: str | None 
         t = time.perf_counter()
         top = min(rerank_top, len(results))
         scores = [float(x) for x in reranker.score(query, [texts[i]["text"] for i in winners[:top]])]
-        order = sorted(range(top), key=lambda n: -scores[n])  # stable: ties keep the fused order
-        for n in range(top):
-            results[n].rerank_score = round(scores[n], 4)
-        results[:top] = [results[n] for n in order]
+        for result, score in zip(results, scores):
+            result.rerank_score = round(score, 4)
+        results[: len(scores)] = [results[n] for n in rerank_order(scores)]
         timings["rerank"] = _ms(t)
     results = results[:k]
     return SearchResponse(query, results, counts["chunks"], counts["embedded"], timings)
+
+
+def rerank_order(scores: Sequence[float]) -> list[int]:
+    """Positions of results in fused order, reordered by reciprocal rank fusion of that order and the scores'."""
+    by_score = sorted(range(len(scores)), key=lambda n: -scores[n])  # stable: ties keep the fused order
+    rank = {n: r for r, n in enumerate(by_score, 1)}
+    fused = {n: 1.0 / (RRF_K + n + 1) + RERANK_WEIGHT / (RRF_K + rank[n]) for n in range(len(scores))}
+    return sorted(fused, key=lambda n: -fused[n])
 
 
 def fuse(query: str, vector_hits: list[tuple[int, float]], bm25_hits: list[tuple[int, float]], rows: dict[int, dict],

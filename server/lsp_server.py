@@ -35,6 +35,7 @@ from plusls.exported.seq2seq_lm import Seq2SeqLM
 from plusls.exported.watched_model import WatchedModel
 from plusls.indexer.embedding_model import load_embedder
 from plusls.indexer.languages import spec_for
+from plusls.indexer.query_likelihood import QueryLikelihood
 from plusls.indexer.remote_embedder import RemoteEmbedder
 from plusls.indexer.workspace_index import IndexProgress
 
@@ -51,6 +52,7 @@ from .workspace_search import WorkspaceSearch
 log = logging.getLogger("plusls")
 SURROGATE = re.compile("[\ud800-\udfff]")
 SYMBOL_KIND = {"function": t.SymbolKind.Function, "method": t.SymbolKind.Method, "class": t.SymbolKind.Class}
+RERANK_BUDGET_S = 3.0  # the search command's wait for the model's reranking, past the index's answer
 WARM_AFTER_S = 0.4  # quiet time after an open, an edit or a cursor move before the prompt is read ahead
 
 
@@ -63,6 +65,7 @@ class PluslsServer(LanguageServer):
         self.background: BackgroundQueue | None = None
         self.summarizer: Summarizer | None = None
         self.prefetch: SummaryPrefetch | None = None
+        self.chat_model: ModelThread | None = None
         self.search: WorkspaceSearch | None = None
         self.telemetry = CompletionLog()
         self.completion_pool = ThreadPoolExecutor(1, thread_name_prefix="plusls-complete")
@@ -121,9 +124,16 @@ class PluslsServer(LanguageServer):
         self.scheduler = RequestScheduler(self.completer, self.completion_pool, self.background)
         encoder_decoder = EncoderDecoderWriter(self._docstring_model)
         chat = self.settings.models.summaries != "docstring"
-        chat_model = ModelThread(self.completer, self.completion_pool, self.background)
+        chat_model = self.chat_model = ModelThread(self.completer, self.completion_pool, self.background)
         self.summarizer = Summarizer(ChatWriter(chat_model, encoder_decoder) if chat else encoder_decoder)
         self.prefetch = SummaryPrefetch(self.summarizer, self.docs_pool, self.background)
+
+    def reranker(self) -> QueryLikelihood | None:
+        """The search reranker: the local completion model, when it has a chat template (not on the event loop:
+        asking may wait for the model thread)."""
+        if not isinstance(self.completer, Completer) or self.chat_model is None or not self.chat_model.can_chat():
+            return None
+        return QueryLikelihood(self.chat_model.answer_logprob, RERANK_BUDGET_S)
 
     def log_choice(self) -> None:
         """One log line: which completer "auto" chose and why."""
@@ -508,12 +518,16 @@ async def resolve_code_action(ls: PluslsServer, action: t.CodeAction) -> t.CodeA
 
 
 # --- search -----------------------------------------------------------------------------------------------------
-async def run_search(ls: PluslsServer, query: str, k: int):
+async def run_search(ls: PluslsServer, query: str, k: int, rerank: bool = False):
     if ls.search is None or not ls.settings.search.enabled:
         raise PluslsError("semantic search needs a workspace folder and plusls.search.enabled")
     ls.refresh_models()
-    loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(ls.query_pool, ls.search.search, query, k)
+    search = ls.search
+
+    def run():
+        return search.search(query, k, ls.reranker() if rerank and ls.settings.search.rerank else None)
+
+    return await asyncio.get_running_loop().run_in_executor(ls.query_pool, run)
 
 
 @server.feature(t.WORKSPACE_SYMBOL)
@@ -559,7 +573,7 @@ async def search_command(ls: PluslsServer, *args) -> list[dict]:
     if not args or not isinstance(args[0], str):
         raise PluslsError("plusls.search takes [query, k?]")
     k = args[1] if len(args) > 1 and isinstance(args[1], int) else 10
-    response = await run_search(ls, args[0], k)
+    response = await run_search(ls, args[0], k, rerank=True)
     return [{"path": r.path, "startLine": r.start_line, "endLine": r.end_line, "name": r.qualname,
              "kind": r.kind, "score": r.score, "snippet": r.snippet} for r in response.results]
 

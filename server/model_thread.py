@@ -26,3 +26,7 @@ class ModelThread:
     def generate(self, text: str, config: GenerationConfig, cancel: CancelToken | None = None) -> Generation:
         with self.background.yielding(cancel) as token:
             return self.executor.submit(self.completer.generate_text, text, config, token).result()
+
+    def answer_logprob(self, messages: list[dict[str, str]], answer: str) -> float:
+        """log p(answer | messages) (search reranking): one short pass, so a keystroke waits at most for it."""
+        return self.executor.submit(self.completer.answer_logprob, messages, answer).result()

@@ -10,7 +10,7 @@ from typing import Any, Callable
 from plusls.completion.prompt import Cursor, Snippet
 from plusls.exported.watched_model import WatchedModel
 from plusls.indexer.embedding_model import first_pass_for
-from plusls.indexer.search import SearchResponse, search
+from plusls.indexer.search import Reranker, SearchResponse, search
 from plusls.indexer.workspace_index import IndexProgress, IndexSummary, WorkspaceIndex
 
 from .settings import SearchSettings, is_database_url
@@ -79,10 +79,11 @@ class WorkspaceSearch:
             return None  # a file outside the workspace is not indexed
         return self.open().reindex_file(full)
 
-    def search(self, query: str, k: int = 10) -> SearchResponse:
+    def search(self, query: str, k: int = 10, reranker: Reranker | None = None) -> SearchResponse:
+        """`reranker`: rescores the local index's top results (a shared index answers without it)."""
         index = self.open()
         if isinstance(index, WorkspaceIndex):
-            return search(index, query, k=k)
+            return search(index, query, k=k, reranker=reranker)
         unsaved = {rel: text for path, text in self.unsaved().items() if (rel := self._inside(path))}
         return index.search(query, k, unsaved)
 

@@ -45,6 +45,7 @@ export const SERVER_SETTING_KEYS = [
   'search.embedUrl',
   'search.embedModel',
   'search.embedKeyEnv',
+  'search.rerank',
   'telemetry.enabled',
 ] as const;
 
