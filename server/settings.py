@@ -56,8 +56,8 @@ class SearchSettings:
     embed_key_env: str | None = None
     # The search command (plusls.search) reranks its top results by the local completion model's likelihood of the
     # query (indexer/query_likelihood.py), for at most a few seconds; workspace/symbol, which answers as the user
-    # types, never does. Off by default: on a laptop CPU it gains too little for its wait (docs/measurements.md).
-    rerank: bool = False
+    # types, never does.
+    rerank: bool = True
 
 
 @dataclass(frozen=True)
