@@ -14,7 +14,7 @@ from typing import Hashable, Sequence
 import numpy as np
 
 from plusls.common.lru import LRU
-from plusls.exported.causal_lm import Cache, CausalLM
+from plusls.exported.causal_lm import Cache, CausalLM, common_prefix, first_positions
 from plusls.exported.generation import (CancelToken, Generation, GenerationConfig, RowDecoder, StopWatch, adjust_logits,
                                         choose_tokens, resolve_config, token_logprobs)
 from plusls.exported.kv_buffers import KVBuffers
@@ -69,7 +69,7 @@ class PrefixReuseLM:
 
     def _longest_cached(self, ids: Sequence[int]) -> tuple[int, _Entry | None]:
         """The cache that holds the most of `ids`'s first tokens, and how many."""
-        return max(((_common_prefix(e.ids, ids), e) for e in self._entries.values()), key=lambda pair: pair[0],
+        return max(((common_prefix(e.ids, ids), e) for e in self._entries.values()), key=lambda pair: pair[0],
                    default=(0, None))
 
     def generate(self, key: Hashable, ids: Sequence[int], config: GenerationConfig,
@@ -156,7 +156,7 @@ class PrefixReuseLM:
         """Prefill what the key's cache lacks of `ids`, in chunks: (last logits, past, tokens fed, None), or an
         interruption's reason with what was read stored."""
         entry = self._entries.pop(key)
-        keep = _common_prefix(entry.ids, ids) if entry else 0
+        keep = common_prefix(entry.ids, ids) if entry else 0
         past = entry.past if entry else None
         # Another prompt's cache that starts alike is copied, not run (looked for only where it could save some).
         shared, donor = self._longest_cached(ids) if keep + SHARE_MIN < len(ids) else (0, None)
@@ -218,22 +218,10 @@ class PrefixReuseLM:
         self._entries.put(key, _Entry(ids, past))
 
 
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    if n == 0:
-        return 0
-    diff = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
-    return int(diff[0]) if len(diff) else n
-
-
 def _truncate(past: Cache, length: int) -> Cache:
     """Key/values for the first `length` positions ([batch, heads, positions, dim]); buffers written in place
     need nothing (the next step's mask says how much of them counts)."""
     if isinstance(past, KVBuffers):
         return past
-    out = []
-    for p in past:
-        arr = p if isinstance(p, np.ndarray) else p.numpy()  # OrtValue on a device: copied back (CUDA path)
-        out.append(arr if arr.shape[2] == length else np.ascontiguousarray(arr[:, :, :length, :]))
-    return out
+    return [first_positions(p, length) for p in past]
 

@@ -1,6 +1,7 @@
 """Causal LM generation over an exported decoder with KV cache (optimum's text-generation-with-past layout)."""
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Sequence
 
@@ -47,6 +48,8 @@ class CausalLM:
         start = self.manifest.token_id("bos")
         self.start_ids = [start if start is not None else self.pad_id]
         self.device = "cuda" if self.files.on_cuda else "cpu"
+        self._scored: tuple[list[int], Past] = ([], [])  # answer_logprob's last text and its key/values
+        self._scored_lock = threading.Lock()
 
     @property
     def providers(self) -> list[str]:
@@ -110,7 +113,8 @@ class CausalLM:
 
     def answer_logprob(self, messages: list[dict[str, str]], answer: str) -> float:
         """log p(answer | the conversation, framed by the model's own chat template), summed over the answer's
-        tokens: one pass over both, nothing cached."""
+        tokens, in one pass; the start it shares with the previous call's text (a reranker's system turn) is not
+        run again."""
         frame = frame_of(self.manifest.config)
         if frame is None:
             raise PluslsError(f"{self.files.directory} has no chat template: it cannot score answers")
@@ -120,9 +124,14 @@ class CausalLM:
         limit = self.manifest.max_length or len(context) + len(text)
         if len(text) >= limit:
             raise PluslsError(f"an answer of {len(text)} tokens is longer than {self.files.directory} reads")
-        ids = np.asarray([(context + text)[-limit:]], np.int64)  # past the model's positions: the context's end
-        logits, _ = self.forward(ids, np.ones_like(ids), np.arange(ids.shape[1])[None], self.empty_past(1),
-                                 keep=len(text) + 1)
+        ids = (context + text)[-limit:]  # past the model's positions: the context's end
+        with self._scored_lock:
+            last_ids, last_past = self._scored
+            keep = min(common_prefix(last_ids, ids), len(ids) - len(text) - 1)
+            past = [first_positions(p, keep) for p in last_past] if keep else self.empty_past(1)
+            logits, present = self.forward(np.asarray([ids[keep:]], np.int64), np.ones((1, len(ids)), np.int64),
+                                           np.arange(keep, len(ids))[None], past, keep=len(text) + 1)
+            self._scored = (ids, present)
         return float(token_logprobs(logits[0, -len(text) - 1 : -1], text).sum())
 
     def generate(
@@ -165,3 +174,19 @@ class CausalLM:
             logits, past = self.forward(tokens[:, None].astype(np.int64), mask, positions, past)
         total = watch.elapsed()
         return [r.result(total, reason) for r in rows]
+
+
+def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many first tokens two sequences share."""
+    n = min(len(a), len(b))
+    if n == 0:
+        return 0
+    diff = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
+    return int(diff[0]) if len(diff) else n
+
+
+def first_positions(value, n: int) -> np.ndarray:
+    """A key/value array's first `n` positions ([batch, heads, positions, dim]), on the host (an OrtValue on a
+    device is copied back)."""
+    arr = value if isinstance(value, np.ndarray) else value.numpy()
+    return arr if arr.shape[2] == n else np.ascontiguousarray(arr[:, :, :n, :])

@@ -58,6 +58,10 @@ def test_the_score_is_the_answer_s_log_probability_after_the_framed_conversation
     want = token_logprobs(logits[0, -len(text) - 1 : -1], text).sum()
     assert lm.answer_logprob(messages, answer) == pytest.approx(float(want), abs=1e-4)
     assert lm.answer_logprob(messages, "add two numbers together") < lm.answer_logprob(messages, answer)
+    # The next candidate shares the system turn with the last one: its start is not run again, same score.
+    other = query_messages("def sub(a, b):\n    return a - b")
+    fresh = CausalLM(lm.files.directory).answer_logprob(other, answer)
+    assert lm.answer_logprob(other, answer) == pytest.approx(fresh, abs=1e-4)
 
 
 def test_only_a_model_that_can_answer_in_chat_form_or_a_matching_export_reranks(exported):
