@@ -100,7 +100,7 @@ class Completer:
             deadline_s=self.settings.deadline_ms / 1000,
             prefill_deadline_s=self.settings.prompt_deadline_ms / 1000,
             stop=() if multiline else ("\n",),
-            logprobs=self._may_run_rival(cursor, builder),
+            logprobs=self._rivals and applies(cursor),  # where a rival may run (line_choice.py)
         )
         cut, healed = model.healing.cut(ids, cursor, builder.fim["middle"]["id"] if builder.fim else None)
         self.stats.model_runs += 1
@@ -108,7 +108,8 @@ class Completer:
         self._count(reuse)
         settled = True
         if generation.finish_reason not in ("cancelled", "deadline"):
-            generation, healed, settled = self._line(uri, cursor, generation, healed, config, cancel)
+            generation, healed, settled = self._line(model, builder, uri, cursor, generation, healed, config,
+                                                     cancel)
         if generation.finish_reason == "cancelled":
             self.stats.cancelled += 1
             return None
@@ -171,16 +172,12 @@ class Completer:
             self._model = self._builder = None
         self.cache.clear_answers()
 
-    def _may_run_rival(self, cursor: Cursor, builder: PromptBuilder) -> bool:
-        return self._rivals and applies(cursor.line_prefix, cursor.text[cursor.offset : cursor.offset + 4096])
-
-    def _line(self, uri: str, cursor: Cursor, fim: Generation, healed: str, config: GenerationConfig,
-              cancel: CancelToken) -> tuple[Generation, str, bool]:
+    def _line(self, model: PrefixReuseLM, builder: PromptBuilder, uri: str, cursor: Cursor, fim: Generation,
+              healed: str, config: GenerationConfig, cancel: CancelToken) -> tuple[Generation, str, bool]:
         """What to show and its healed start: the FIM generation, or the prefix-only rival's line where the model is
         surer of it than of the FIM first line (line_choice.py); and whether that is settled. The rival's prompt
         starts as the FIM one does, whose key/values it copies; where more than RIVAL_COLD_TOKENS of it are left to
         read (a huge line), or it was cut short, the FIM line is shown, not cached as the answer."""
-        model, builder = self._ensure_model()
         if not config.logprobs:  # set where a rival may run
             return fim, healed, True
         key = (uri, PREFIX_ONLY)

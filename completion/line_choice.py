@@ -9,6 +9,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from .prompt import Cursor
+
+AFTER_CHARS = 4096
+
 
 def line_score(token_ids: Sequence[int], logprobs: Sequence[float], tokenizer) -> float | None:
     """The mean log-probability of the first line: its tokens up to the one that holds the line break, or all of
@@ -24,9 +28,10 @@ def line_score(token_ids: Sequence[int], logprobs: Sequence[float], tokenizer) -
     return float("-inf")
 
 
-def applies(line_prefix: str, text_after: str) -> bool:
-    """A rival may run for a cursor with nothing but blanks before it on its line and code after it."""
-    return not line_prefix.strip() and bool(text_after.strip())
+def applies(cursor: Cursor) -> bool:
+    """A rival may run for a cursor with nothing but blanks before it on its line and code after it (looked for in
+    the next AFTER_CHARS characters)."""
+    return not cursor.line_prefix.strip() and bool(cursor.text[cursor.offset : cursor.offset + AFTER_CHARS].strip())
 
 
 def rival_wins(fim_text: str, fim_score: float | None, rival_text: str, rival_score: float | None) -> bool:

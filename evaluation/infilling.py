@@ -64,7 +64,11 @@ def fim_ids(gen: ModelGenerator, prefix: str, suffix: str, budget: int, prefix_o
     """The server's FIM prompt for a cursor between `prefix` and `suffix`, with up to half the budget for the
     suffix (the server's own budgets are for typing speed, not for a benchmark); `prefix_only`: its rival's."""
     builder = PromptBuilder(gen.model.tokenizer, gen.manifest.fim, budget, budget // 2)
-    return builder.build(Cursor(prefix + suffix, len(prefix), "python"), WindowState(), prefix_only)
+    return builder.build(cursor_between(prefix, suffix), WindowState(), prefix_only)
+
+
+def cursor_between(prefix: str, suffix: str) -> Cursor:
+    return Cursor(prefix + suffix, len(prefix), "python")
 
 
 def modes_for(ctx: Context, requested: str) -> list[str]:
@@ -98,7 +102,7 @@ class Infilling:
                 span_lines = p["canonical_solution"].count("\n") or 1
                 if mode in ("fim", "choice"):
                     ids = rival = None
-                    chooses = mode == "choice" and applies(p["prompt"][p["prompt"].rfind("\n") + 1:], p["suffix"])
+                    chooses = mode == "choice" and applies(cursor_between(p["prompt"], p["suffix"]))
                     if isinstance(ctx.generator, ModelGenerator):
                         budget = ctx.generator.prompt_budget(ctx.settings.max_new_tokens or max_new)
                         ids = fim_ids(ctx.generator, p["prompt"], p["suffix"], budget)
